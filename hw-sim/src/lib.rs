@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+//! vslice-hw-sim: the simulated vslice PCI device (see docs/device.md).
+pub mod config;
+pub mod device;
+pub mod regs;

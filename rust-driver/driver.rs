@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The vslice PCI driver: binds the device, maps BAR0, reads and checks the
+//! capability registers, and registers the parent with the C shim last.
+//!
+//! Teardown order is the field order of [`Parent`]: the shim's view of the
+//! parent goes first (waiting for its readers), then the Rust state it
+//! pointed at, then the BAR mapping.
+
+use kernel::{device::Core, io::Io, pci, prelude::*, sync::Arc};
+
+use crate::regs::{self, Caps, RawCaps};
+use crate::shim::ShimParent;
+
+type Bar0<'bound> = pci::Bar<'bound, { regs::BAR0_SIZE as usize }>;
+
+/// Parent state shared with the shim (and, later, with instances).
+pub(crate) struct ParentState {
+    pub(crate) caps: Caps,
+}
+
+/// Per-device driver data.
+pub(crate) struct Parent<'bound> {
+    _shim: ShimParent,
+    _state: Arc<ParentState>,
+    _bar: Bar0<'bound>,
+    pdev: &'bound pci::Device,
+}
+
+pub(crate) struct VsliceDriver;
+
+// The Rust PCI abstraction only takes vendors from its own table; the
+// register map's vendor must be that one (checked at build time).
+const _: () = assert!(pci::Vendor::REDHAT.as_raw() == regs::PCI_VENDOR_ID);
+
+kernel::pci_device_table!(
+    PCI_TABLE,
+    <VsliceDriver as pci::Driver>::IdInfo,
+    [(
+        pci::DeviceId::from_id(pci::Vendor::REDHAT, regs::PCI_DEVICE_ID as u32),
+        ()
+    )]
+);
+
+fn read_caps(bar: &Bar0<'_>) -> RawCaps {
+    RawCaps {
+        id: bar.read32(regs::REG_ID),
+        version: bar.read32(regs::REG_VERSION),
+        contexts: bar.read32(regs::REG_NUM_CONTEXTS),
+        vectors: bar.read32(regs::REG_NUM_VECTORS),
+        vram_lo: bar.read32(regs::REG_VRAM_SIZE_LO),
+        vram_hi: bar.read32(regs::REG_VRAM_SIZE_HI),
+        ctx_stride: bar.read32(regs::REG_CTX_STRIDE),
+    }
+}
+
+impl pci::Driver for VsliceDriver {
+    type IdInfo = ();
+    type Data<'bound> = Parent<'bound>;
+
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _info: Option<&'bound Self::IdInfo>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        pdev.enable_device_mem().inspect_err(|e| {
+            dev_err!(pdev, "cannot enable the device: {:?}\n", e);
+        })?;
+        pdev.set_master();
+        let bar = pdev
+            .iomap_region_sized::<{ regs::BAR0_SIZE as usize }>(0, c"vslice")
+            .inspect_err(|e| dev_err!(pdev, "cannot map BAR0: {:?}\n", e))?;
+        let caps = Caps::decode(&read_caps(&bar)).map_err(|(e, why)| {
+            dev_err!(pdev, "rejecting device: {}\n", why);
+            e
+        })?;
+        dev_info!(
+            pdev,
+            "vslice device: ID register 0x{:08x}, v{}.{}, {} contexts, {} MiB VRAM, {} vectors\n",
+            caps.id,
+            caps.version >> 16,
+            caps.version & 0xffff,
+            caps.contexts,
+            caps.vram_size >> 20,
+            caps.vectors
+        );
+        let state = Arc::new(ParentState { caps }, GFP_KERNEL)
+            .inspect_err(|_| dev_err!(pdev, "out of memory for the parent state\n"))?;
+        // Last step of probe: from here on C can call into `state`.
+        let shim = ShimParent::add(pdev, &state)
+            .inspect_err(|e| dev_err!(pdev, "shim parent registration failed: {:?}\n", e))?;
+        Ok(Parent {
+            _shim: shim,
+            _state: state,
+            _bar: bar,
+            pdev,
+        })
+    }
+}
+
+impl Drop for Parent<'_> {
+    fn drop(&mut self) {
+        dev_info!(self.pdev, "vslice device unbound\n");
+    }
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds kernel VARIANT (debug|perf) from Debian's linux-source-7.3 in the
+# build root, into $VSLICE_WORK/kernel/<variant>-<key>. The key hashes the
+# build root's key, the config fragments and KERNEL_RECIPE, so that
+# changing any of them builds a new tree and nothing else does. Bump
+# KERNEL_RECIPE when a change to this script changes what gets built. Prints the tree's
+# path on stdout. Every option of the fragments is verified in .config.
+. "$(dirname "$0")/lib.sh"
+
+variant=${1:-debug}
+cfgdir=$VSLICE_TOP/config/kernel
+[ -f "$cfgdir/$variant.config" ] || die "unknown kernel variant '$variant' (debug|perf)"
+
+KERNEL_RECIPE=1
+
+kernel_key() {
+	echo "$(root_key)-$(hash_files "$cfgdir/base.config" "$cfgdir/$variant.config")-r$KERNEL_RECIPE"
+}
+
+kdir() { echo "$VSLICE_WORK/kernel/$variant-$(kernel_key | sha256sum | cut -c1-16)"; }
+
+build_kernel() {
+	local out src
+	out=$(kdir)
+	if [ -e "$out/.vslice-built" ]; then
+		return 0
+	fi
+	need_disk "$VSLICE_CACHE" 8
+	require_root
+	src=$VSLICE_WORK/kernel/src-$(grep -E '^linux-source-7.3' "$(root_dir)/.manifest" | cut -f2)
+	if [ ! -e "$src/.vslice-unpacked" ]; then
+		rm -rf "$src"
+		mkdir -p "$src"
+		stage "unpack linux-source" in_root "tar -C '$src' --strip-components=1 -xaf /usr/src/linux-source-7.3.tar.xz"
+		touch "$src/.vslice-unpacked"
+	fi
+	mkdir -p "$out"
+	ln -sfn "$src" "$out/source-tree"
+	local kmake="make -C '$src' O='$out' ARCH=x86_64 LLVM=1"
+	stage "configure $variant kernel" in_root "
+		$kmake tinyconfig
+		'$src/scripts/kconfig/merge_config.sh' -m -O '$out' '$out/.config' '$cfgdir/base.config' '$cfgdir/$variant.config'
+		$kmake olddefconfig
+		$kmake rustavailable"
+	verify_config "$out/.config" "$cfgdir/base.config" "$cfgdir/$variant.config"
+	local t0=$SECONDS
+	stage "build $variant kernel" in_root "$kmake -j$(nproc) all"
+	stage "install $variant kernel modules" in_root "rm -rf '$out/mods' && $kmake INSTALL_MOD_PATH='$out/mods' modules_install"
+	echo "$((SECONDS - t0))" >"$out/.build-seconds"
+	touch "$out/.vslice-built"
+	log "$variant kernel built in $((SECONDS - t0))s: $out"
+}
+
+# verify_config CONFIG FRAGMENT...: every option a fragment sets (or unsets)
+# has that value in CONFIG; Kconfig silently drops options with unmet deps.
+verify_config() {
+	local config=$1 bad=0 line opt val
+	shift
+	while IFS= read -r line; do
+		case "$line" in
+		CONFIG_*=*)
+			opt=${line%%=*}
+			val=${line#*=}
+			grep -qxF "$opt=$val" "$config" || {
+				echo "Kconfig dropped $opt=$val (have: $(grep -E "^(# )?$opt[= ]" "$config" || echo nothing))" >&2
+				bad=1
+			}
+			;;
+		"# CONFIG_"*" is not set")
+			opt=${line#\# }
+			opt=${opt%% *}
+			if grep -qE "^$opt=" "$config"; then
+				echo "Kconfig kept $opt although a fragment unsets it" >&2
+				bad=1
+			fi
+			;;
+		esac
+	done < <(cat "$@")
+	[ "$bad" = 0 ] || die "kernel config does not have what config/kernel/*.config asks for"
+	log "kernel config verified: every fragment option is in $config"
+}
+
+if [ "${2:-}" = --print-dir ]; then
+	kdir
+	exit 0
+fi
+with_lock build build_kernel
+kdir
