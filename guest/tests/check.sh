@@ -1,0 +1,84 @@
+# The guest half of `make check` (busybox sh, run by scripts/check.sh via
+# vm-run). Every check is a KTAP test; KUnit suites add their own documents.
+. /guest/ktap.sh
+
+bound_to_vslice() {
+	devs=$(vslice_devices)
+	[ -n "$devs" ] || { echo "no 1b36:5c10 device on the PCI bus"; return 1; }
+	for b in $devs; do
+		drv=$(basename "$(readlink "/sys/bus/pci/devices/$b/driver")")
+		[ "$drv" = vslice ] || { echo "$b is bound to '$drv', not vslice"; return 1; }
+	done
+}
+
+# Rust -> C (parent registered with the shim, debugfs dir created) and
+# C -> Rust (the state file's content comes from vslice_rs_parent_info).
+seam_state_file() {
+	for b in $(vslice_devices); do
+		f=/sys/kernel/debug/vslice/$b/state
+		cat "$f" || return 1
+		grep -qx 'id: 0x56534c43' "$f" || return 1
+		grep -qx 'contexts: 16' "$f" || return 1
+		grep -qx 'vram_bytes: 268435456' "$f" || return 1
+	done
+}
+
+probe_logged_id() {
+	dmesg | grep -q 'vslice device: ID register 0x56534c43'
+}
+
+unbind_rebind() {
+	for b in $(vslice_devices); do
+		echo "$b" >/sys/bus/pci/drivers/vslice/unbind || return 1
+		[ ! -e "/sys/kernel/debug/vslice/$b" ] || { echo "debugfs dir left after unbind"; return 1; }
+		[ ! -e "/sys/bus/pci/devices/$b/driver" ] || return 1
+		echo "$b" >/sys/bus/pci/drivers/vslice/bind || return 1
+		grep -q 'id: 0x56534c43' "/sys/kernel/debug/vslice/$b/state" || return 1
+	done
+}
+
+mtty_create_remove() {
+	modprobe mtty || return 1
+	types=/sys/class/mdev_bus/mtty/mdev_supported_types
+	uuid=83b8f4f2-509f-382f-3c1e-e6bfe0fa1001
+	before=$(cat $types/mtty-1/available_instances)
+	echo "$uuid" >$types/mtty-1/create || return 1
+	[ -e /sys/bus/mdev/devices/$uuid ] || { echo "instance not in /sys/bus/mdev/devices"; return 1; }
+	[ "$(cat $types/mtty-1/available_instances)" -lt "$before" ] || return 1
+	echo 1 >/sys/bus/mdev/devices/$uuid/remove || return 1
+	[ ! -e /sys/bus/mdev/devices/$uuid ] || return 1
+	[ "$(cat $types/mtty-1/available_instances)" = "$before" ] || return 1
+	rmmod mtty
+}
+
+mdevctl_sees_mtty() {
+	modprobe mtty || return 1
+	out=$(mdevctl types 2>&1)
+	echo "$out"
+	echo "$out" | grep -q mtty-1 || return 1
+	rmmod mtty
+}
+
+rmmod_vslice() {
+	rmmod vslice || return 1
+	[ ! -e /sys/kernel/debug/vslice ] || { echo "debugfs root left after rmmod"; return 1; }
+	insmod /vslice/vslice.ko || return 1
+	bound_to_vslice
+}
+
+ktap_begin vslice_vm
+t vslice_bound_to_simulated_device bound_to_vslice
+t probe_read_and_logged_id_register probe_logged_id
+t seam_debugfs_state_from_rust seam_state_file
+t unbind_and_rebind unbind_rebind
+t rmmod_and_reload_vslice rmmod_vslice
+t mtty_instance_create_remove mtty_create_remove
+t mdevctl_lists_mtty_types mdevctl_sees_mtty
+ktap_end
+
+insmod /vslice/kunit/vslice_shim_kunit.ko
+insmod /vslice/kunit/vslice_kunit.ko
+kunit_results vslice_shim
+kunit_results vslice_caps
+rmmod vslice_kunit vslice_shim_kunit
+exit 0
