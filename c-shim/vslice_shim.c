@@ -64,7 +64,7 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 {
 	struct vslice_shim_parent *sp;
 
-	sp = kzalloc(sizeof(*sp), GFP_KERNEL);
+	sp = kzalloc_obj(*sp);
 	if (!sp)
 		return -ENOMEM;
 	sp->pdev = pdev;

@@ -1,30 +1,38 @@
 # shellcheck shell=sh
-# KTAP helpers for guest-side tests (sourced by busybox sh scripts).
-# ktap_begin SUITE: starts a KTAP document for one suite of tests;
-# t NAME CMD...: runs CMD, prints "ok"/"not ok" and, on failure, CMD's
-# output as diagnostics; ktap_end: prints the plan. kunit.py parse reads it.
-ktap_n=0
-ktap_failed=0
+# KTAP helpers for guest-side tests (sourced by busybox sh scripts), in the
+# layout KUnit itself prints, so that kunit.py parse reads both alike.
+# ktap_begin SUITE N: starts a suite of N tests; t NAME CMD...: runs CMD
+# and prints "ok"/"not ok" (with CMD's output as diagnostics on failure);
+# ktap_end: closes the suite, failing it if the count was not N.
 ktap_begin() {
-	echo "KTAP version 1"
-	echo "# vslice guest suite: $1"
 	ktap_suite=$1
+	ktap_plan=$2
+	ktap_n=0
+	ktap_failed=0
+	echo "KTAP version 1"
+	echo "1..1"
+	echo "    KTAP version 1"
+	echo "    # Subtest: $1"
+	echo "    1..$2"
 }
 t() {
 	name=$1
 	shift
 	ktap_n=$((ktap_n + 1))
 	if out=$("$@" 2>&1); then
-		echo "ok $ktap_n $name"
+		echo "    ok $ktap_n $name"
 	else
-		echo "not ok $ktap_n $name"
+		echo "    not ok $ktap_n $name"
 		ktap_failed=$((ktap_failed + 1))
-		echo "$out" | tail -n 20 | sed 's/^/# /'
+		echo "$out" | tail -n 20 | sed 's/^/    # /'
 	fi
 }
 ktap_end() {
-	echo "1..$ktap_n"
-	echo "# $ktap_suite: $((ktap_n - ktap_failed)) passed, $ktap_failed failed"
+	if [ "$ktap_failed" = 0 ] && [ "$ktap_n" = "$ktap_plan" ]; then
+		echo "ok 1 $ktap_suite"
+	else
+		echo "not ok 1 $ktap_suite # $ktap_failed failed, $ktap_n of $ktap_plan ran"
+	fi
 }
 # kunit_results SUITE: the KTAP results of a KUnit suite, as one document.
 kunit_results() {

@@ -72,15 +72,70 @@ mod tests {
 
     #[test]
     fn rejects_bad_registers() {
-        assert_eq!(reject(RawCaps { id: 0x1234, ..good() }), Some(ENODEV));
-        assert_eq!(reject(RawCaps { version: 0x0002_0000, ..good() }), Some(ENOTSUPP));
+        assert_eq!(
+            reject(RawCaps {
+                id: 0x1234,
+                ..good()
+            }),
+            Some(ENODEV)
+        );
+        assert_eq!(
+            reject(RawCaps {
+                version: 0x0002_0000,
+                ..good()
+            }),
+            Some(ENOTSUPP)
+        );
         // A newer minor version is compatible.
-        assert!(reject(RawCaps { version: DEVICE_VERSION + 1, ..good() }).is_none());
-        assert_eq!(reject(RawCaps { contexts: 0, ..good() }), Some(EINVAL));
-        assert_eq!(reject(RawCaps { contexts: MAX_CONTEXTS + 1, vectors: 4096, ..good() }), Some(EINVAL));
-        assert_eq!(reject(RawCaps { vectors: DEFAULT_CONTEXTS, ..good() }), Some(EINVAL));
-        assert_eq!(reject(RawCaps { ctx_stride: 0x800, ..good() }), Some(EINVAL));
-        assert_eq!(reject(RawCaps { vram_lo: 3 << 20, vram_hi: 0, ..good() }), Some(EINVAL));
-        assert_eq!(reject(RawCaps { vram_lo: 1 << 19, vram_hi: 0, ..good() }), Some(EINVAL));
+        assert!(reject(RawCaps {
+            version: DEVICE_VERSION + 1,
+            ..good()
+        })
+        .is_none());
+        assert_eq!(
+            reject(RawCaps {
+                contexts: 0,
+                ..good()
+            }),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            reject(RawCaps {
+                contexts: MAX_CONTEXTS + 1,
+                vectors: 4096,
+                ..good()
+            }),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            reject(RawCaps {
+                vectors: DEFAULT_CONTEXTS,
+                ..good()
+            }),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            reject(RawCaps {
+                ctx_stride: 0x800,
+                ..good()
+            }),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            reject(RawCaps {
+                vram_lo: 3 << 20,
+                vram_hi: 0,
+                ..good()
+            }),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            reject(RawCaps {
+                vram_lo: 1 << 19,
+                vram_hi: 0,
+                ..good()
+            }),
+            Some(EINVAL)
+        );
     }
 }

@@ -58,6 +58,7 @@ static struct kunit_suite vslice_shim_suite = {
 	.name = "vslice_shim",
 	.test_cases = vslice_shim_cases,
 };
+
 kunit_test_suite(vslice_shim_suite);
 
 MODULE_DESCRIPTION("KUnit tests for the vslice C shim");

@@ -50,7 +50,10 @@ impl Caps {
             return Err((EINVAL, "context count out of range"));
         }
         if raw.ctx_stride as usize != CTX_STRIDE {
-            return Err((EINVAL, "context window stride differs from the register map"));
+            return Err((
+                EINVAL,
+                "context window stride differs from the register map",
+            ));
         }
         // One vector per context plus the global one.
         if raw.vectors < raw.contexts + 1 {

@@ -17,7 +17,10 @@ use crate::driver::ParentState;
 )]
 mod ffi {
     use kernel::bindings::pci_dev;
-    include!(concat!(env!("VSLICE_GEN_DIR"), "/c-shim/vslice_shim_bindings.rs"));
+    include!(concat!(
+        env!("VSLICE_GEN_DIR"),
+        "/c-shim/vslice_shim_bindings.rs"
+    ));
 }
 
 /// The C shim's module-wide state (debugfs root); torn down on drop.

@@ -87,12 +87,15 @@ in_root() {
 	' _ "$root" "$VSLICE_TOP" "$VSLICE_WORK" "$*"
 }
 
+# logname NAME: NAME as a file name (stage and check logs).
+logname() { printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_'; }
+
 # stage NAME CMD...: print a stage line, run CMD with its output in a log
 # file, print the elapsed time; on failure show the log's tail and its path.
 stage() {
 	local name=$1 logf start rc=0
 	shift
-	logf=${VSLICE_LOGDIR:-$VSLICE_WORK/logs}/$(echo "$name" | tr ' /' '__').log
+	logf=${VSLICE_LOGDIR:-$VSLICE_WORK/logs}/$(logname "$name").log
 	mkdir -p "$(dirname "$logf")"
 	start=$(date +%s)
 	log "$name ..."

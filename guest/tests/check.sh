@@ -66,7 +66,7 @@ rmmod_vslice() {
 	bound_to_vslice
 }
 
-ktap_begin vslice_vm
+ktap_begin vslice_vm 7
 t vslice_bound_to_simulated_device bound_to_vslice
 t probe_read_and_logged_id_register probe_logged_id
 t seam_debugfs_state_from_rust seam_state_file

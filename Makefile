@@ -1,0 +1,45 @@
+# vslice top-level entry points. Everything runs as root on the host and
+# builds what it needs into the cache ($(VSLICE_CACHE), default
+# ~/.cache/vslice); see README.md.
+#
+#   make demo                      boot the VM with the simulated device, show vslice working
+#   make check                     build everything, run every test, "N passed, N failed"
+#   make vm-run SCRIPT=f [FILES=dir] [DEVICES=n] [KERNEL=debug|perf]
+#   make modules [KERNEL=...]      build vslice.ko and the KUnit modules (also: make)
+#   make kernel [KERNEL=...]       build the kernel variant
+#   make buildroot                 create the pinned trixie build root
+#   make cache-prune               delete cached trees whose key no longer matches
+
+KERNEL ?= debug
+DEVICES ?= 1
+SCRIPTS := $(CURDIR)/scripts
+
+.PHONY: all modules kernel buildroot check demo vm-run cache-prune clean
+
+all: modules
+
+modules:
+	@$(SCRIPTS)/modules.sh $(KERNEL) | tail -n 1
+
+kernel:
+	@$(SCRIPTS)/kernel.sh $(KERNEL)
+
+buildroot:
+	@$(SCRIPTS)/buildroot.sh
+
+check:
+	@$(SCRIPTS)/check.sh
+
+demo:
+	@$(SCRIPTS)/demo.sh
+
+vm-run:
+	@test -n "$(SCRIPT)" || { echo "usage: make vm-run SCRIPT=path/to/script.sh [FILES=dir] [DEVICES=n] [KERNEL=debug|perf]" >&2; exit 2; }
+	@$(SCRIPTS)/vm-run.sh --script "$(SCRIPT)" $(if $(FILES),--files "$(FILES)") \
+		--devices $(DEVICES) --kernel $(KERNEL) --name vm-run
+
+cache-prune:
+	@$(SCRIPTS)/cache-prune.sh
+
+clean:
+	cargo clean

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# cache-prune.sh: deletes cached build roots and kernel trees whose key no
+# longer matches this checkout (old pins or config fragments), and all but
+# the newest 20 results directories. Never touches the current ones.
+. "$(dirname "$0")/lib.sh"
+need_root
+keep_root=$(root_dir)
+keep_k=()
+for v in debug perf; do keep_k+=("$("$VSLICE_TOP/scripts/kernel.sh" "$v" --print-dir)"); done
+prune() {
+	local d
+	for d in "$VSLICE_CACHE"/root/*; do
+		[ -d "$d" ] && [ "$d" != "$keep_root" ] || continue
+		if findmnt -rno TARGET | grep -q "^$d"; then
+			log "skipping $d: something is mounted in it"
+			continue
+		fi
+		log "removing old build root $d"
+		rm -rf --one-file-system "$d"
+	done
+	for d in "$VSLICE_WORK"/kernel/debug-* "$VSLICE_WORK"/kernel/perf-*; do
+		[ -e "$d" ] || continue
+		case " ${keep_k[*]} " in *" $d "*) continue ;; esac
+		log "removing old kernel tree $d"
+		rm -rf "$d"
+	done
+	ls -1dt "$VSLICE_WORK"/results/*/ 2>/dev/null | tail -n +21 | xargs -r rm -rf
+}
+with_lock build prune

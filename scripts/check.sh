@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# check.sh: everything `make check` runs. Builds what it needs (build root,
+# debug kernel, modules, hw-sim), then:
+#   lints     checkpatch --strict (C), rustfmt with the kernel's config and
+#             CLIPPY=1 (kernel Rust), cargo fmt and clippy (user-space Rust)
+#   host      cargo test for the workspace
+#   VM        guest/tests/check.sh under the debug kernel, KUnit included;
+#             every KTAP document is read by the kernel's kunit.py parse
+# Each lint, cargo test and KTAP test counts as one test. The last line is
+# "N passed, N failed, N skipped"; the exit status is non-zero on any failure.
+. "$(dirname "$0")/lib.sh"
+need_root
+require_root
+
+run=$VSLICE_WORK/results/$(date +%Y%m%d-%H%M%S)-check-$$
+mkdir -p "$run"
+export VSLICE_LOGDIR=$run
+pass=0 fail=0 skip=0
+failed=()
+result() { # result ok|fail|skip NAME [why]
+	case "$1" in
+	ok) pass=$((pass + 1)); echo "ok      $2" ;;
+	skip) skip=$((skip + 1)); echo "skip    $2 ($3)" ;;
+	*) fail=$((fail + 1)); failed+=("$2"); echo "FAILED  $2${3:+ ($3)}" ;;
+	esac
+}
+# check NAME CMD...: one test from a command's exit status (log kept).
+check() {
+	local name=$1
+	shift
+	if stage "$name" "$@" 2>/dev/null; then result ok "$name"; else
+		result fail "$name" "log: $VSLICE_LOGDIR/$(logname "$name").log"
+	fi
+}
+
+kdir=$("$VSLICE_TOP/scripts/kernel.sh" debug)
+ksrc=$(readlink -f "$kdir/source-tree")
+cd "$VSLICE_TOP"
+
+# --- lints -------------------------------------------------------------
+c_files=$(git ls-files 'c-shim/*.c' 'c-shim/*.h' 'kunit/*.c')
+krust_files=$(git ls-files 'rust-driver/*.rs' 'kunit/*.rs' 'regs/*.rs')
+check "lint.checkpatch_strict" in_root "cd '$VSLICE_TOP' && '$ksrc/scripts/checkpatch.pl' --strict --no-tree --show-types --terse -f $(echo $c_files)"
+check "lint.rustfmt_kernel_config" in_root "cd '$VSLICE_TOP' && rustfmt --check --config-path '$ksrc/.rustfmt.toml' --edition 2021 $(echo $krust_files)"
+clippy_build() {
+	local out=$VSLICE_WORK/build/debug/clippy
+	rm -rf "$out"
+	mkdir -p "$out"
+	in_root "make -C '$kdir' M='$VSLICE_TOP' MO='$out' LLVM=1 CLIPPY=1 -j$(nproc) modules" 2>&1 | tee "$run/clippy.out"
+	[ "${PIPESTATUS[0]}" = 0 ] || return 1
+	! grep -E '^(warning|error)' "$run/clippy.out"
+}
+check "lint.kernel_clippy_no_warnings" clippy_build
+check "lint.cargo_fmt" cargo fmt --all --check
+check "lint.cargo_clippy" cargo clippy --workspace --all-targets --release -- -D warnings
+
+# --- host tests ----------------------------------------------------------
+cargo_tests() {
+	cargo test --workspace --release 2>&1 | tee "$run/cargo-test.out"
+	[ "${PIPESTATUS[0]}" = 0 ]
+}
+if stage "cargo test" cargo_tests; then :; fi
+while read -r st name; do
+	if [ "$st" = ok ]; then result ok "cargo.$name"; elif [ "$st" = ignored ]; then
+		result skip "cargo.$name" "marked #[ignore]"
+	else result fail "cargo.$name"; fi
+done < <(sed -n 's/^test \([^ ]*\) \.\.\. \(ok\|FAILED\|ignored\)$/\2 \1/p' "$run/cargo-test.out")
+grep -q '^test result: ' "$run/cargo-test.out" || result fail "cargo.test_build" "cargo test did not run; see $run/cargo-test.out"
+
+# --- VM tests -------------------------------------------------------------
+vmrc=0
+"$VSLICE_TOP/scripts/vm-run.sh" --script "$VSLICE_TOP/guest/tests/check.sh" --name check-vm \
+	--devices 1 >"$run/vm.out" 2>&1 || vmrc=$?
+vmdir=$(cat "$VSLICE_WORK/results/last")
+if [ "$vmrc" = 0 ]; then result ok "vm.boot_run_no_splat"; else
+	result fail "vm.boot_run_no_splat" "exit $vmrc, see $vmdir/console.log"
+	tail -n 40 "$run/vm.out" | sed 's/^/    /'
+fi
+while read -r line; do
+	case "$line" in
+	"ok "*) result ok "vm.${line#ok }" ;;
+	"not ok "*) result fail "vm.${line#not ok }" ;;
+	"skip "*) result skip "vm.${line#skip }" "skipped in the guest" ;;
+	esac
+done < <(python3 "$VSLICE_TOP/scripts/ktap-count.py" "$ksrc/tools/testing/kunit/kunit.py" "$vmdir/script.out")
+
+echo
+echo "logs: $run (VM: $vmdir)"
+[ "$fail" = 0 ] || printf 'failed: %s\n' "${failed[@]}"
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" = 0 ]
