@@ -57,6 +57,16 @@ pub const REG_SCRATCH: usize = 0x01c;
 pub const REG_CONTROL: usize = 0x020;
 /// RO: global status, `STATUS_*` bits.
 pub const REG_STATUS: usize = 0x024;
+/// RW1C: global interrupt status (vector 0), `GIRQ_*` bits.
+pub const REG_GLOBAL_IRQ_STATUS: usize = 0x028;
+/// RW: global interrupt mask, `GIRQ_*` bits; 1 = masked. Reset: all masked.
+pub const REG_GLOBAL_IRQ_MASK: usize = 0x02c;
+/// RO: number of refused register/VRAM accesses since reset.
+pub const REG_BAD_ACCESS_COUNT: usize = 0x030;
+/// RO: BAR0 offset of the last refused access.
+pub const REG_BAD_ACCESS_OFFSET: usize = 0x034;
+/// RO: `FEATURE_*` bits: the job opcodes this device implements.
+pub const REG_FEATURES: usize = 0x038;
 
 /// `REG_CONTROL`: device enabled (contexts accept work).
 pub const CTRL_ENABLE: u32 = 1 << 0;
@@ -64,7 +74,15 @@ pub const CTRL_ENABLE: u32 = 1 << 0;
 pub const CTRL_RESET: u32 = 1 << 1;
 /// `REG_STATUS`: the device is ready.
 pub const STATUS_READY: u32 = 1 << 0;
-
+/// `REG_STATUS`: a fatal error was reported (`GIRQ_FATAL`).
+pub const STATUS_FATAL: u32 = 1 << 1;
+/// `REG_GLOBAL_IRQ_*`: a device-level error (injected or internal).
+pub const GIRQ_FATAL: u32 = 1 << 0;
+/// `REG_GLOBAL_IRQ_*`: a refused access was logged (`REG_BAD_ACCESS_*`).
+pub const GIRQ_BAD_ACCESS: u32 = 1 << 1;
+/// `REG_FEATURES`: every opcode below is implemented.
+pub const FEATURES_V1: u32 = (1 << OP_NOP) | (1 << OP_FILL) | (1 << OP_COPY) | (1 << OP_CHECKSUM)
+    | (1 << OP_DMA_TO_HOST) | (1 << OP_DMA_FROM_HOST);
 /// Offset of context 0's window in BAR0.
 pub const CTX_BASE: usize = 0x1000;
 /// Size of one context window.
@@ -80,3 +98,142 @@ pub const DEFAULT_VRAM_SIZE: u64 = 256 << 20;
 pub const fn ctx_window(n: u32) -> usize {
     CTX_BASE + n as usize * CTX_STRIDE
 }
+
+// Context window, privileged block (0x000..0x100): programmed by the
+// driver only; an mdev instance never sees it.
+/// RW: VRAM slice base (absolute VRAM offset, 4 KiB aligned), low 32 bits.
+pub const CTX_VRAM_BASE_LO: usize = 0x000;
+/// RW: VRAM slice base, high 32 bits.
+pub const CTX_VRAM_BASE_HI: usize = 0x004;
+/// RW: VRAM slice size in bytes (4 KiB multiple; 0 = no VRAM), low 32 bits.
+pub const CTX_VRAM_SIZE_LO: usize = 0x008;
+/// RW: VRAM slice size, high 32 bits.
+pub const CTX_VRAM_SIZE_HI: usize = 0x00c;
+/// RW: DMA window base (IOVA), low 32 bits.
+pub const CTX_DMA_BASE_LO: usize = 0x010;
+/// RW: DMA window base, high 32 bits.
+pub const CTX_DMA_BASE_HI: usize = 0x014;
+/// RW: DMA window size in bytes (0 = DMA jobs refused), low 32 bits.
+pub const CTX_DMA_SIZE_LO: usize = 0x018;
+/// RW: DMA window size, high 32 bits.
+pub const CTX_DMA_SIZE_HI: usize = 0x01c;
+/// RW: scheduling weight 1..=255 (0 reads back as 1). Reset: 1.
+pub const CTX_WEIGHT: usize = 0x020;
+/// RW: MSI-X vector this context raises. Reset: context number + 1.
+pub const CTX_VECTOR: usize = 0x024;
+/// RW: `CTX_CTRL_*` bits.
+pub const CTX_CONTROL: usize = 0x028;
+/// Start of the user block: what an instance's register window maps.
+pub const CTX_USER_BASE: usize = 0x100;
+/// Size of the user block.
+pub const CTX_USER_SIZE: usize = 0x100;
+
+/// `CTX_CONTROL`: the context runs jobs (needs `CTRL_ENABLE` too).
+pub const CTX_CTRL_ENABLE: u32 = 1 << 0;
+/// `CTX_CONTROL`: write 1 to reset the context; reads back 0.
+pub const CTX_CTRL_RESET: u32 = 1 << 1;
+
+// Context window, user block (0x100..0x200).
+/// RO: `CTX_STATUS_*` bits.
+pub const CTX_STATUS: usize = 0x100;
+/// RW1C: `CTX_IRQ_*` bits pending for this context.
+pub const CTX_IRQ_STATUS: usize = 0x104;
+/// RW: `CTX_IRQ_*` bits; 1 = masked (no MSI-X for that cause). Reset: 0.
+pub const CTX_IRQ_MASK: usize = 0x108;
+/// RW: `ERR_*` code of the first unhandled error; any write clears it and
+/// resumes a halted ring after the faulting descriptor.
+pub const CTX_ERROR: usize = 0x10c;
+/// RO: the slice offset or IOVA that caused `CTX_ERROR`, low 32 bits.
+pub const CTX_ERROR_ADDR_LO: usize = 0x110;
+/// RO: high 32 bits of the above.
+pub const CTX_ERROR_ADDR_HI: usize = 0x114;
+/// RW: ring base (slice offset, `DESC_SIZE` aligned), low 32 bits.
+pub const CTX_RING_BASE_LO: usize = 0x118;
+/// RW: ring base, high 32 bits.
+pub const CTX_RING_BASE_HI: usize = 0x11c;
+/// RW: number of ring slots, a power of two 1..=`RING_MAX_SLOTS`.
+pub const CTX_RING_SIZE: usize = 0x120;
+/// RO: free-running index of the next descriptor the device reads.
+pub const CTX_RING_HEAD: usize = 0x124;
+/// RW: free-running producer index (slot = index % ring size).
+pub const CTX_RING_TAIL: usize = 0x128;
+/// WO: any write tells the device that the tail moved; reads 0.
+pub const CTX_DOORBELL: usize = 0x12c;
+/// RO: free-running count of completed descriptors.
+pub const CTX_COMPLETED: usize = 0x130;
+
+/// `CTX_STATUS`: enabled (device and context).
+pub const CTX_STATUS_ENABLED: u32 = 1 << 0;
+/// `CTX_STATUS`: descriptors between head and tail are pending.
+pub const CTX_STATUS_BUSY: u32 = 1 << 1;
+/// `CTX_STATUS`: halted on an error (see `CTX_ERROR`).
+pub const CTX_STATUS_HALTED: u32 = 1 << 2;
+/// `CTX_IRQ_*`: a descriptor with `DESC_FLAG_IRQ` completed.
+pub const CTX_IRQ_DONE: u32 = 1 << 0;
+/// `CTX_IRQ_*`: the context halted on an error.
+pub const CTX_IRQ_ERROR: u32 = 1 << 1;
+/// Largest ring.
+pub const RING_MAX_SLOTS: u32 = 4096;
+
+/// Errors (`CTX_ERROR` and a descriptor's status).
+pub const ERR_NONE: u32 = 0;
+/// An address range outside the context's VRAM slice.
+pub const ERR_VRAM_BOUNDS: u32 = 1;
+/// An IOVA range outside the context's DMA window or not mapped.
+pub const ERR_DMA_BOUNDS: u32 = 2;
+/// Unknown opcode or reserved bits set.
+pub const ERR_BAD_DESC: u32 = 3;
+/// Length 0, over `JOB_MAX_LEN` or not a multiple of 4 where required.
+pub const ERR_BAD_LEN: u32 = 4;
+/// The ring (base, size) lies outside the slice or is misaligned.
+pub const ERR_BAD_RING: u32 = 5;
+
+// Job descriptor: `DESC_SIZE` bytes in the context's VRAM slice, little
+// endian. The device writes `status` and `result` back when done.
+/// Size of a descriptor.
+pub const DESC_SIZE: usize = 64;
+/// u32: `OP_*`.
+pub const DESC_OPCODE: usize = 0x00;
+/// u32: `DESC_FLAG_*`.
+pub const DESC_FLAGS: usize = 0x04;
+/// u64: source (slice offset; IOVA for `OP_DMA_FROM_HOST`).
+pub const DESC_SRC: usize = 0x08;
+/// u64: destination (slice offset; IOVA for `OP_DMA_TO_HOST`).
+pub const DESC_DST: usize = 0x10;
+/// u32: length in bytes.
+pub const DESC_LEN: usize = 0x18;
+/// u32: fill pattern for `OP_FILL`.
+pub const DESC_VALUE: usize = 0x1c;
+/// u32, written by the device: `DESC_STATUS_DONE` or `DESC_STATUS_ERROR | ERR_*`.
+pub const DESC_STATUS: usize = 0x20;
+/// u64, written by the device: the `OP_CHECKSUM` result.
+pub const DESC_RESULT: usize = 0x28;
+/// `DESC_STATUS`: completed successfully.
+pub const DESC_STATUS_DONE: u32 = 1;
+/// `DESC_STATUS`: failed; the low bits hold the `ERR_*` code.
+pub const DESC_STATUS_ERROR: u32 = 1 << 31;
+/// `DESC_FLAGS`: raise `CTX_IRQ_DONE` when this descriptor completes.
+pub const DESC_FLAG_IRQ: u32 = 1 << 0;
+/// Longest job (bytes).
+pub const JOB_MAX_LEN: u32 = 64 << 20;
+
+/// Opcode: nothing (a fence: completes in order).
+pub const OP_NOP: u32 = 0;
+/// Opcode: fill `len` bytes at `dst` with the 32-bit `value` (len % 4 == 0).
+pub const OP_FILL: u32 = 1;
+/// Opcode: copy `len` bytes from `src` to `dst` (overlap allowed: memmove).
+pub const OP_COPY: u32 = 2;
+/// Opcode: FNV-1a 64 of `len` bytes at `src` into `result`.
+pub const OP_CHECKSUM: u32 = 3;
+/// Opcode: copy `len` bytes from VRAM `src` to guest memory at IOVA `dst`.
+pub const OP_DMA_TO_HOST: u32 = 4;
+/// Opcode: copy `len` bytes from guest memory at IOVA `src` to VRAM `dst`.
+pub const OP_DMA_FROM_HOST: u32 = 5;
+
+/// FNV-1a 64 offset basis (`OP_CHECKSUM`).
+pub const FNV64_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a 64 prime.
+pub const FNV64_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Vector of device-level events (`REG_GLOBAL_IRQ_STATUS`).
+pub const GLOBAL_VECTOR: u32 = 0;

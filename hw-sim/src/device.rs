@@ -1,18 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The device model behind the vfio-user socket: config space, BAR0
-//! registers, BAR2 VRAM (a memfd that QEMU maps into the guest) and the
-//! MSI-X eventfds. The vfio-user server calls it from one thread.
+//! The simulated vslice device (docs/device.md is its programming model):
+//! config space, BAR0 registers (global block + one window per context),
+//! BAR2 VRAM, MSI-X eventfds, the job engine and its scheduler.
+//!
+//! Locking: `Device` has no locks of its own. `Shared` puts it behind one
+//! mutex that the vfio-user thread (register accesses), the engine thread
+//! (`step`) and the control thread (fault commands) take; the engine drops
+//! it between chunks of `CHUNK` bytes, so a reset or a register access
+//! never waits for a whole job. `Faults` is lock-free and read outside the
+//! mutex, so that a hang can be lifted while an access sleeps.
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use log::{info, warn};
 use vfio_bindings::bindings::vfio::*;
 use vfio_user::{IrqInfo, ServerBackend, ServerRegion, SparseArea};
 
 use crate::config::{ConfigSpace, CONFIG_SIZE};
-use crate::regs;
+use crate::faults::Faults;
+use crate::mem::{DmaSpace, Vram};
+use crate::regs::*;
+
+/// Bytes the engine processes before it lets others take the lock.
+pub const CHUNK: u64 = 256 << 10;
+const PAGE: u64 = 4096;
 
 /// What the device is built with (command-line options).
 #[derive(Clone, Debug)]
@@ -28,9 +43,9 @@ pub struct DeviceParams {
 impl Default for DeviceParams {
     fn default() -> Self {
         DeviceParams {
-            contexts: regs::DEFAULT_CONTEXTS,
-            vram_size: regs::DEFAULT_VRAM_SIZE,
-            vectors: regs::DEFAULT_CONTEXTS + 1,
+            contexts: DEFAULT_CONTEXTS,
+            vram_size: DEFAULT_VRAM_SIZE,
+            vectors: DEFAULT_CONTEXTS + 1,
         }
     }
 }
@@ -38,86 +53,195 @@ impl Default for DeviceParams {
 impl DeviceParams {
     /// Checks the parameters against what the register map can express.
     pub fn validate(&self) -> Result<(), String> {
-        if self.contexts == 0 || self.contexts > regs::MAX_CONTEXTS {
-            return Err(format!("contexts must be 1..={}", regs::MAX_CONTEXTS));
+        if self.contexts == 0 || self.contexts > MAX_CONTEXTS {
+            return Err(format!("contexts must be 1..={MAX_CONTEXTS}"));
         }
         if !self.vram_size.is_power_of_two() || self.vram_size < (1 << 20) {
             return Err("VRAM size must be a power of two of at least 1 MiB".into());
         }
-        if self.vectors == 0 || self.vectors > 2048 {
-            return Err("vectors must be 1..=2048".into());
+        if self.vectors < self.contexts + 1 || self.vectors > 2048 {
+            return Err("vectors must be contexts + 1 ..= 2048".into());
         }
         Ok(())
     }
 }
 
-/// VRAM: a shared memfd mapping, exported to QEMU for direct guest mmap.
-pub struct Vram {
-    fd: File,
-    ptr: *mut u8,
-    size: usize,
+/// A decoded job descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desc {
+    /// `OP_*`.
+    pub opcode: u32,
+    /// `DESC_FLAG_*`.
+    pub flags: u32,
+    /// Source.
+    pub src: u64,
+    /// Destination.
+    pub dst: u64,
+    /// Length in bytes.
+    pub len: u32,
+    /// Fill pattern.
+    pub value: u32,
 }
 
-// SAFETY: the mapping is owned by this struct and only accessed through
-// &self/&mut self; the pointer is valid for `size` bytes until Drop.
-unsafe impl Send for Vram {}
+impl Desc {
+    /// The descriptor's bytes as the device reads them.
+    pub fn encode(&self) -> [u8; DESC_SIZE] {
+        let mut b = [0u8; DESC_SIZE];
+        b[DESC_OPCODE..DESC_OPCODE + 4].copy_from_slice(&self.opcode.to_le_bytes());
+        b[DESC_FLAGS..DESC_FLAGS + 4].copy_from_slice(&self.flags.to_le_bytes());
+        b[DESC_SRC..DESC_SRC + 8].copy_from_slice(&self.src.to_le_bytes());
+        b[DESC_DST..DESC_DST + 8].copy_from_slice(&self.dst.to_le_bytes());
+        b[DESC_LEN..DESC_LEN + 4].copy_from_slice(&self.len.to_le_bytes());
+        b[DESC_VALUE..DESC_VALUE + 4].copy_from_slice(&self.value.to_le_bytes());
+        b
+    }
 
-impl Vram {
-    /// Creates and maps a memfd of `size` bytes.
-    pub fn new(size: u64) -> std::io::Result<Self> {
-        let size = usize::try_from(size).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-        // SAFETY: the name is a valid C string; flags are valid.
-        let fd = unsafe { libc::memfd_create(c"vslice-vram".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+    fn decode(b: &[u8]) -> Desc {
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| u64::from(u32_at(o)) | (u64::from(u32_at(o + 4)) << 32);
+        Desc {
+            opcode: u32_at(DESC_OPCODE),
+            flags: u32_at(DESC_FLAGS),
+            src: u64_at(DESC_SRC),
+            dst: u64_at(DESC_DST),
+            len: u32_at(DESC_LEN),
+            value: u32_at(DESC_VALUE),
         }
-        // SAFETY: fd was just created and is owned by nobody else.
-        let fd = unsafe { File::from_raw_fd(fd) };
-        fd.set_len(size as u64)?;
-        // SAFETY: mapping a fresh memfd of `size` bytes, shared, read/write.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Vram {
-            fd,
-            ptr: ptr.cast(),
-            size,
-        })
-    }
-
-    /// The whole VRAM as bytes.
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: ptr is a live mapping of size bytes (see new()).
-        unsafe { std::slice::from_raw_parts(self.ptr, self.size) }
-    }
-
-    /// The whole VRAM as mutable bytes.
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in bytes(), and &mut self makes this the only view.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.size) }
-    }
-
-    /// The memfd, handed to QEMU with the region info.
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
     }
 }
 
-impl Drop for Vram {
-    fn drop(&mut self) {
-        // SAFETY: unmapping the mapping created in new(); nothing else uses it.
-        unsafe { libc::munmap(self.ptr.cast(), self.size) };
+/// FNV-1a 64 continued over `data` (start with `FNV64_OFFSET`).
+pub fn fnv1a64(mut h: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV64_PRIME);
     }
+    h
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    desc: Desc,
+    /// Slice offset of the descriptor (for the status write-back).
+    slot: u64,
+    done: u64,
+    hash: u64,
+}
+
+/// One hardware context.
+#[derive(Clone, Debug)]
+pub struct Context {
+    vram_base: u64,
+    vram_size: u64,
+    dma_base: u64,
+    dma_size: u64,
+    weight: u32,
+    vector: u32,
+    control: u32,
+    irq_status: u32,
+    irq_mask: u32,
+    error: u32,
+    error_addr: u64,
+    ring_base: u64,
+    ring_size: u32,
+    head: u32,
+    tail: u32,
+    completed: u32,
+    halted: bool,
+    inflight: Option<InFlight>,
+    vtime: u64,
+    /// Bytes of job work done since the device was created (scheduling tests).
+    pub bytes_done: u64,
+    /// Descriptors completed or failed since the device was created.
+    pub jobs_done: u64,
+}
+
+impl Context {
+    fn new(n: u32) -> Self {
+        Context {
+            vram_base: 0,
+            vram_size: 0,
+            dma_base: 0,
+            dma_size: 0,
+            weight: 1,
+            vector: n + 1,
+            control: 0,
+            irq_status: 0,
+            irq_mask: 0,
+            error: ERR_NONE,
+            error_addr: 0,
+            ring_base: 0,
+            ring_size: 0,
+            head: 0,
+            tail: 0,
+            completed: 0,
+            halted: false,
+            inflight: None,
+            vtime: 0,
+            bytes_done: 0,
+            jobs_done: 0,
+        }
+    }
+
+    /// Per-context reset: the user block; privileged programming stays.
+    fn reset_user(&mut self) {
+        self.irq_status = 0;
+        self.irq_mask = 0;
+        self.error = ERR_NONE;
+        self.error_addr = 0;
+        self.ring_base = 0;
+        self.ring_size = 0;
+        self.head = 0;
+        self.tail = 0;
+        self.completed = 0;
+        self.halted = false;
+        self.inflight = None;
+    }
+
+    /// The slice as (absolute base, size); empty if misprogrammed.
+    fn slice(&self, vram_total: u64) -> (u64, u64) {
+        let ok = self.vram_base.is_multiple_of(PAGE)
+            && self.vram_size.is_multiple_of(PAGE)
+            && self
+                .vram_base
+                .checked_add(self.vram_size)
+                .is_some_and(|e| e <= vram_total);
+        if ok {
+            (self.vram_base, self.vram_size)
+        } else {
+            (0, 0)
+        }
+    }
+}
+
+fn lo(v: u64) -> u32 {
+    v as u32
+}
+
+fn hi(v: u64) -> u32 {
+    (v >> 32) as u32
+}
+
+fn set_lo(r: &mut u64, v: u32) {
+    *r = (*r & !0xffff_ffff) | u64::from(v);
+}
+
+fn set_hi(r: &mut u64, v: u32) {
+    *r = (*r & 0xffff_ffff) | (u64::from(v) << 32);
+}
+
+/// Whether [off, off + len) lies in [0, size).
+fn in_bounds(off: u64, len: u64, size: u64) -> bool {
+    off.checked_add(len).is_some_and(|e| e <= size)
+}
+
+/// Counters the benchmarks read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Register accesses served (BAR0 and config).
+    pub accesses: u64,
+    /// MSI-X signals sent.
+    pub irqs: u64,
 }
 
 /// The simulated device.
@@ -125,29 +249,62 @@ pub struct Device {
     params: DeviceParams,
     config: ConfigSpace,
     vram: Vram,
+    dma: DmaSpace,
     scratch: u32,
     control: u32,
+    girq_status: u32,
+    girq_mask: u32,
+    bad_count: u32,
+    bad_offset: u32,
+    ctxs: Vec<Context>,
     irqs: Vec<Option<File>>,
-    /// Accesses that were refused (bad offset or size), for tests and logs.
-    pub bad_accesses: u64,
+    faults: Arc<Faults>,
+    /// Counters.
+    pub stats: Stats,
 }
 
 impl Device {
     /// A device in its reset state.
-    pub fn new(params: DeviceParams) -> std::io::Result<Self> {
+    pub fn new(params: DeviceParams, faults: Arc<Faults>) -> std::io::Result<Self> {
         params
             .validate()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let vram = Vram::new(params.vram_size)?;
         Ok(Device {
             config: ConfigSpace::new(params.vectors, params.vram_size),
+            vram: Vram::new(params.vram_size)?,
+            dma: DmaSpace::default(),
             irqs: (0..params.vectors).map(|_| None).collect(),
+            ctxs: (0..params.contexts).map(Context::new).collect(),
             params,
-            vram,
             scratch: 0,
             control: 0,
-            bad_accesses: 0,
+            girq_status: 0,
+            girq_mask: !0,
+            bad_count: 0,
+            bad_offset: 0,
+            faults,
+            stats: Stats::default(),
         })
+    }
+
+    /// The parameters the device was built with.
+    pub fn params(&self) -> &DeviceParams {
+        &self.params
+    }
+
+    /// A context's state (tests and the engine's callers).
+    pub fn context(&self, n: usize) -> Option<&Context> {
+        self.ctxs.get(n)
+    }
+
+    /// VRAM (tests).
+    pub fn vram_mut(&mut self) -> &mut [u8] {
+        self.vram.bytes_mut()
+    }
+
+    /// Refused accesses since reset.
+    pub fn bad_accesses(&self) -> u32 {
+        self.bad_count
     }
 
     /// The vfio-user region table: config, BAR0, BAR2 (mmap-able), BAR4.
@@ -164,7 +321,7 @@ impl Device {
                 let mut mmap_fd = None;
                 match index {
                     VFIO_PCI_CONFIG_REGION_INDEX => (info.size, info.flags) = (CONFIG_SIZE as u64, rw),
-                    VFIO_PCI_BAR0_REGION_INDEX => (info.size, info.flags) = (regs::BAR0_SIZE, rw),
+                    VFIO_PCI_BAR0_REGION_INDEX => (info.size, info.flags) = (BAR0_SIZE, rw),
                     VFIO_PCI_BAR2_REGION_INDEX => {
                         info.size = self.params.vram_size;
                         info.flags = rw | VFIO_REGION_INFO_FLAG_MMAP;
@@ -178,7 +335,7 @@ impl Device {
                         });
                         mmap_fd = Some(self.vram.raw_fd());
                     }
-                    VFIO_PCI_BAR4_REGION_INDEX => (info.size, info.flags) = (regs::BAR4_SIZE, rw),
+                    VFIO_PCI_BAR4_REGION_INDEX => (info.size, info.flags) = (BAR4_SIZE, rw),
                     _ => {}
                 }
                 ServerRegion {
@@ -209,76 +366,444 @@ impl Device {
             .collect()
     }
 
-    fn bar0_read32(&self, off: usize) -> Option<u32> {
+    // ---- registers -------------------------------------------------
+
+    fn global_read(&self, off: usize) -> Option<u32> {
         let vram = self.params.vram_size;
         Some(match off {
-            regs::REG_ID => regs::DEVICE_ID_MAGIC,
-            regs::REG_VERSION => regs::DEVICE_VERSION,
-            regs::REG_NUM_CONTEXTS => self.params.contexts,
-            regs::REG_NUM_VECTORS => self.params.vectors,
-            regs::REG_VRAM_SIZE_LO => vram as u32,
-            regs::REG_VRAM_SIZE_HI => (vram >> 32) as u32,
-            regs::REG_CTX_STRIDE => regs::CTX_STRIDE as u32,
-            regs::REG_SCRATCH => self.scratch,
-            regs::REG_CONTROL => self.control,
-            regs::REG_STATUS => regs::STATUS_READY,
-            _ if off < regs::ctx_window(self.params.contexts) => 0,
+            REG_ID => DEVICE_ID_MAGIC,
+            REG_VERSION => DEVICE_VERSION,
+            REG_NUM_CONTEXTS => self.params.contexts,
+            REG_NUM_VECTORS => self.params.vectors,
+            REG_VRAM_SIZE_LO => lo(vram),
+            REG_VRAM_SIZE_HI => hi(vram),
+            REG_CTX_STRIDE => CTX_STRIDE as u32,
+            REG_SCRATCH => self.scratch,
+            REG_CONTROL => self.control,
+            REG_STATUS => {
+                STATUS_READY
+                    | if self.girq_status & GIRQ_FATAL != 0 {
+                        STATUS_FATAL
+                    } else {
+                        0
+                    }
+            }
+            REG_GLOBAL_IRQ_STATUS => self.girq_status,
+            REG_GLOBAL_IRQ_MASK => self.girq_mask,
+            REG_BAD_ACCESS_COUNT => self.bad_count,
+            REG_BAD_ACCESS_OFFSET => self.bad_offset,
+            REG_FEATURES => FEATURES_V1,
             _ => return None,
         })
     }
 
-    fn bar0_write32(&mut self, off: usize, v: u32) -> bool {
+    fn global_write(&mut self, off: usize, v: u32) -> bool {
         match off {
-            regs::REG_SCRATCH => self.scratch = v,
-            regs::REG_CONTROL => {
-                if v & regs::CTRL_RESET != 0 {
+            REG_SCRATCH => self.scratch = v,
+            REG_CONTROL => {
+                if v & CTRL_RESET != 0 {
                     self.device_reset();
                 } else {
-                    self.control = v & regs::CTRL_ENABLE;
+                    self.control = v & CTRL_ENABLE;
                 }
             }
-            _ if off < regs::ctx_window(self.params.contexts) => {}
-            _ => return false,
+            REG_GLOBAL_IRQ_STATUS => self.girq_status &= !v,
+            REG_GLOBAL_IRQ_MASK => self.girq_mask = v,
+            // Read-only registers ignore writes, as hardware does.
+            _ => return self.global_read(off).is_some(),
         }
         true
     }
 
-    /// Device reset: registers to their reset values; VRAM is kept (as
-    /// on real hardware, memory contents survive a reset).
+    fn ctx_read(&self, n: usize, r: usize) -> Option<u32> {
+        let c = &self.ctxs[n];
+        Some(match r {
+            CTX_VRAM_BASE_LO => lo(c.vram_base),
+            CTX_VRAM_BASE_HI => hi(c.vram_base),
+            CTX_VRAM_SIZE_LO => lo(c.vram_size),
+            CTX_VRAM_SIZE_HI => hi(c.vram_size),
+            CTX_DMA_BASE_LO => lo(c.dma_base),
+            CTX_DMA_BASE_HI => hi(c.dma_base),
+            CTX_DMA_SIZE_LO => lo(c.dma_size),
+            CTX_DMA_SIZE_HI => hi(c.dma_size),
+            CTX_WEIGHT => c.weight.max(1),
+            CTX_VECTOR => c.vector,
+            CTX_CONTROL => c.control,
+            CTX_STATUS => {
+                let mut s = 0;
+                if self.ctx_enabled(n) {
+                    s |= CTX_STATUS_ENABLED;
+                }
+                if c.inflight.is_some() || c.head != c.tail {
+                    s |= CTX_STATUS_BUSY;
+                }
+                if c.halted {
+                    s |= CTX_STATUS_HALTED;
+                }
+                s
+            }
+            CTX_IRQ_STATUS => c.irq_status,
+            CTX_IRQ_MASK => c.irq_mask,
+            CTX_ERROR => c.error,
+            CTX_ERROR_ADDR_LO => lo(c.error_addr),
+            CTX_ERROR_ADDR_HI => hi(c.error_addr),
+            CTX_RING_BASE_LO => lo(c.ring_base),
+            CTX_RING_BASE_HI => hi(c.ring_base),
+            CTX_RING_SIZE => c.ring_size,
+            CTX_RING_HEAD => c.head,
+            CTX_RING_TAIL => c.tail,
+            CTX_DOORBELL => 0,
+            CTX_COMPLETED => c.completed,
+            _ => return None,
+        })
+    }
+
+    fn ctx_write(&mut self, n: usize, r: usize, v: u32) -> bool {
+        let c = &mut self.ctxs[n];
+        match r {
+            CTX_VRAM_BASE_LO => set_lo(&mut c.vram_base, v),
+            CTX_VRAM_BASE_HI => set_hi(&mut c.vram_base, v),
+            CTX_VRAM_SIZE_LO => set_lo(&mut c.vram_size, v),
+            CTX_VRAM_SIZE_HI => set_hi(&mut c.vram_size, v),
+            CTX_DMA_BASE_LO => set_lo(&mut c.dma_base, v),
+            CTX_DMA_BASE_HI => set_hi(&mut c.dma_base, v),
+            CTX_DMA_SIZE_LO => set_lo(&mut c.dma_size, v),
+            CTX_DMA_SIZE_HI => set_hi(&mut c.dma_size, v),
+            CTX_WEIGHT => c.weight = v.clamp(1, 255),
+            CTX_VECTOR => c.vector = v,
+            CTX_CONTROL => {
+                if v & CTX_CTRL_RESET != 0 {
+                    c.reset_user();
+                } else {
+                    c.control = v & CTX_CTRL_ENABLE;
+                }
+            }
+            CTX_IRQ_STATUS => c.irq_status &= !v,
+            CTX_IRQ_MASK => c.irq_mask = v & (CTX_IRQ_DONE | CTX_IRQ_ERROR),
+            CTX_ERROR => {
+                c.error = ERR_NONE;
+                c.halted = false;
+            }
+            CTX_RING_BASE_LO => set_lo(&mut c.ring_base, v),
+            CTX_RING_BASE_HI => set_hi(&mut c.ring_base, v),
+            CTX_RING_SIZE => c.ring_size = v,
+            CTX_RING_TAIL => c.tail = v,
+            CTX_DOORBELL => {}
+            _ => return self.ctx_read(n, r).is_some(),
+        }
+        true
+    }
+
+    fn bar0_decode(&self, off: usize) -> Option<(Option<usize>, usize)> {
+        if off < CTX_BASE {
+            return Some((None, off));
+        }
+        let n = (off - CTX_BASE) / CTX_STRIDE;
+        (n < self.ctxs.len()).then_some((Some(n), (off - CTX_BASE) % CTX_STRIDE))
+    }
+
+    /// A 32-bit BAR0 read; None for an offset the map does not name.
+    pub fn bar0_read32(&self, off: usize) -> Option<u32> {
+        match self.bar0_decode(off)? {
+            (None, r) => self.global_read(r),
+            (Some(n), r) => self.ctx_read(n, r),
+        }
+    }
+
+    /// A 32-bit BAR0 write; false for an offset the map does not name.
+    pub fn bar0_write32(&mut self, off: usize, v: u32) -> bool {
+        match self.bar0_decode(off) {
+            Some((None, r)) => self.global_write(r, v),
+            Some((Some(n), r)) => self.ctx_write(n, r, v),
+            None => false,
+        }
+    }
+
+    fn refuse(&mut self, what: &str, region: u32, off: u64, len: usize) {
+        self.bad_count = self.bad_count.wrapping_add(1);
+        if region == VFIO_PCI_BAR0_REGION_INDEX {
+            self.bad_offset = off.min(u64::from(u32::MAX)) as u32;
+        }
+        self.girq_status |= GIRQ_BAD_ACCESS;
+        self.raise_global();
+        warn!("refused {what}: region {region} offset {off:#x} size {len}");
+    }
+
+    /// Device reset: every register to its reset value and all work
+    /// dropped. VRAM contents and the DMA mappings (QEMU's) are kept.
     pub fn device_reset(&mut self) {
         self.scratch = 0;
         self.control = 0;
+        self.girq_status = 0;
+        self.girq_mask = !0;
+        self.bad_count = 0;
+        self.bad_offset = 0;
+        for (n, c) in self.ctxs.iter_mut().enumerate() {
+            let (bytes, jobs) = (c.bytes_done, c.jobs_done);
+            *c = Context::new(n as u32);
+            c.bytes_done = bytes;
+            c.jobs_done = jobs;
+        }
+        info!("device reset");
     }
 
-    /// Signals MSI-X vector `v` if the guest wired it to an eventfd.
-    pub fn raise(&mut self, v: u32) {
+    /// Fault: raise the device-level error interrupt.
+    pub fn inject_error(&mut self) {
+        self.girq_status |= GIRQ_FATAL;
+        self.raise_global();
+    }
+
+    // ---- interrupts --------------------------------------------------
+
+    fn signal(&mut self, v: u32) {
+        if self.faults.removed() {
+            return;
+        }
         if let Some(Some(fd)) = self.irqs.get_mut(v as usize) {
+            self.stats.irqs += 1;
             if let Err(e) = fd.write_all(&1u64.to_le_bytes()) {
                 warn!("MSI-X vector {v}: eventfd write failed: {e}");
             }
         }
     }
 
-    fn refuse(&mut self, what: &str, region: u32, off: u64, len: usize) {
-        self.bad_accesses += 1;
-        warn!("refused {what} region {region} offset {off:#x} size {len}");
+    fn raise_global(&mut self) {
+        if self.girq_status & !self.girq_mask != 0 {
+            self.signal(GLOBAL_VECTOR);
+        }
     }
-}
 
-fn vram_range(size: u64, off: u64, len: usize) -> Option<std::ops::Range<usize>> {
-    let end = off.checked_add(len as u64)?;
-    (end <= size).then_some(off as usize..end as usize)
-}
+    fn raise_ctx(&mut self, n: usize, cause: u32) {
+        let c = &mut self.ctxs[n];
+        c.irq_status |= cause;
+        if cause & !c.irq_mask != 0 {
+            let v = c.vector;
+            self.signal(v);
+        }
+    }
 
-impl ServerBackend for Device {
-    fn region_read(&mut self, region: u32, off: u64, data: &mut [u8]) -> std::io::Result<()> {
+    // ---- engine --------------------------------------------------------
+
+    fn ctx_enabled(&self, n: usize) -> bool {
+        self.control & CTRL_ENABLE != 0 && self.ctxs[n].control & CTX_CTRL_ENABLE != 0
+    }
+
+    fn runnable(&self, n: usize) -> bool {
+        let c = &self.ctxs[n];
+        self.ctx_enabled(n) && !c.halted && (c.inflight.is_some() || c.head != c.tail)
+    }
+
+    /// Whether any context has work the engine could do now.
+    pub fn has_work(&self) -> bool {
+        (0..self.ctxs.len()).any(|n| self.runnable(n))
+    }
+
+    /// Runs one chunk of one context's work, chosen by weighted fair
+    /// queueing (the runnable context with the least virtual time, which
+    /// grows by bytes / weight). Returns false if nothing was runnable.
+    pub fn step(&mut self) -> bool {
+        if self.faults.engine_paused() {
+            return false;
+        }
+        let pick = (0..self.ctxs.len())
+            .filter(|&n| self.runnable(n))
+            .min_by_key(|&n| (self.ctxs[n].vtime, n));
+        let Some(n) = pick else {
+            return false;
+        };
+        let cost = match self.ctxs[n].inflight {
+            Some(_) => self.run_chunk(n),
+            None => self.start_job(n),
+        };
+        let c = &mut self.ctxs[n];
+        c.vtime = c
+            .vtime
+            .saturating_add((cost + DESC_SIZE as u64) * 256 / u64::from(c.weight.max(1)));
+        // A context that was idle does not bank credit: it starts from the
+        // least virtual time among the busy ones.
+        let floor = (0..self.ctxs.len())
+            .filter(|&m| self.runnable(m))
+            .map(|m| self.ctxs[m].vtime)
+            .min();
+        if let Some(floor) = floor {
+            for m in 0..self.ctxs.len() {
+                if !self.runnable(m) && self.ctxs[m].vtime < floor {
+                    self.ctxs[m].vtime = floor;
+                }
+            }
+        }
+        true
+    }
+
+    /// Fails the job at the head: status write-back, CTX_ERROR, halt, IRQ.
+    fn fail(&mut self, n: usize, slot: Option<u64>, err: u32, addr: u64) {
+        let total = self.params.vram_size;
+        let c = &mut self.ctxs[n];
+        let (base, size) = c.slice(total);
+        if let Some(slot) = slot.filter(|&s| in_bounds(s, DESC_SIZE as u64, size)) {
+            let at = (base + slot) as usize + DESC_STATUS;
+            self.vram.bytes_mut()[at..at + 4].copy_from_slice(&(DESC_STATUS_ERROR | err).to_le_bytes());
+        }
+        c.inflight = None;
+        c.head = c.head.wrapping_add(1);
+        c.jobs_done += 1;
+        c.error = err;
+        c.error_addr = addr;
+        c.halted = true;
+        info!("context {n}: job failed with error {err} at {addr:#x}");
+        self.raise_ctx(n, CTX_IRQ_ERROR);
+    }
+
+    fn start_job(&mut self, n: usize) -> u64 {
+        let total = self.params.vram_size;
+        let c = &self.ctxs[n];
+        let (base, size) = c.slice(total);
+        let ring_bytes = u64::from(c.ring_size) * DESC_SIZE as u64;
+        let ring_ok = c.ring_size.is_power_of_two()
+            && c.ring_size <= RING_MAX_SLOTS
+            && c.ring_base.is_multiple_of(DESC_SIZE as u64)
+            && in_bounds(c.ring_base, ring_bytes, size);
+        if !ring_ok {
+            let addr = c.ring_base;
+            self.fail(n, None, ERR_BAD_RING, addr);
+            return 0;
+        }
+        let slot = c.ring_base + u64::from(c.head % c.ring_size) * DESC_SIZE as u64;
+        let at = (base + slot) as usize;
+        let desc = Desc::decode(&self.vram.bytes()[at..at + DESC_SIZE]);
+        if let Err((err, addr)) = self.validate(n, &desc) {
+            self.fail(n, Some(slot), err, addr);
+            return 0;
+        }
+        self.ctxs[n].inflight = Some(InFlight {
+            desc,
+            slot,
+            done: 0,
+            hash: FNV64_OFFSET,
+        });
+        self.run_chunk(n)
+    }
+
+    /// Checks a descriptor completely before any of it is performed.
+    fn validate(&self, n: usize, d: &Desc) -> Result<(), (u32, u64)> {
+        let c = &self.ctxs[n];
+        let (_, size) = c.slice(self.params.vram_size);
+        let len = u64::from(d.len);
+        if d.flags & !DESC_FLAG_IRQ != 0 || d.opcode > OP_DMA_FROM_HOST {
+            return Err((ERR_BAD_DESC, 0));
+        }
+        if d.opcode == OP_NOP {
+            return Ok(());
+        }
+        if d.len == 0 || d.len > JOB_MAX_LEN || (d.opcode == OP_FILL && !d.len.is_multiple_of(4)) {
+            return Err((ERR_BAD_LEN, len));
+        }
+        let vram_ok = |a: u64| {
+            if in_bounds(a, len, size) {
+                Ok(())
+            } else {
+                Err((ERR_VRAM_BOUNDS, a))
+            }
+        };
+        let dma_ok = |a: u64| {
+            let inside = a >= c.dma_base && in_bounds(a - c.dma_base, len, c.dma_size);
+            if inside {
+                Ok(())
+            } else {
+                Err((ERR_DMA_BOUNDS, a))
+            }
+        };
+        match d.opcode {
+            OP_FILL => vram_ok(d.dst),
+            OP_COPY => vram_ok(d.src).and(vram_ok(d.dst)),
+            OP_CHECKSUM => vram_ok(d.src),
+            OP_DMA_TO_HOST => vram_ok(d.src).and(dma_ok(d.dst)),
+            _ => dma_ok(d.src).and(vram_ok(d.dst)),
+        }
+    }
+
+    /// Performs the next chunk of the in-flight job; returns bytes done.
+    fn run_chunk(&mut self, n: usize) -> u64 {
+        let total = self.params.vram_size;
+        let (base, _) = self.ctxs[n].slice(total);
+        let Some(mut job) = self.ctxs[n].inflight else {
+            return 0;
+        };
+        let d = job.desc;
+        let len = u64::from(d.len);
+        let step = if d.opcode == OP_NOP {
+            0
+        } else {
+            (len - job.done).min(CHUNK)
+        };
+        // Forward-overlapping copies go from the end, like memmove.
+        let backwards = d.opcode == OP_COPY && d.src < d.dst && d.src + len > d.dst;
+        let rel = if backwards { len - job.done - step } else { job.done };
+        let (s, t, k) = (
+            (base + d.src + rel) as usize,
+            (base + d.dst + rel) as usize,
+            step as usize,
+        );
+        let mut dma_err = None;
+        match d.opcode {
+            OP_FILL => {
+                let pat = d.value.to_le_bytes();
+                for (i, b) in self.vram.bytes_mut()[t..t + k].iter_mut().enumerate() {
+                    *b = pat[(rel as usize + i) % 4];
+                }
+            }
+            OP_COPY => self.vram.bytes_mut().copy_within(s..s + k, t),
+            OP_CHECKSUM => job.hash = fnv1a64(job.hash, &self.vram.bytes()[s..s + k]),
+            OP_DMA_TO_HOST => match self.dma.slice_mut(d.dst + rel, k) {
+                Some(host) => host.copy_from_slice(&self.vram.bytes()[s..s + k]),
+                None => dma_err = Some(d.dst + rel),
+            },
+            OP_DMA_FROM_HOST => match self.dma.slice_mut(d.src + rel, k) {
+                Some(host) => self.vram.bytes_mut()[t..t + k].copy_from_slice(host),
+                None => dma_err = Some(d.src + rel),
+            },
+            _ => {}
+        }
+        if let Some(addr) = dma_err {
+            // Not mapped by QEMU (or unmapped mid-job): what was copied
+            // stays copied; the job fails here.
+            self.fail(n, Some(job.slot), ERR_DMA_BOUNDS, addr);
+            return step;
+        }
+        job.done += step;
+        let c = &mut self.ctxs[n];
+        c.bytes_done += step;
+        if job.done < len {
+            c.inflight = Some(job);
+            return step;
+        }
+        // Completed: status and result back into the descriptor.
+        let at = (base + job.slot) as usize;
+        let hash = if d.opcode == OP_CHECKSUM { job.hash } else { 0 };
+        let vram = self.vram.bytes_mut();
+        vram[at + DESC_RESULT..at + DESC_RESULT + 8].copy_from_slice(&hash.to_le_bytes());
+        vram[at + DESC_STATUS..at + DESC_STATUS + 4].copy_from_slice(&DESC_STATUS_DONE.to_le_bytes());
+        let c = &mut self.ctxs[n];
+        c.inflight = None;
+        c.head = c.head.wrapping_add(1);
+        c.completed = c.completed.wrapping_add(1);
+        c.jobs_done += 1;
+        if d.flags & DESC_FLAG_IRQ != 0 {
+            self.raise_ctx(n, CTX_IRQ_DONE);
+        }
+        step
+    }
+
+    // ---- vfio-user callbacks (called with the device lock held) --------
+
+    fn region_read(&mut self, region: u32, off: u64, data: &mut [u8]) {
+        self.stats.accesses += 1;
         let ok = match region {
             VFIO_PCI_CONFIG_REGION_INDEX => self.config.read(off, data),
             VFIO_PCI_BAR0_REGION_INDEX => {
-                let v = if data.len() == 4 && off.is_multiple_of(4) {
-                    usize::try_from(off).ok().and_then(|o| self.bar0_read32(o))
-                } else {
-                    None
+                let v = match (data.len(), usize::try_from(off)) {
+                    (4, Ok(o)) if o.is_multiple_of(4) => self.bar0_read32(o),
+                    _ => None,
                 };
                 match v {
                     Some(v) => data.copy_from_slice(&v.to_le_bytes()),
@@ -286,16 +811,11 @@ impl ServerBackend for Device {
                 }
                 v.is_some()
             }
-            VFIO_PCI_BAR2_REGION_INDEX => match vram_range(self.params.vram_size, off, data.len()) {
-                Some(r) => {
-                    data.copy_from_slice(&self.vram.bytes()[r]);
-                    true
-                }
-                None => {
-                    data.fill(0xff);
-                    false
-                }
-            },
+            VFIO_PCI_BAR2_REGION_INDEX if in_bounds(off, data.len() as u64, self.params.vram_size) => {
+                let o = off as usize;
+                data.copy_from_slice(&self.vram.bytes()[o..o + data.len()]);
+                true
+            }
             _ => {
                 data.fill(0xff);
                 false
@@ -304,28 +824,142 @@ impl ServerBackend for Device {
         if !ok {
             self.refuse("read", region, off, data.len());
         }
-        Ok(())
     }
 
-    fn region_write(&mut self, region: u32, off: u64, data: &[u8]) -> std::io::Result<()> {
+    fn region_write(&mut self, region: u32, off: u64, data: &[u8]) {
+        self.stats.accesses += 1;
         let ok = match region {
             VFIO_PCI_CONFIG_REGION_INDEX => self.config.write(off, data),
             VFIO_PCI_BAR0_REGION_INDEX => match (<[u8; 4]>::try_from(data), usize::try_from(off)) {
                 (Ok(b), Ok(o)) if o.is_multiple_of(4) => self.bar0_write32(o, u32::from_le_bytes(b)),
                 _ => false,
             },
-            VFIO_PCI_BAR2_REGION_INDEX => match vram_range(self.params.vram_size, off, data.len()) {
-                Some(r) => {
-                    self.vram.bytes_mut()[r].copy_from_slice(data);
-                    true
-                }
-                None => false,
-            },
+            VFIO_PCI_BAR2_REGION_INDEX if in_bounds(off, data.len() as u64, self.params.vram_size) => {
+                let o = off as usize;
+                self.vram.bytes_mut()[o..o + data.len()].copy_from_slice(data);
+                true
+            }
             _ => false,
         };
         if !ok {
             self.refuse("write", region, off, data.len());
         }
+    }
+
+    fn set_irqs(&mut self, index: u32, flags: u32, start: u32, count: u32, fds: Vec<File>) -> std::io::Result<()> {
+        if index != VFIO_PCI_MSIX_IRQ_INDEX {
+            warn!("set_irqs: index {index} has no interrupts");
+            return Err(std::io::ErrorKind::InvalidInput.into());
+        }
+        let Some(end) = start.checked_add(count).filter(|&e| e <= self.params.vectors) else {
+            warn!("set_irqs: vectors {start}+{count} beyond {}", self.params.vectors);
+            return Err(std::io::ErrorKind::InvalidInput.into());
+        };
+        let trigger = flags & VFIO_IRQ_SET_ACTION_TRIGGER != 0;
+        if trigger && flags & VFIO_IRQ_SET_DATA_EVENTFD != 0 {
+            if fds.len() != count as usize {
+                warn!("set_irqs: {count} vectors but {} fds", fds.len());
+                return Err(std::io::ErrorKind::InvalidInput.into());
+            }
+            for (v, fd) in (start..end).zip(fds) {
+                self.irqs[v as usize] = Some(fd);
+            }
+        } else if trigger && flags & VFIO_IRQ_SET_DATA_NONE != 0 {
+            if count == 0 {
+                self.irqs.iter_mut().for_each(|s| *s = None);
+            } else {
+                (start..end).for_each(|v| self.signal(v));
+            }
+        }
+        info!(
+            "set_irqs MSI-X {start}+{count} flags {flags:#x}: {} wired",
+            self.irqs.iter().flatten().count()
+        );
+        Ok(())
+    }
+}
+
+/// The device as the threads share it.
+pub struct Shared {
+    dev: Mutex<Device>,
+    work: Condvar,
+    /// Fault state, read without the device lock.
+    pub faults: Arc<Faults>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    /// Wraps a device.
+    pub fn new(dev: Device) -> Arc<Shared> {
+        let faults = dev.faults.clone();
+        Arc::new(Shared {
+            dev: Mutex::new(dev),
+            work: Condvar::new(),
+            faults,
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// The device, locked (a poisoned lock is taken over: the device state
+    /// is plain data and stays consistent between register accesses).
+    pub fn lock(&self) -> MutexGuard<'_, Device> {
+        self.dev.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the engine (work may have arrived).
+    pub fn kick(&self) {
+        self.work.notify_one();
+    }
+
+    /// The engine loop; returns when `stop` is called.
+    pub fn run_engine(&self) {
+        let mut dev = self.lock();
+        while !self.stop.load(Ordering::Relaxed) {
+            if self.faults.engine_paused() || !dev.has_work() {
+                dev = self
+                    .work
+                    .wait_timeout(dev, Duration::from_millis(20))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                continue;
+            }
+            dev.step();
+            // Let register accesses and resets in between chunks.
+            drop(dev);
+            std::thread::yield_now();
+            dev = self.lock();
+        }
+    }
+
+    /// Stops the engine loop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.kick();
+    }
+}
+
+/// The vfio-user backend: every callback goes through the fault state,
+/// then the device lock.
+pub struct Backend(pub Arc<Shared>);
+
+impl ServerBackend for Backend {
+    fn region_read(&mut self, region: u32, off: u64, data: &mut [u8]) -> std::io::Result<()> {
+        self.0.faults.delay_access();
+        if self.0.faults.removed() {
+            data.fill(0xff);
+            return Ok(());
+        }
+        self.0.lock().region_read(region, off, data);
+        Ok(())
+    }
+
+    fn region_write(&mut self, region: u32, off: u64, data: &[u8]) -> std::io::Result<()> {
+        self.0.faults.delay_access();
+        if self.0.faults.removed() {
+            return Ok(());
+        }
+        self.0.lock().region_write(region, off, data);
+        self.0.kick();
         Ok(())
     }
 
@@ -341,173 +975,29 @@ impl ServerBackend for Device {
             "dma_map iova {address:#x} size {size:#x} offset {offset:#x} fd {}",
             fd.is_some()
         );
-        Ok(())
+        match fd {
+            Some(fd) => self.0.lock().dma.map(address, size, &fd, offset).inspect_err(|e| {
+                warn!("dma_map iova {address:#x} size {size:#x}: cannot map: {e}");
+            }),
+            // Without an fd the memory can only be reached over the socket,
+            // which the crate does not offer: DMA there fails cleanly.
+            None => Ok(()),
+        }
     }
 
     fn dma_unmap(&mut self, _flags: vfio_user::DmaUnmapFlags, address: u64, size: u64) -> std::io::Result<()> {
-        info!("dma_unmap iova {address:#x} size {size:#x}");
+        let n = self.0.lock().dma.unmap(address, size);
+        info!("dma_unmap iova {address:#x} size {size:#x}: {n} mapping(s) dropped");
         Ok(())
     }
 
     fn reset(&mut self) -> std::io::Result<()> {
-        info!("device reset (vfio-user DEVICE_RESET)");
-        self.device_reset();
+        info!("vfio-user DEVICE_RESET");
+        self.0.lock().device_reset();
         Ok(())
     }
 
     fn set_irqs(&mut self, index: u32, flags: u32, start: u32, count: u32, fds: Vec<File>) -> std::io::Result<()> {
-        if index != VFIO_PCI_MSIX_IRQ_INDEX {
-            return Err(std::io::ErrorKind::InvalidInput.into());
-        }
-        let end = start.checked_add(count).filter(|&e| e <= self.params.vectors);
-        let Some(end) = end else {
-            warn!("set_irqs: vectors {start}+{count} beyond {}", self.params.vectors);
-            return Err(std::io::ErrorKind::InvalidInput.into());
-        };
-        if flags & VFIO_IRQ_SET_DATA_EVENTFD != 0 && flags & VFIO_IRQ_SET_ACTION_TRIGGER != 0 {
-            let mut fds = fds.into_iter();
-            for v in start..end {
-                self.irqs[v as usize] = fds.next();
-            }
-        } else if flags & VFIO_IRQ_SET_DATA_NONE != 0 && flags & VFIO_IRQ_SET_ACTION_TRIGGER != 0 {
-            if count == 0 {
-                self.irqs.iter_mut().for_each(|s| *s = None);
-            } else {
-                (start..end).for_each(|v| self.raise(v));
-            }
-        }
-        info!(
-            "set_irqs MSI-X {start}+{count} flags {flags:#x}: {} wired",
-            self.irqs.iter().flatten().count()
-        );
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dev() -> Device {
-        Device::new(DeviceParams {
-            vram_size: 1 << 20,
-            ..Default::default()
-        })
-        .unwrap()
-    }
-
-    fn rd(d: &mut Device, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        d.region_read(VFIO_PCI_BAR0_REGION_INDEX, off, &mut b).unwrap();
-        u32::from_le_bytes(b)
-    }
-
-    #[test]
-    fn id_registers() {
-        let mut d = dev();
-        assert_eq!(rd(&mut d, regs::REG_ID as u64), regs::DEVICE_ID_MAGIC);
-        assert_eq!(rd(&mut d, regs::REG_VERSION as u64), regs::DEVICE_VERSION);
-        assert_eq!(rd(&mut d, regs::REG_NUM_CONTEXTS as u64), regs::DEFAULT_CONTEXTS);
-        assert_eq!(rd(&mut d, regs::REG_VRAM_SIZE_LO as u64), 1 << 20);
-        assert_eq!(rd(&mut d, regs::REG_VRAM_SIZE_HI as u64), 0);
-        assert_eq!(d.bad_accesses, 0);
-    }
-
-    #[test]
-    fn scratch_and_reset() {
-        let mut d = dev();
-        d.region_write(
-            VFIO_PCI_BAR0_REGION_INDEX,
-            regs::REG_SCRATCH as u64,
-            &0xdead_beefu32.to_le_bytes(),
-        )
-        .unwrap();
-        assert_eq!(rd(&mut d, regs::REG_SCRATCH as u64), 0xdead_beef);
-        d.region_write(
-            VFIO_PCI_BAR0_REGION_INDEX,
-            regs::REG_CONTROL as u64,
-            &regs::CTRL_RESET.to_le_bytes(),
-        )
-        .unwrap();
-        assert_eq!(rd(&mut d, regs::REG_SCRATCH as u64), 0);
-        assert_eq!(rd(&mut d, regs::REG_CONTROL as u64), 0);
-    }
-
-    #[test]
-    fn bad_bar0_accesses_read_all_ones_and_are_counted() {
-        let mut d = dev();
-        assert_eq!(rd(&mut d, 2), !0);
-        assert_eq!(rd(&mut d, regs::BAR0_SIZE), !0);
-        assert_eq!(rd(&mut d, u64::MAX - 1), !0);
-        let mut b = [0u8; 2];
-        d.region_read(VFIO_PCI_BAR0_REGION_INDEX, 0, &mut b).unwrap();
-        assert_eq!(b, [0xff, 0xff]);
-        let mut big = [0u8; 16];
-        d.region_read(VFIO_PCI_BAR0_REGION_INDEX, 0, &mut big).unwrap();
-        assert_eq!(big, [0xff; 16]);
-        d.region_write(VFIO_PCI_BAR0_REGION_INDEX, 1, &[1, 2, 3, 4]).unwrap();
-        assert_eq!(d.bad_accesses, 6);
-    }
-
-    #[test]
-    fn vram_rw_and_bounds() {
-        let mut d = dev();
-        d.region_write(VFIO_PCI_BAR2_REGION_INDEX, 4096, b"hello").unwrap();
-        let mut b = [0u8; 5];
-        d.region_read(VFIO_PCI_BAR2_REGION_INDEX, 4096, &mut b).unwrap();
-        assert_eq!(&b, b"hello");
-        assert_eq!(&d.vram.bytes()[4096..4101], b"hello");
-        d.region_read(VFIO_PCI_BAR2_REGION_INDEX, (1 << 20) - 2, &mut b)
-            .unwrap();
-        assert_eq!(b, [0xff; 5]);
-        assert_eq!(d.bad_accesses, 1);
-    }
-
-    #[test]
-    fn region_table_exports_vram_fd() {
-        let d = dev();
-        let r = d.regions();
-        let bar2 = &r[VFIO_PCI_BAR2_REGION_INDEX as usize];
-        assert!(bar2.mmap_fd.is_some());
-        assert_eq!(bar2.sparse_areas.len(), 1);
-        assert_eq!(bar2.region_info.size, 1 << 20);
-        assert_eq!(r[VFIO_PCI_BAR0_REGION_INDEX as usize].region_info.size, regs::BAR0_SIZE);
-        let irqs = d.irq_info();
-        assert_eq!(irqs[VFIO_PCI_MSIX_IRQ_INDEX as usize].count, regs::DEFAULT_CONTEXTS + 1);
-        assert_eq!(irqs[VFIO_PCI_INTX_IRQ_INDEX as usize].count, 0);
-    }
-
-    #[test]
-    fn msix_eventfd_is_signalled() {
-        let mut d = dev();
-        // SAFETY: plain eventfd creation.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        assert!(efd >= 0);
-        // SAFETY: efd is a fresh fd we own.
-        let f = unsafe { File::from_raw_fd(efd) };
-        let flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-        d.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, flags, 3, 1, vec![f.try_clone().unwrap()])
-            .unwrap();
-        d.raise(3);
-        d.raise(4);
-        let mut b = [0u8; 8];
-        use std::io::Read;
-        (&f).read_exact(&mut b).unwrap();
-        assert_eq!(u64::from_le_bytes(b), 1);
-        assert!(d.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, flags, 17, 1, vec![]).is_err());
-    }
-
-    #[test]
-    fn params_are_validated() {
-        let bad = DeviceParams {
-            vram_size: 3 << 20,
-            ..Default::default()
-        };
-        assert!(Device::new(bad).is_err());
-        let bad = DeviceParams {
-            contexts: 0,
-            ..Default::default()
-        };
-        assert!(bad.validate().is_err());
+        self.0.lock().set_irqs(index, flags, start, count, fds)
     }
 }

@@ -2,4 +2,9 @@
 //! vslice-hw-sim: the simulated vslice PCI device (see docs/device.md).
 pub mod config;
 pub mod device;
+pub mod faults;
+pub mod mem;
 pub mod regs;
+
+#[cfg(test)]
+mod tests;

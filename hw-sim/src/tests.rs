@@ -1,0 +1,769 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Tests that drive the device model directly (no QEMU): registers, every
+//! job type, bounds enforcement, scheduling, resets, interrupts, faults and
+//! bad input.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::Arc;
+
+use vfio_bindings::bindings::vfio::*;
+use vfio_user::ServerBackend;
+
+use crate::device::*;
+use crate::faults::{Command, Faults};
+use crate::mem::{memfd, Mapping};
+use crate::regs::*;
+
+const MIB: u64 = 1 << 20;
+const RING: u64 = 0; // ring at the start of each slice
+const SLOTS: u32 = 16;
+
+struct Rig {
+    b: Backend,
+}
+
+fn eventfd() -> File {
+    // SAFETY: plain eventfd creation; the fd is owned by the File.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    assert!(fd >= 0);
+    // SAFETY: fd is fresh and ours.
+    unsafe { File::from_raw_fd(fd) }
+}
+
+fn count(efd: &File) -> u64 {
+    let mut b = [0u8; 8];
+    match (&*efd).read(&mut b) {
+        Ok(8) => u64::from_le_bytes(b),
+        _ => 0,
+    }
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with(DeviceParams {
+            contexts: 4,
+            vram_size: 16 * MIB,
+            vectors: 5,
+        })
+    }
+
+    fn with(p: DeviceParams) -> Rig {
+        let d = Device::new(p, Arc::new(Faults::default())).unwrap();
+        Rig {
+            b: Backend(Shared::new(d)),
+        }
+    }
+
+    fn faults(&self) -> Arc<Faults> {
+        self.b.0.faults.clone()
+    }
+
+    fn rd(&mut self, off: usize) -> u32 {
+        let mut b = [0u8; 4];
+        self.b
+            .region_read(VFIO_PCI_BAR0_REGION_INDEX, off as u64, &mut b)
+            .unwrap();
+        u32::from_le_bytes(b)
+    }
+
+    fn wr(&mut self, off: usize, v: u32) {
+        self.b
+            .region_write(VFIO_PCI_BAR0_REGION_INDEX, off as u64, &v.to_le_bytes())
+            .unwrap();
+    }
+
+    fn crd(&mut self, n: u32, r: usize) -> u32 {
+        self.rd(ctx_window(n) + r)
+    }
+
+    fn cwr(&mut self, n: u32, r: usize, v: u32) {
+        self.wr(ctx_window(n) + r, v)
+    }
+
+    fn wr64(&mut self, n: u32, lo_reg: usize, v: u64) {
+        self.cwr(n, lo_reg, v as u32);
+        self.cwr(n, lo_reg + 4, (v >> 32) as u32);
+    }
+
+    /// Context n gets VRAM [base, base + size) and a ring at slice offset 0.
+    fn setup(&mut self, n: u32, base: u64, size: u64) {
+        self.wr(REG_CONTROL, CTRL_ENABLE);
+        self.wr64(n, CTX_VRAM_BASE_LO, base);
+        self.wr64(n, CTX_VRAM_SIZE_LO, size);
+        self.wr64(n, CTX_RING_BASE_LO, RING);
+        self.cwr(n, CTX_RING_SIZE, SLOTS);
+        self.cwr(n, CTX_CONTROL, CTX_CTRL_ENABLE);
+    }
+
+    fn vram(&self) -> std::sync::MutexGuard<'_, Device> {
+        self.b.0.lock()
+    }
+
+    fn slice_base(&mut self, n: u32) -> usize {
+        (u64::from(self.crd(n, CTX_VRAM_BASE_LO)) | (u64::from(self.crd(n, CTX_VRAM_BASE_HI)) << 32)) as usize
+    }
+
+    /// Writes the descriptor into the next slot and rings the doorbell.
+    fn submit(&mut self, n: u32, d: Desc) -> usize {
+        let tail = self.crd(n, CTX_RING_TAIL);
+        let slot = (RING as usize) + (tail % SLOTS) as usize * DESC_SIZE;
+        let at = self.slice_base(n) + slot;
+        self.vram().vram_mut()[at..at + DESC_SIZE].copy_from_slice(&d.encode());
+        self.cwr(n, CTX_RING_TAIL, tail.wrapping_add(1));
+        self.cwr(n, CTX_DOORBELL, 1);
+        at
+    }
+
+    fn run(&mut self) -> usize {
+        let mut steps = 0;
+        while self.vram().step() {
+            steps += 1;
+            assert!(steps < 100_000, "engine does not finish");
+        }
+        steps
+    }
+
+    fn status(&self, at: usize) -> (u32, u64) {
+        let mut d = self.vram();
+        let v = d.vram_mut();
+        let s = u32::from_le_bytes(v[at + DESC_STATUS..at + DESC_STATUS + 4].try_into().unwrap());
+        let r = u64::from_le_bytes(v[at + DESC_RESULT..at + DESC_RESULT + 8].try_into().unwrap());
+        (s, r)
+    }
+
+    fn set_irq(&mut self, v: u32, fd: &File) {
+        let flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+        self.b
+            .set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, flags, v, 1, vec![fd.try_clone().unwrap()])
+            .unwrap();
+    }
+}
+
+fn fill(dst: u64, len: u32, value: u32) -> Desc {
+    Desc {
+        opcode: OP_FILL,
+        flags: DESC_FLAG_IRQ,
+        dst,
+        len,
+        value,
+        ..Default::default()
+    }
+}
+
+fn op(opcode: u32, src: u64, dst: u64, len: u32) -> Desc {
+    Desc {
+        opcode,
+        flags: DESC_FLAG_IRQ,
+        src,
+        dst,
+        len,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn global_registers_and_reset_values() {
+    let mut r = Rig::new();
+    assert_eq!(r.rd(REG_ID), DEVICE_ID_MAGIC);
+    assert_eq!(r.rd(REG_VERSION), DEVICE_VERSION);
+    assert_eq!(r.rd(REG_NUM_CONTEXTS), 4);
+    assert_eq!(r.rd(REG_NUM_VECTORS), 5);
+    assert_eq!(r.rd(REG_VRAM_SIZE_LO), 16 * MIB as u32);
+    assert_eq!(r.rd(REG_CTX_STRIDE), CTX_STRIDE as u32);
+    assert_eq!(r.rd(REG_STATUS), STATUS_READY);
+    assert_eq!(r.rd(REG_GLOBAL_IRQ_MASK), !0);
+    assert_eq!(r.rd(REG_FEATURES), FEATURES_V1);
+    for n in 0..4 {
+        assert_eq!(r.crd(n, CTX_WEIGHT), 1);
+        assert_eq!(r.crd(n, CTX_VECTOR), n + 1);
+        assert_eq!(r.crd(n, CTX_STATUS), 0);
+    }
+    // Read-only registers ignore writes and are not "bad".
+    r.wr(REG_ID, 0);
+    assert_eq!(r.rd(REG_ID), DEVICE_ID_MAGIC);
+    assert_eq!(r.rd(REG_BAD_ACCESS_COUNT), 0);
+    r.wr(REG_SCRATCH, 0x1234_5678);
+    r.cwr(2, CTX_WEIGHT, 7);
+    r.wr(REG_CONTROL, CTRL_RESET);
+    assert_eq!(r.rd(REG_SCRATCH), 0);
+    assert_eq!(r.crd(2, CTX_WEIGHT), 1);
+}
+
+#[test]
+fn fill_copy_checksum() {
+    let mut r = Rig::new();
+    r.setup(1, 4 * MIB, MIB);
+    let base = 4 * MIB as usize;
+    let a = r.submit(1, fill(0x1000, 0x2000, 0xa5a5_5a5a));
+    let b = r.submit(1, op(OP_COPY, 0x1000, 0x8000, 0x2000));
+    let c = r.submit(1, op(OP_CHECKSUM, 0x8000, 0, 0x2000));
+    r.run();
+    for at in [a, b, c] {
+        assert_eq!(r.status(at).0, DESC_STATUS_DONE);
+    }
+    let expect: Vec<u8> = [0x5a, 0x5a, 0xa5, 0xa5].iter().copied().cycle().take(0x2000).collect();
+    {
+        let mut d = r.vram();
+        let v = d.vram_mut();
+        assert_eq!(&v[base + 0x1000..base + 0x3000], &expect[..]);
+        assert_eq!(&v[base + 0x8000..base + 0xa000], &expect[..]);
+    }
+    assert_eq!(r.status(c).1, fnv1a64(FNV64_OFFSET, &expect));
+    assert_eq!(r.crd(1, CTX_COMPLETED), 3);
+    assert_eq!(r.crd(1, CTX_RING_HEAD), 3);
+    assert_eq!(r.crd(1, CTX_STATUS), CTX_STATUS_ENABLED);
+    assert_eq!(r.crd(1, CTX_IRQ_STATUS), CTX_IRQ_DONE);
+}
+
+#[test]
+fn fnv_reference_values() {
+    assert_eq!(fnv1a64(FNV64_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a64(FNV64_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(fnv1a64(FNV64_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
+}
+
+#[test]
+fn overlapping_copy_is_memmove_across_chunks() {
+    let mut r = Rig::new();
+    r.setup(0, 0, 4 * MIB);
+    let len = (CHUNK * 3 + 100) as usize;
+    let src: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    r.vram().vram_mut()[0x10000..0x10000 + len].copy_from_slice(&src);
+    r.submit(0, op(OP_COPY, 0x10000, 0x10000 + 4096, len as u32));
+    r.run();
+    assert_eq!(&r.vram().vram_mut()[0x11000..0x11000 + len], &src[..]);
+    // And backwards overlap.
+    r.vram().vram_mut()[0x20000..0x20000 + len].copy_from_slice(&src);
+    r.submit(0, op(OP_COPY, 0x20000, 0x20000 - 4096, len as u32));
+    r.run();
+    assert_eq!(&r.vram().vram_mut()[0x1f000..0x1f000 + len], &src[..]);
+}
+
+#[test]
+fn vram_bounds_are_enforced_and_nothing_is_performed() {
+    let mut r = Rig::new();
+    r.setup(0, 0, MIB);
+    r.setup(1, MIB, MIB);
+    let efd = eventfd();
+    r.set_irq(1, &efd);
+    // Context 0 tries to fill context 1's slice: one byte past its own.
+    let at = r.submit(0, fill(MIB - 4, 8, 0xffff_ffff));
+    r.run();
+    assert_eq!(r.status(at).0, DESC_STATUS_ERROR | ERR_VRAM_BOUNDS);
+    assert_eq!(r.crd(0, CTX_ERROR), ERR_VRAM_BOUNDS);
+    assert_eq!(r.crd(0, CTX_ERROR_ADDR_LO), (MIB - 4) as u32);
+    assert_eq!(r.crd(0, CTX_STATUS) & CTX_STATUS_HALTED, CTX_STATUS_HALTED);
+    assert_eq!(r.crd(0, CTX_IRQ_STATUS), CTX_IRQ_ERROR);
+    assert_eq!(count(&efd), 1, "error interrupt on the context's vector");
+    assert!(r.vram().vram_mut()[MIB as usize - 4..MIB as usize + 4]
+        .iter()
+        .all(|&b| b == 0));
+    // Huge offsets that would wrap.
+    r.cwr(0, CTX_ERROR, 0);
+    for d in [
+        fill(u64::MAX - 3, 8, 1),
+        op(OP_COPY, 0, u64::MAX - 100, 4096),
+        op(OP_CHECKSUM, MIB, 0, 4),
+        op(OP_COPY, MIB - 1, 0, 2),
+    ] {
+        let at = r.submit(0, d);
+        r.run();
+        assert_eq!(r.status(at).0, DESC_STATUS_ERROR | ERR_VRAM_BOUNDS, "{d:?}");
+        r.cwr(0, CTX_ERROR, 0);
+    }
+    assert!(r.vram().vram_mut()[MIB as usize..2 * MIB as usize]
+        .iter()
+        .all(|&b| b == 0));
+}
+
+#[test]
+fn halted_context_resumes_after_error_clear() {
+    let mut r = Rig::new();
+    r.setup(0, 0, MIB);
+    r.submit(0, fill(MIB, 4, 1));
+    let ok = r.submit(0, fill(0x1000, 4, 7));
+    r.run();
+    assert_eq!(r.status(ok).0, 0, "halted: the next job waits");
+    assert_eq!(
+        r.crd(0, CTX_STATUS),
+        CTX_STATUS_ENABLED | CTX_STATUS_BUSY | CTX_STATUS_HALTED
+    );
+    r.cwr(0, CTX_ERROR, 0);
+    r.run();
+    assert_eq!(r.status(ok).0, DESC_STATUS_DONE);
+    assert_eq!(r.crd(0, CTX_COMPLETED), 1);
+}
+
+#[test]
+fn bad_descriptors_and_rings() {
+    let mut r = Rig::new();
+    r.setup(0, 0, MIB);
+    let cases = [
+        (
+            Desc {
+                opcode: 99,
+                ..fill(0, 4, 0)
+            },
+            ERR_BAD_DESC,
+        ),
+        (
+            Desc {
+                flags: 0x80,
+                ..fill(0, 4, 0)
+            },
+            ERR_BAD_DESC,
+        ),
+        (fill(0, 3, 0), ERR_BAD_LEN),
+        (fill(0, 0, 0), ERR_BAD_LEN),
+        (op(OP_COPY, 0, 0x1000, JOB_MAX_LEN + 1), ERR_BAD_LEN),
+    ];
+    for (d, err) in cases {
+        let at = r.submit(0, d);
+        r.run();
+        assert_eq!(r.status(at).0, DESC_STATUS_ERROR | err, "{d:?}");
+        r.cwr(0, CTX_ERROR, 0);
+    }
+    // NOP completes.
+    let at = r.submit(0, op(OP_NOP, 0, 0, 0));
+    r.run();
+    assert_eq!(r.status(at).0, DESC_STATUS_DONE);
+    // Rings outside the slice, misaligned or of a bad size.
+    for (base, size) in [(MIB - 64, 2u32), (32, 4), (0, 3), (0, 8192), (0, 0)] {
+        r.cwr(0, CTX_CONTROL, CTX_CTRL_RESET);
+        r.cwr(0, CTX_CONTROL, CTX_CTRL_ENABLE);
+        r.wr64(0, CTX_RING_BASE_LO, base);
+        r.cwr(0, CTX_RING_SIZE, size);
+        r.cwr(0, CTX_RING_TAIL, 1);
+        r.run();
+        assert_eq!(r.crd(0, CTX_ERROR), ERR_BAD_RING, "ring {base:#x}/{size}");
+    }
+}
+
+#[test]
+fn misprogrammed_slice_gives_no_vram() {
+    let mut r = Rig::new();
+    // Past the end of VRAM, and unaligned: both mean "no slice".
+    for (base, size) in [(15 * MIB, 2 * MIB), (100, MIB)] {
+        r.setup(0, base, size);
+        r.cwr(0, CTX_RING_TAIL, 1);
+        r.run();
+        assert_eq!(r.crd(0, CTX_ERROR), ERR_BAD_RING);
+        r.cwr(0, CTX_CONTROL, CTX_CTRL_RESET);
+    }
+}
+
+fn dma_rig() -> (Rig, File) {
+    let mut r = Rig::new();
+    let guest = memfd(c"guest-ram", 4 * MIB).unwrap();
+    r.b.dma_map(
+        vfio_user::DmaMapFlags::READ_WRITE,
+        MIB,
+        0x4000_0000,
+        2 * MIB,
+        Some(guest.try_clone().unwrap()),
+    )
+    .unwrap();
+    r.setup(0, 0, MIB);
+    (r, guest)
+}
+
+#[test]
+fn dma_both_ways_inside_the_window() {
+    let (mut r, guest) = dma_rig();
+    r.wr64(0, CTX_DMA_BASE_LO, 0x4000_0000);
+    r.wr64(0, CTX_DMA_SIZE_LO, MIB);
+    r.submit(0, fill(0x2000, 4096, 0x0102_0304));
+    let a = r.submit(0, op(OP_DMA_TO_HOST, 0x2000, 0x4000_1000, 4096));
+    r.run();
+    assert_eq!(r.status(a).0, DESC_STATUS_DONE);
+    let view = Mapping::new(guest.as_raw_fd(), MIB, 2 * MIB as usize).unwrap();
+    assert_eq!(&view.bytes()[0x1000..0x1004], &[4, 3, 2, 1]);
+    drop(view);
+    let mut w = Mapping::new(guest.as_raw_fd(), MIB, 2 * MIB as usize).unwrap();
+    w.bytes_mut()[0x5000..0x5004].copy_from_slice(b"vsl!");
+    let b = r.submit(0, op(OP_DMA_FROM_HOST, 0x4000_5000, 0x9000, 4));
+    r.run();
+    assert_eq!(r.status(b).0, DESC_STATUS_DONE);
+    assert_eq!(&r.vram().vram_mut()[0x9000..0x9004], b"vsl!");
+}
+
+#[test]
+fn dma_outside_window_or_unmapped_is_refused() {
+    let (mut r, guest) = dma_rig();
+    // No window programmed: every DMA is refused.
+    let a = r.submit(0, op(OP_DMA_TO_HOST, 0, 0x4000_0000, 16));
+    r.run();
+    assert_eq!(r.status(a).0, DESC_STATUS_ERROR | ERR_DMA_BOUNDS);
+    r.cwr(0, CTX_ERROR, 0);
+    r.wr64(0, CTX_DMA_BASE_LO, 0x4000_0000);
+    r.wr64(0, CTX_DMA_SIZE_LO, 4 * MIB);
+    // Inside the window but past what QEMU mapped (2 MiB).
+    let b = r.submit(0, op(OP_DMA_TO_HOST, 0, 0x4000_0000 + 2 * MIB - 8, 16));
+    r.run();
+    assert_eq!(r.status(b).0, DESC_STATUS_ERROR | ERR_DMA_BOUNDS);
+    r.cwr(0, CTX_ERROR, 0);
+    // Below the window; wrapping.
+    for iova in [0x3fff_fff0, u64::MAX - 4] {
+        let c = r.submit(0, op(OP_DMA_FROM_HOST, iova, 0, 16));
+        r.run();
+        assert_eq!(r.status(c).0, DESC_STATUS_ERROR | ERR_DMA_BOUNDS);
+        r.cwr(0, CTX_ERROR, 0);
+    }
+    // After unmap nothing reaches guest memory.
+    r.b.dma_unmap(vfio_user::DmaUnmapFlags::empty(), 0x4000_0000, 2 * MIB)
+        .unwrap();
+    let d = r.submit(0, op(OP_DMA_TO_HOST, 0, 0x4000_0000, 16));
+    r.run();
+    assert_eq!(r.status(d).0, DESC_STATUS_ERROR | ERR_DMA_BOUNDS);
+    let view = Mapping::new(guest.as_raw_fd(), 0, 4 * MIB as usize).unwrap();
+    assert!(view.bytes().iter().all(|&b| b == 0));
+}
+
+#[test]
+fn scheduling_is_fair_by_weight() {
+    let mut r = Rig::new();
+    for n in 0..3 {
+        r.setup(n, u64::from(n) * 4 * MIB, 4 * MIB);
+    }
+    r.cwr(0, CTX_WEIGHT, 1);
+    r.cwr(1, CTX_WEIGHT, 3);
+    r.cwr(2, CTX_WEIGHT, 1);
+    // Keep all three backlogged with equal jobs; measure the bytes each
+    // got while all were busy.
+    for _ in 0..SLOTS - 1 {
+        for n in 0..3 {
+            r.submit(n, fill(0x10000, CHUNK as u32, n));
+        }
+    }
+    let mut steps = 0;
+    while steps < 24 {
+        assert!(r.vram().step());
+        steps += 1;
+    }
+    let d = r.vram();
+    let bytes: Vec<u64> = (0..3).map(|n| d.context(n).unwrap().bytes_done).collect();
+    drop(d);
+    // Weights 1:3:1 over 24 equal chunks: 4.8, 14.4, 4.8 chunks.
+    let chunks: Vec<f64> = bytes.iter().map(|&b| b as f64 / CHUNK as f64).collect();
+    assert!((chunks[1] / chunks[0] - 3.0).abs() < 0.7, "{chunks:?}");
+    assert!((chunks[0] - chunks[2]).abs() <= 1.0, "{chunks:?}");
+    // A context that was idle does not get a burst for its idle time.
+    r.run();
+    r.setup(3, 12 * MIB, 4 * MIB);
+    for _ in 0..4 {
+        r.submit(0, fill(0x10000, CHUNK as u32, 0));
+        r.submit(3, fill(0x10000, CHUNK as u32, 0));
+    }
+    let before: Vec<u64> = (0..4).map(|n| r.vram().context(n).unwrap().bytes_done).collect();
+    for _ in 0..4 {
+        r.vram().step();
+    }
+    let d = r.vram();
+    let got0 = d.context(0).unwrap().bytes_done - before[0];
+    let got3 = d.context(3).unwrap().bytes_done - before[3];
+    assert_eq!((got0, got3), (2 * CHUNK, 2 * CHUNK));
+}
+
+#[test]
+fn context_reset_stops_in_flight_work() {
+    let mut r = Rig::new();
+    r.setup(0, 0, 8 * MIB);
+    let big = 4 * CHUNK as u32;
+    let at = r.submit(0, fill(MIB, big, 0x1111_1111));
+    assert!(r.vram().step());
+    assert_eq!(r.crd(0, CTX_STATUS) & CTX_STATUS_BUSY, CTX_STATUS_BUSY);
+    r.cwr(0, CTX_CONTROL, CTX_CTRL_RESET);
+    assert_eq!(r.crd(0, CTX_STATUS), CTX_STATUS_ENABLED, "privileged enable survives");
+    assert_eq!(r.crd(0, CTX_RING_TAIL), 0);
+    assert!(!r.vram().step(), "nothing left to run");
+    assert_eq!(r.status(at).0, 0, "the job never completed");
+    let m = MIB as usize;
+    let written = r.vram().vram_mut()[m..m + big as usize]
+        .iter()
+        .filter(|&&b| b != 0)
+        .count();
+    assert_eq!(written as u64, CHUNK, "exactly one chunk ran before the reset");
+    assert_eq!(r.crd(0, CTX_VRAM_SIZE_LO), 8 * MIB as u32, "slice programming kept");
+}
+
+#[test]
+fn device_reset_stops_everything() {
+    let mut r = Rig::new();
+    r.setup(0, 0, 8 * MIB);
+    r.setup(1, 8 * MIB, 8 * MIB);
+    r.submit(0, fill(0, 4 * CHUNK as u32, 1));
+    r.submit(1, fill(0, 4 * CHUNK as u32, 1));
+    r.vram().step();
+    r.wr(REG_CONTROL, CTRL_RESET);
+    assert!(!r.vram().has_work());
+    assert_eq!(r.rd(REG_CONTROL), 0);
+    for n in 0..2 {
+        assert_eq!(r.crd(n, CTX_VRAM_SIZE_LO), 0);
+        assert_eq!(r.crd(n, CTX_STATUS), 0);
+    }
+    // The vfio-user reset message does the same.
+    r.setup(0, 0, MIB);
+    r.b.reset().unwrap();
+    assert_eq!(r.crd(0, CTX_CONTROL), 0);
+}
+
+#[test]
+fn interrupts_follow_mask_and_vector() {
+    let mut r = Rig::new();
+    r.setup(2, 0, MIB);
+    let (e3, e4) = (eventfd(), eventfd());
+    r.set_irq(3, &e3);
+    r.set_irq(4, &e4);
+    r.submit(2, fill(0x1000, 4, 0));
+    r.run();
+    assert_eq!((count(&e3), count(&e4)), (1, 0));
+    // A job without DESC_FLAG_IRQ raises nothing.
+    r.submit(
+        2,
+        Desc {
+            flags: 0,
+            ..fill(0x1000, 4, 0)
+        },
+    );
+    r.run();
+    assert_eq!(count(&e3), 0);
+    // Masked: status set, no signal.
+    r.cwr(2, CTX_IRQ_MASK, CTX_IRQ_DONE);
+    r.cwr(2, CTX_IRQ_STATUS, !0);
+    r.submit(2, fill(0x1000, 4, 0));
+    r.run();
+    assert_eq!(count(&e3), 0);
+    assert_eq!(r.crd(2, CTX_IRQ_STATUS), CTX_IRQ_DONE);
+    // Re-routed to vector 4.
+    r.cwr(2, CTX_IRQ_MASK, 0);
+    r.cwr(2, CTX_VECTOR, 4);
+    r.submit(2, fill(0x1000, 4, 0));
+    r.run();
+    assert_eq!((count(&e3), count(&e4)), (0, 1));
+    // A vector beyond the table is ignored, not a crash.
+    r.cwr(2, CTX_VECTOR, 999);
+    r.submit(2, fill(0x1000, 4, 0));
+    r.run();
+    // Disabling all eventfds.
+    let none = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+    r.b.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, none, 0, 0, vec![]).unwrap();
+    r.cwr(2, CTX_VECTOR, 3);
+    r.submit(2, fill(0x1000, 4, 0));
+    r.run();
+    assert_eq!(count(&e3), 0);
+}
+
+#[test]
+fn set_irqs_rejects_bad_requests() {
+    let mut r = Rig::new();
+    let trig = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    assert!(r
+        .b
+        .set_irqs(VFIO_PCI_INTX_IRQ_INDEX, trig, 0, 1, vec![eventfd()])
+        .is_err());
+    assert!(r
+        .b
+        .set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 4, 2, vec![eventfd(), eventfd()])
+        .is_err());
+    assert!(r
+        .b
+        .set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, u32::MAX, 2, vec![])
+        .is_err());
+    assert!(r
+        .b
+        .set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 0, 2, vec![eventfd()])
+        .is_err());
+}
+
+#[test]
+fn fault_surprise_removal_and_restore() {
+    let mut r = Rig::new();
+    r.setup(0, 0, MIB);
+    let e = eventfd();
+    r.set_irq(1, &e);
+    let f = r.faults();
+    f.apply(&Command::Remove);
+    assert_eq!(r.rd(REG_ID), !0);
+    assert_eq!(r.crd(0, CTX_STATUS), !0);
+    let mut cfg = [0u8; 4];
+    r.b.region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, &mut cfg).unwrap();
+    assert_eq!(cfg, [0xff; 4]);
+    r.wr(REG_SCRATCH, 5);
+    r.cwr(0, CTX_RING_TAIL, 1); // ignored
+    assert!(!r.vram().step(), "engine stopped");
+    f.apply(&Command::Restore);
+    assert_eq!(r.rd(REG_SCRATCH), 0, "writes while removed were dropped");
+    assert_eq!(r.crd(0, CTX_RING_TAIL), 0);
+    // Removed during a job: no completion, no interrupt.
+    r.submit(0, fill(0, 4, 0));
+    f.apply(&Command::Remove);
+    r.run();
+    assert_eq!(count(&e), 0);
+    f.apply(&Command::Restore);
+    r.run();
+    assert_eq!(count(&e), 1);
+}
+
+#[test]
+fn fault_hang_delays_accesses_and_stalls_engine() {
+    let mut r = Rig::new();
+    r.setup(0, 0, MIB);
+    r.submit(0, fill(0, 4, 0));
+    r.faults().apply(&Command::Hang(60));
+    assert!(!r.vram().step());
+    let t = std::time::Instant::now();
+    assert_eq!(r.rd(REG_ID), DEVICE_ID_MAGIC);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(50));
+    r.run();
+    assert_eq!(r.crd(0, CTX_COMPLETED), 1);
+    r.faults().apply(&Command::Slow(2000));
+    let t = std::time::Instant::now();
+    r.rd(REG_ID);
+    assert!(t.elapsed() >= std::time::Duration::from_micros(2000));
+}
+
+#[test]
+fn fault_error_interrupt_on_global_vector() {
+    let mut r = Rig::new();
+    let e = eventfd();
+    r.set_irq(GLOBAL_VECTOR, &e);
+    r.b.0.lock().inject_error();
+    assert_eq!(count(&e), 0, "masked after reset");
+    assert_eq!(r.rd(REG_STATUS), STATUS_READY | STATUS_FATAL);
+    r.wr(REG_GLOBAL_IRQ_STATUS, !0);
+    r.wr(REG_GLOBAL_IRQ_MASK, !GIRQ_FATAL);
+    r.b.0.lock().inject_error();
+    assert_eq!(count(&e), 1);
+    assert_eq!(r.rd(REG_GLOBAL_IRQ_STATUS), GIRQ_FATAL);
+    r.wr(REG_GLOBAL_IRQ_STATUS, GIRQ_FATAL);
+    assert_eq!(r.rd(REG_STATUS), STATUS_READY);
+}
+
+#[test]
+fn bad_register_accesses_are_answered_and_logged() {
+    let mut r = Rig::new();
+    let mut b2 = [0u8; 2];
+    r.b.region_read(VFIO_PCI_BAR0_REGION_INDEX, 0, &mut b2).unwrap();
+    assert_eq!(b2, [0xff; 2], "wrong size");
+    assert_eq!(r.rd(2), !0, "unaligned");
+    assert_eq!(r.rd(0x3c), !0, "unnamed global offset");
+    assert_eq!(r.rd(ctx_window(0) + 0x200), !0, "beyond the named window");
+    assert_eq!(r.rd(ctx_window(4)), !0, "context that does not exist");
+    assert_eq!(r.rd(BAR0_SIZE as usize), !0);
+    let mut big = [0u8; 16];
+    r.b.region_read(VFIO_PCI_BAR0_REGION_INDEX, u64::MAX - 4, &mut big)
+        .unwrap();
+    assert_eq!(big, [0xff; 16]);
+    r.b.region_write(VFIO_PCI_BAR0_REGION_INDEX, 1, &[1, 2, 3, 4]).unwrap();
+    r.b.region_write(VFIO_PCI_BAR0_REGION_INDEX, 0x3c, &[]).unwrap();
+    r.b.region_read(VFIO_PCI_BAR2_REGION_INDEX, 16 * MIB - 2, &mut [0u8; 4])
+        .unwrap();
+    r.b.region_read(VFIO_PCI_NUM_REGIONS + 3, 0, &mut [0u8; 4]).unwrap();
+    assert_eq!(r.rd(REG_BAD_ACCESS_COUNT), 11);
+    assert_eq!(r.rd(REG_GLOBAL_IRQ_STATUS), GIRQ_BAD_ACCESS);
+    assert_eq!(r.rd(REG_BAD_ACCESS_OFFSET), 0x3c);
+}
+
+#[test]
+fn doorbell_storm_and_random_input_never_crash() {
+    let mut r = Rig::new();
+    r.setup(0, 0, MIB);
+    for _ in 0..10_000 {
+        r.cwr(0, CTX_DOORBELL, 1);
+    }
+    // A deterministic xorshift fuzz over registers and ring contents.
+    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for i in 0..20_000 {
+        let v = next();
+        let off = (v % (ctx_window(5) as u64)) as usize & !3;
+        match i % 5 {
+            0 => r.wr(off, next() as u32),
+            1 => {
+                r.rd(off);
+            }
+            2 => {
+                let n = (next() % 4) as u32;
+                let at = (r.slice_base(n) + (next() % MIB) as usize) % (16 * MIB as usize);
+                let bytes = next().to_le_bytes();
+                let mut d = r.vram();
+                let vr = d.vram_mut();
+                let end = (at + 8).min(vr.len());
+                vr[at..end].copy_from_slice(&bytes[..end - at]);
+            }
+            3 => r.cwr((next() % 4) as u32, CTX_RING_TAIL, next() as u32),
+            _ => {
+                for _ in 0..8 {
+                    r.vram().step();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn config_and_bar_regions_agree() {
+    let r = Rig::new();
+    let d = r.b.0.lock();
+    let regions = d.regions();
+    let bar2 = &regions[VFIO_PCI_BAR2_REGION_INDEX as usize];
+    assert!(bar2.mmap_fd.is_some());
+    assert_eq!(bar2.sparse_areas.len(), 1);
+    assert_eq!(bar2.region_info.size, 16 * MIB);
+    assert_eq!(regions[VFIO_PCI_BAR0_REGION_INDEX as usize].region_info.size, BAR0_SIZE);
+    assert_eq!(regions[VFIO_PCI_BAR4_REGION_INDEX as usize].region_info.size, BAR4_SIZE);
+    let irqs = d.irq_info();
+    assert_eq!(irqs[VFIO_PCI_MSIX_IRQ_INDEX as usize].count, 5);
+    assert_eq!(irqs[VFIO_PCI_INTX_IRQ_INDEX as usize].count, 0);
+}
+
+#[test]
+fn params_are_validated() {
+    for p in [
+        DeviceParams {
+            vram_size: 3 * MIB,
+            ..Default::default()
+        },
+        DeviceParams {
+            contexts: 0,
+            ..Default::default()
+        },
+        DeviceParams {
+            contexts: MAX_CONTEXTS + 1,
+            vectors: 2048,
+            ..Default::default()
+        },
+        DeviceParams {
+            vectors: 4,
+            ..Default::default()
+        },
+    ] {
+        assert!(Device::new(p, Arc::new(Faults::default())).is_err());
+    }
+}
+
+#[test]
+fn engine_thread_runs_jobs_and_signals() {
+    let mut r = Rig::new();
+    r.setup(0, 0, MIB);
+    let e = eventfd();
+    r.set_irq(1, &e);
+    let shared = r.b.0.clone();
+    let t = std::thread::spawn(move || shared.run_engine());
+    let at = r.submit(0, fill(0x1000, 64 << 10, 3));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while r.status(at).0 == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(r.status(at).0, DESC_STATUS_DONE);
+    r.b.0.stop();
+    t.join().unwrap();
+    assert_eq!(count(&e), 1);
+}
