@@ -81,8 +81,12 @@ pub const GIRQ_FATAL: u32 = 1 << 0;
 /// `REG_GLOBAL_IRQ_*`: a refused access was logged (`REG_BAD_ACCESS_*`).
 pub const GIRQ_BAD_ACCESS: u32 = 1 << 1;
 /// `REG_FEATURES`: every opcode below is implemented.
-pub const FEATURES_V1: u32 = (1 << OP_NOP) | (1 << OP_FILL) | (1 << OP_COPY) | (1 << OP_CHECKSUM)
-    | (1 << OP_DMA_TO_HOST) | (1 << OP_DMA_FROM_HOST);
+pub const FEATURES_V1: u32 = (1 << OP_NOP)
+    | (1 << OP_FILL)
+    | (1 << OP_COPY)
+    | (1 << OP_CHECKSUM)
+    | (1 << OP_DMA_TO_HOST)
+    | (1 << OP_DMA_FROM_HOST);
 /// Offset of context 0's window in BAR0.
 pub const CTX_BASE: usize = 0x1000;
 /// Size of one context window.
