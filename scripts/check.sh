@@ -51,6 +51,7 @@ clippy_build() {
 	! grep -E '^(warning|error)' "$run/clippy.out"
 }
 check "lint.kernel_clippy_no_warnings" clippy_build
+check "lint.regs_doc_agrees" python3 "$VSLICE_TOP/scripts/check-regs-doc.py" regs/vslice_regs.rs docs/device.md
 check "lint.cargo_fmt" cargo fmt --all --check
 check "lint.cargo_clippy" cargo clippy --workspace --all-targets --release -- -D warnings
 
