@@ -31,6 +31,11 @@ struct vslice_parent_info {
 	u32 contexts;
 	u32 vectors;
 	u64 vram_size;
+	u64 irqs_handled;
+	/* 0: never run, 1: passed, 2: failed */
+	u32 selftest;
+	u32 selftest_irqs;
+	u64 selftest_checksum;
 };
 
 /* Implemented in C, called from Rust. */
@@ -40,9 +45,14 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 			   const struct vslice_rs_parent *rs,
 			   struct vslice_shim_parent **out);
 void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
+int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec);
 
 /* Implemented in Rust, called from C. */
 void vslice_rs_parent_info(const struct vslice_rs_parent *rs,
 			   struct vslice_parent_info *info);
+/* Hard-IRQ context: MSI-X vector @vector fired; non-zero if it was ours. */
+int vslice_rs_irq(const struct vslice_rs_parent *rs, u32 vector);
+/* Process context (debugfs write): run the device self-test. */
+int vslice_rs_selftest(const struct vslice_rs_parent *rs);
 
 #endif /* VSLICE_SHIM_H */

@@ -138,4 +138,30 @@ mod tests {
             Some(EINVAL)
         );
     }
+
+    #[test]
+    fn checksum_of_fill_matches_fnv1a64() {
+        // FNV-1a 64 reference values: "" and "a".
+        assert_eq!(fnv1a64_of_fill(0, 0), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64_of_fill(0x6161_6161, 1), 0xaf63_dc4c_8601_ec8c);
+        // The pattern is little endian: byte 0 first.
+        assert_ne!(
+            fnv1a64_of_fill(0x6162_6364, 4),
+            fnv1a64_of_fill(0x6463_6261, 4)
+        );
+    }
+
+    #[test]
+    fn descriptor_words_cover_the_layout() {
+        let w = desc_words(OP_COPY, DESC_FLAG_IRQ, 0x1_0000_0002, 0x3_0000_0004, 64, 7);
+        let get = |off: usize| w.iter().find(|(o, _)| *o == off).map(|(_, v)| *v);
+        assert_eq!(get(DESC_OPCODE), Some(OP_COPY));
+        assert_eq!(get(DESC_SRC), Some(2));
+        assert_eq!(get(DESC_SRC + 4), Some(1));
+        assert_eq!(get(DESC_DST + 4), Some(3));
+        assert_eq!(get(DESC_LEN), Some(64));
+        assert_eq!(get(DESC_STATUS), Some(0));
+        // Every word lies inside one descriptor and is 4-byte aligned.
+        assert!(w.iter().all(|(o, _)| o % 4 == 0 && o + 4 <= DESC_SIZE));
+    }
 }

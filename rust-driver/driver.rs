@@ -1,29 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The vslice PCI driver: binds the device, maps BAR0, reads and checks the
-//! capability registers, and registers the parent with the C shim last.
+//! The vslice PCI driver: binds the device, maps its BARs, reads and checks
+//! the capability registers, resets and enables it, and registers the
+//! parent with the C shim (debugfs, MSI-X vectors) as the last step.
 //!
-//! Teardown order is the field order of [`Parent`]: the shim's view of the
-//! parent goes first (waiting for its readers), then the Rust state it
-//! pointed at, then the BAR mapping.
+//! Teardown: `Drop for Parent` quiesces the hardware first; then the fields
+//! drop in order — the shim's view of the parent (waiting for its IRQ
+//! handlers and debugfs users), then the Rust state they pointed at.
 
 use kernel::{device::Core, io::Io, pci, prelude::*, sync::Arc};
 
+use crate::parent::ParentState;
 use crate::regs::{self, Caps, RawCaps};
 use crate::shim::ShimParent;
 
 type Bar0<'bound> = pci::Bar<'bound, { regs::BAR0_SIZE as usize }>;
 
-/// Parent state shared with the shim (and, later, with instances).
-pub(crate) struct ParentState {
-    pub(crate) caps: Caps,
-}
-
 /// Per-device driver data.
-pub(crate) struct Parent<'bound> {
-    _shim: ShimParent,
-    _state: Arc<ParentState>,
-    _bar: Bar0<'bound>,
-    pdev: &'bound pci::Device,
+pub(crate) struct Parent {
+    shim: ShimParent,
+    state: Arc<ParentState>,
 }
 
 pub(crate) struct VsliceDriver;
@@ -55,7 +50,7 @@ fn read_caps(bar: &Bar0<'_>) -> RawCaps {
 
 impl pci::Driver for VsliceDriver {
     type IdInfo = ();
-    type Data<'bound> = Parent<'bound>;
+    type Data<'bound> = Parent;
 
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
@@ -63,9 +58,8 @@ impl pci::Driver for VsliceDriver {
         pdev: &'bound pci::Device<Core<'_>>,
         _info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        pdev.enable_device_mem().inspect_err(|e| {
-            dev_err!(pdev, "cannot enable the device: {:?}\n", e);
-        })?;
+        pdev.enable_device_mem()
+            .inspect_err(|e| dev_err!(pdev, "cannot enable the device: {:?}\n", e))?;
         pdev.set_master();
         let bar = pdev
             .iomap_region_sized::<{ regs::BAR0_SIZE as usize }>(0, c"vslice")
@@ -84,22 +78,38 @@ impl pci::Driver for VsliceDriver {
             caps.vram_size >> 20,
             caps.vectors
         );
-        let state = Arc::new(ParentState { caps }, GFP_KERNEL)
+        let regs = bar
+            .into_devres()
+            .inspect_err(|e| dev_err!(pdev, "cannot keep BAR0 mapped: {:?}\n", e))?;
+        let vram = pdev
+            .iomap_region(regs::BAR_VRAM, c"vslice-vram")
+            .and_then(|b| b.into_devres())
+            .inspect_err(|e| dev_err!(pdev, "cannot map VRAM (BAR2): {:?}\n", e))?;
+        let state = ParentState::new(pdev.into(), caps, regs, vram)
+            .and_then(|s| Ok(Arc::new(s, GFP_KERNEL)?))
             .inspect_err(|_| dev_err!(pdev, "out of memory for the parent state\n"))?;
-        // Last step of probe: from here on C can call into `state`.
+        state
+            .hw_init()
+            .inspect_err(|e| dev_err!(pdev, "device does not take its reset: {:?}\n", e))?;
+        // From here on C can call into `state`.
         let shim = ShimParent::add(pdev, &state)
             .inspect_err(|e| dev_err!(pdev, "shim parent registration failed: {:?}\n", e))?;
-        Ok(Parent {
-            _shim: shim,
-            _state: state,
-            _bar: bar,
-            pdev,
-        })
+        shim.enable_irqs(caps.vectors).inspect_err(|e| {
+            dev_err!(
+                pdev,
+                "cannot set up {} MSI-X vectors: {:?}\n",
+                caps.vectors,
+                e
+            )
+        })?;
+        Ok(Parent { shim, state })
     }
 }
 
-impl Drop for Parent<'_> {
+impl Drop for Parent {
     fn drop(&mut self) {
-        dev_info!(self.pdev, "vslice device unbound\n");
+        // Before the shim frees the IRQs: the device must be quiet first.
+        self.state.hw_quiesce();
+        let _ = &self.shim;
     }
 }

@@ -72,3 +72,40 @@ impl Caps {
         })
     }
 }
+
+/// FNV-1a 64 of `len` bytes of the 32-bit little-endian `pattern` repeated,
+/// starting at pattern byte 0: what `OP_CHECKSUM` returns over an
+/// `OP_FILL` of the same pattern.
+pub(crate) fn fnv1a64_of_fill(pattern: u32, len: usize) -> u64 {
+    let bytes = pattern.to_le_bytes();
+    let mut h = FNV64_OFFSET;
+    for i in 0..len {
+        h ^= u64::from(bytes[i % 4]);
+        h = h.wrapping_mul(FNV64_PRIME);
+    }
+    h
+}
+
+/// A job descriptor as the words the driver writes into VRAM:
+/// (offset in the descriptor, value) pairs for every field it sets.
+pub(crate) fn desc_words(
+    opcode: u32,
+    flags: u32,
+    src: u64,
+    dst: u64,
+    len: u32,
+    value: u32,
+) -> [(usize, u32); 10] {
+    [
+        (DESC_OPCODE, opcode),
+        (DESC_FLAGS, flags),
+        (DESC_SRC, src as u32),
+        (DESC_SRC + 4, (src >> 32) as u32),
+        (DESC_DST, dst as u32),
+        (DESC_DST + 4, (dst >> 32) as u32),
+        (DESC_LEN, len),
+        (DESC_VALUE, value),
+        (DESC_STATUS, 0),
+        (DESC_RESULT, 0),
+    ]
+}

@@ -4,7 +4,7 @@
 
 use kernel::{bindings::pci_dev, pci, prelude::*, sync::Arc};
 
-use crate::driver::ParentState;
+use crate::parent::ParentState;
 
 #[allow(
     dead_code,
@@ -69,6 +69,15 @@ impl ShimParent {
     }
 }
 
+impl ShimParent {
+    /// Allocates `nvec` MSI-X vectors with the shim's handler on each;
+    /// they are freed by drop.
+    pub(crate) fn enable_irqs(&self, nvec: u32) -> Result {
+        // SAFETY: `self.0` is a live shim parent (type invariant).
+        kernel::error::to_result(unsafe { ffi::vslice_shim_irqs_enable(self.0, nvec) })
+    }
+}
+
 impl Drop for ShimParent {
     fn drop(&mut self) {
         // SAFETY: `self.0` came from a successful `vslice_shim_parent_add`
@@ -92,6 +101,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
     // `ParentState` (it was made from `Arc::as_ptr`).
     let state = unsafe { &*rs.cast::<ParentState>() };
     let caps = &state.caps;
+    let (selftest, selftest_irqs, selftest_checksum) = state.selftest_info();
     // SAFETY: `info` is valid for writes per the contract.
     unsafe {
         info.write(ffi::vslice_parent_info {
@@ -100,11 +110,52 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
             contexts: caps.contexts,
             vectors: caps.vectors,
             vram_size: caps.vram_size,
+            irqs_handled: state.irqs_handled(),
+            selftest,
+            selftest_irqs,
+            selftest_checksum,
         })
     };
+}
+
+/// Hard-IRQ handler of MSI-X vector `vector` (C's handler forwards here).
+///
+/// # Safety
+///
+/// `rs` must be the pointer given to `vslice_shim_parent_add`, not yet
+/// removed.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_irq(
+    rs: *const ffi::vslice_rs_parent,
+    vector: u32,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract `rs` points to a live `ParentState`.
+    let state = unsafe { &*rs.cast::<ParentState>() };
+    state.irq(vector).into()
+}
+
+/// The debugfs `selftest` write (process context).
+///
+/// # Safety
+///
+/// As for [`vslice_rs_irq`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_selftest(
+    rs: *const ffi::vslice_rs_parent,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract `rs` points to a live `ParentState`.
+    let state = unsafe { &*rs.cast::<ParentState>() };
+    match state.selftest() {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 // The definition above must match the header's declaration: bindgen's
 // extern declaration and ours coerce to one fn-pointer type or fail to build.
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, *mut ffi::vslice_parent_info); 2] =
     [ffi::vslice_rs_parent_info, vslice_rs_parent_info];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u32) -> kernel::ffi::c_int; 2] =
+    [ffi::vslice_rs_irq, vslice_rs_irq];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> kernel::ffi::c_int; 2] =
+    [ffi::vslice_rs_selftest, vslice_rs_selftest];

@@ -7,6 +7,7 @@
 use kernel::{pci, prelude::*};
 
 mod driver;
+mod parent;
 mod regs;
 mod shim;
 

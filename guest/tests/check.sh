@@ -59,6 +59,23 @@ mdevctl_sees_mtty() {
 	rmmod mtty
 }
 
+# Issue 3's VM test: the driver programs a context, runs a fill and a
+# checksum job on the simulated device and receives both MSI-X interrupts.
+selftest_job_and_msix() {
+	for b in $(vslice_devices); do
+		d=/sys/kernel/debug/vslice/$b
+		echo 1 >$d/selftest || { dmesg | tail -n 5; return 1; }
+		cat $d/state
+		grep -qx 'selftest: passed' $d/state || return 1
+		n=$(sed -n 's/^selftest_irqs: //p' $d/state)
+		[ "${n:-0}" -ge 1 ] || { echo "no completion interrupt"; return 1; }
+	done
+	# The vectors are real MSI-X interrupts of the guest kernel.
+	grep vslice /proc/interrupts | head -n 20
+	total=$(grep vslice /proc/interrupts | awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }')
+	[ "$total" -ge 1 ] || { echo "no vslice interrupt counted in /proc/interrupts"; return 1; }
+}
+
 rmmod_vslice() {
 	rmmod vslice || return 1
 	[ ! -e /sys/kernel/debug/vslice ] || { echo "debugfs root left after rmmod"; return 1; }
@@ -66,10 +83,11 @@ rmmod_vslice() {
 	bound_to_vslice
 }
 
-ktap_begin vslice_vm 7
+ktap_begin vslice_vm 8
 t vslice_bound_to_simulated_device bound_to_vslice
 t probe_read_and_logged_id_register probe_logged_id
 t seam_debugfs_state_from_rust seam_state_file
+t selftest_job_and_msix_interrupt selftest_job_and_msix
 t unbind_and_rebind unbind_rebind
 t rmmod_and_reload_vslice rmmod_vslice
 t mtty_instance_create_remove mtty_create_remove
