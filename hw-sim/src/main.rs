@@ -81,7 +81,9 @@ fn parse() -> Result<Options, String> {
 
 /// Carries out one fault command; the reply line for the control socket.
 fn execute(shared: &Shared, c: &Command) -> String {
-    log::warn!("fault injected: {c:?}");
+    if *c != Command::Status {
+        log::warn!("fault injected: {c:?}");
+    }
     match c {
         Command::Exit => {
             eprintln!("vslice-hw-sim: exiting on fault command");
