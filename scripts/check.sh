@@ -56,6 +56,9 @@ check "lint.cargo_fmt" cargo fmt --all --check
 check "lint.cargo_clippy" cargo clippy --workspace --all-targets --release -- -D warnings
 
 # --- host tests ----------------------------------------------------------
+while read -r st name rest; do
+	if [ "$st" = ok ]; then result ok "harness.$name"; else result fail "harness.${name#ok } $rest"; fi
+done < <("$VSLICE_TOP/scripts/tests/run.sh" | sed 's/^not ok /FAIL /')
 cargo_tests() {
 	cargo test --workspace --release 2>&1 | tee "$run/cargo-test.out"
 	[ "${PIPESTATUS[0]}" = 0 ]
