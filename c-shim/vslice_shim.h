@@ -5,24 +5,35 @@
  * bindgen turns this header into Rust at build time (see Kbuild), so it
  * must stay self-contained: opaque handles, fixed-size integers and plain
  * structs only. vslice_shim_*() are implemented in C and called from Rust;
- * vslice_rs_*() are implemented in Rust and called from C.
+ * vslice_rs_*() are implemented in Rust and called from C. The lifecycle
+ * protocol they implement is written at the top of rust-driver/parent.rs.
  */
 #ifndef VSLICE_SHIM_H
 #define VSLICE_SHIM_H
 
 #ifdef __BINDGEN__
-/* No kernel headers for bindgen: spell the two types out. */
+/* No kernel headers for bindgen: spell the types out. */
 #define u32 unsigned int
 #define u64 unsigned long long
 #else
 #include <linux/types.h>
 #endif
 
+#define VSLICE_MAX_TYPES 8
+
 struct pci_dev;
-/* Rust-owned parent state; C only passes the pointer back to Rust. */
+/* Rust-owned parent state; C holds one counted reference to it. */
 struct vslice_rs_parent;
-/* C-owned per-parent state (debugfs, later the rwsem and mdev parent). */
+/* Rust-owned instance state; C owns the pointer until release. */
+struct vslice_rs_instance;
+/* C-owned per-parent state: rwsem, mdev parent and types, IRQs, debugfs. */
 struct vslice_shim_parent;
+
+enum vslice_parent_state {
+	VSLICE_PARENT_LIVE = 0,
+	VSLICE_PARENT_REMOVING = 1,
+	VSLICE_PARENT_GONE = 2,
+};
 
 /* What the parent's debugfs "state" file shows; filled in by Rust. */
 struct vslice_parent_info {
@@ -36,6 +47,30 @@ struct vslice_parent_info {
 	u32 selftest;
 	u32 selftest_irqs;
 	u64 selftest_checksum;
+	u32 state;
+	u32 instances;
+	u32 units_used;
+	u32 free_contexts;
+	u64 unit_bytes;
+};
+
+/* One instance type, as Rust defines it. */
+struct vslice_type_info {
+	char name[16];
+	char pretty[32];
+	u64 vram_bytes;
+	u32 contexts;
+	u32 vectors;
+};
+
+/* One live instance, for debugfs. */
+struct vslice_instance_info {
+	u32 id;
+	u32 type;
+	u64 vram_base;
+	u64 vram_size;
+	u32 first_context;
+	u32 contexts;
 };
 
 /* Implemented in C, called from Rust. */
@@ -44,12 +79,25 @@ void vslice_shim_exit(void);
 int vslice_shim_parent_add(struct pci_dev *pdev,
 			   const struct vslice_rs_parent *rs,
 			   struct vslice_shim_parent **out);
-void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
 int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec);
+int vslice_shim_parent_register(struct vslice_shim_parent *sp);
+void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
 
 /* Implemented in Rust, called from C. */
 void vslice_rs_parent_info(const struct vslice_rs_parent *rs,
 			   struct vslice_parent_info *info);
+int vslice_rs_instance_info(const struct vslice_rs_parent *rs, u32 index,
+			    struct vslice_instance_info *info);
+int vslice_rs_type_info(const struct vslice_rs_parent *rs, u32 index,
+			struct vslice_type_info *info);
+u32 vslice_rs_available(const struct vslice_rs_parent *rs, u32 type);
+int vslice_rs_instance_create(const struct vslice_rs_parent *rs, u32 type,
+			      struct vslice_rs_instance **out);
+void vslice_rs_instance_remove(struct vslice_rs_instance *inst);
+void vslice_rs_instance_release(struct vslice_rs_instance *inst);
+void vslice_rs_parent_removing(const struct vslice_rs_parent *rs);
+void vslice_rs_parent_quiesce(const struct vslice_rs_parent *rs);
+void vslice_rs_parent_put(const struct vslice_rs_parent *rs);
 /* Hard-IRQ context: MSI-X vector @vector fired; non-zero if it was ours. */
 int vslice_rs_irq(const struct vslice_rs_parent *rs, u32 vector);
 /* Process context (debugfs write): run the device self-test. */

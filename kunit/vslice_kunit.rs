@@ -5,6 +5,10 @@
 
 use kernel::prelude::*;
 
+#[path = "../rust-driver/carve.rs"]
+#[allow(dead_code)]
+mod carve;
+
 #[path = "../rust-driver/regs.rs"]
 #[allow(dead_code)]
 mod regs;
@@ -163,5 +167,183 @@ mod tests {
         assert_eq!(get(DESC_STATUS), Some(0));
         // Every word lies inside one descriptor and is 4-byte aligned.
         assert!(w.iter().all(|(o, _)| o % 4 == 0 && o + 4 <= DESC_SIZE));
+    }
+}
+
+#[kunit_tests(vslice_carve)]
+mod carve_tests {
+    use super::carve::*;
+
+    /// The model: what the live allocations imply, computed from scratch.
+    fn check(a: &Allocator, contexts: u32) {
+        let mut units = 0u32;
+        let mut ctx = [0u64; 4];
+        let mut ctx_count = 0;
+        for (_, al) in a.live() {
+            let mask = ((1u32 << al.units) - 1) << al.unit;
+            assert_eq!(units & mask, 0, "VRAM units overlap");
+            assert_eq!(al.unit % al.units, 0, "block not aligned");
+            units |= mask;
+            for (w, m) in ctx.iter_mut().zip(al.ctx) {
+                assert_eq!(*w & m, 0, "contexts overlap");
+                *w |= m;
+            }
+            assert_eq!(al.num_contexts(), a.contexts_for(al.ty));
+            assert!(al.contexts().all(|c| c < contexts));
+            ctx_count += al.num_contexts();
+        }
+        assert_eq!(units, a.units_used());
+        for t in 0..TYPES.len() {
+            let n = TYPES[t].units;
+            let blocks = (0..UNITS)
+                .step_by(n as usize)
+                .filter(|s| units & (((1 << n) - 1) << s) == 0)
+                .count() as u32;
+            let by_ctx = (contexts - ctx_count) / a.contexts_for(t);
+            let slots = (MAX_INSTANCES - a.count()) as u32;
+            assert_eq!(a.available(t), blocks.min(by_ctx).min(slots), "type {}", t);
+            // Exactness: allocating succeeds iff available > 0, and takes
+            // exactly one from it.
+            let mut b = a.clone();
+            match b.alloc(t) {
+                Ok(_) => assert_eq!(b.available(t) + 1, a.available(t)),
+                Err(e) => {
+                    assert_eq!(e, AllocError::NoSpace);
+                    assert_eq!(a.available(t), 0);
+                }
+            }
+        }
+    }
+
+    fn explore(a: &Allocator, contexts: u32, depth: u32, visited: &mut u32) {
+        check(a, contexts);
+        *visited += 1;
+        if depth == 0 {
+            return;
+        }
+        for t in 0..TYPES.len() {
+            let mut b = a.clone();
+            if b.alloc(t).is_ok() {
+                explore(&b, contexts, depth - 1, visited);
+            }
+        }
+        let ids: [u32; MAX_INSTANCES] = {
+            let mut ids = [0; MAX_INSTANCES];
+            for (slot, (id, _)) in ids.iter_mut().zip(a.live()) {
+                *slot = *id;
+            }
+            ids
+        };
+        for &id in ids.iter().filter(|&&id| id != 0) {
+            let mut b = a.clone();
+            assert!(b.free(id));
+            assert!(!b.free(id), "double free must be refused");
+            explore(&b, contexts, depth - 1, visited);
+        }
+    }
+
+    #[test]
+    fn exhaustive_small_sequences() {
+        for contexts in [16, 3, 1] {
+            let mut visited = 0;
+            explore(&Allocator::new(contexts), contexts, 5, &mut visited);
+            assert!(visited > 100);
+        }
+    }
+
+    #[test]
+    fn long_random_sequences_match_the_model() {
+        for (seed, contexts) in [(1u64, 16u32), (7, 12), (42, 255)] {
+            let mut a = Allocator::new(contexts);
+            let mut s = seed;
+            let mut ids = [0u32; MAX_INSTANCES];
+            for _ in 0..4000 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let r = (s >> 33) as usize;
+                if r % 3 == 0 {
+                    let i = (r / 3) % MAX_INSTANCES;
+                    if ids[i] != 0 {
+                        assert!(a.free(ids[i]));
+                        ids[i] = 0;
+                    }
+                } else if let Ok((id, _)) = a.alloc((r / 3) % TYPES.len()) {
+                    if let Some(slot) = ids.iter_mut().find(|x| **x == 0) {
+                        *slot = id;
+                    }
+                }
+                check(&a, contexts);
+            }
+        }
+    }
+
+    #[test]
+    fn full_device_and_back() {
+        let mut a = Allocator::new(16);
+        assert_eq!(
+            [
+                a.available(0),
+                a.available(1),
+                a.available(2),
+                a.available(3)
+            ],
+            [8, 4, 2, 1]
+        );
+        let (id, full) = a.alloc(3).unwrap_or((
+            0,
+            Alloc {
+                ty: 0,
+                unit: 0,
+                units: 0,
+                ctx: [0; 4],
+            },
+        ));
+        assert_eq!(full.num_contexts(), 16);
+        assert_eq!([a.available(0), a.available(3)], [0, 0]);
+        assert_eq!(a.alloc(0), Err(AllocError::NoSpace));
+        assert_eq!(a.alloc(9), Err(AllocError::BadType));
+        assert!(a.free(id));
+        assert_eq!(
+            [
+                a.available(0),
+                a.available(1),
+                a.available(2),
+                a.available(3)
+            ],
+            [8, 4, 2, 1]
+        );
+    }
+
+    #[test]
+    fn fragmentation_is_counted_exactly() {
+        let mut a = Allocator::new(16);
+        // Eighths in units 0 and 2 leave no aligned half free on that side.
+        let (x, _) = a.alloc(0).unwrap_or_default();
+        let (y, _) = a.alloc(0).unwrap_or_default();
+        let (z, _) = a.alloc(0).unwrap_or_default();
+        assert!(a.free(y));
+        assert_eq!(a.units_used(), 0b101);
+        assert_eq!([a.available(1), a.available(2), a.available(3)], [2, 1, 0]);
+        assert!(a.free(x) && a.free(z));
+    }
+
+    #[test]
+    fn lifecycle_only_moves_forward() {
+        assert!(Lifecycle::Live.may_start());
+        assert!(!Lifecycle::Removing.may_start());
+        assert!(!Lifecycle::Gone.may_start());
+        assert_eq!(
+            Lifecycle::Live.step(Lifecycle::Removing),
+            Some(Lifecycle::Removing)
+        );
+        assert_eq!(
+            Lifecycle::Removing.step(Lifecycle::Gone),
+            Some(Lifecycle::Gone)
+        );
+        assert_eq!(Lifecycle::Live.step(Lifecycle::Gone), None);
+        assert_eq!(Lifecycle::Removing.step(Lifecycle::Live), None);
+        assert_eq!(Lifecycle::Gone.step(Lifecycle::Removing), None);
+        assert_eq!(Lifecycle::Gone.step(Lifecycle::Live), None);
     }
 }

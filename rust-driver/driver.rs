@@ -3,9 +3,8 @@
 //! the capability registers, resets and enables it, and registers the
 //! parent with the C shim (debugfs, MSI-X vectors) as the last step.
 //!
-//! Teardown: `Drop for Parent` quiesces the hardware first; then the fields
-//! drop in order — the shim's view of the parent (waiting for its IRQ
-//! handlers and debugfs users), then the Rust state they pointed at.
+//! Teardown is the removal protocol written at the top of parent.rs; it
+//! runs when the driver data drops.
 
 use kernel::{device::Core, io::Io, pci, prelude::*, sync::Arc};
 
@@ -15,10 +14,11 @@ use crate::shim::ShimParent;
 
 type Bar0<'bound> = pci::Bar<'bound, { regs::BAR0_SIZE as usize }>;
 
-/// Per-device driver data.
+/// Per-device driver data. Dropping `_shim` runs the removal protocol
+/// (parent.rs), quiescing the hardware on the way; `_state` drops last.
 pub(crate) struct Parent {
-    shim: ShimParent,
-    state: Arc<ParentState>,
+    _shim: ShimParent,
+    _state: Arc<ParentState>,
 }
 
 pub(crate) struct VsliceDriver;
@@ -86,7 +86,6 @@ impl pci::Driver for VsliceDriver {
             .and_then(|b| b.into_devres())
             .inspect_err(|e| dev_err!(pdev, "cannot map VRAM (BAR2): {:?}\n", e))?;
         let state = ParentState::new(pdev.into(), caps, regs, vram)
-            .and_then(|s| Ok(Arc::new(s, GFP_KERNEL)?))
             .inspect_err(|_| dev_err!(pdev, "out of memory for the parent state\n"))?;
         state
             .hw_init()
@@ -102,14 +101,12 @@ impl pci::Driver for VsliceDriver {
                 e
             )
         })?;
-        Ok(Parent { shim, state })
-    }
-}
-
-impl Drop for Parent {
-    fn drop(&mut self) {
-        // Before the shim frees the IRQs: the device must be quiet first.
-        self.state.hw_quiesce();
-        let _ = &self.shim;
+        // Last: from here on the mdev core can create instances.
+        shim.register()
+            .inspect_err(|e| dev_err!(pdev, "cannot register as mdev parent: {:?}\n", e))?;
+        Ok(Parent {
+            _shim: shim,
+            _state: state,
+        })
     }
 }

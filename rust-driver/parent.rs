@@ -1,44 +1,89 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Parent state: what a bound vslice device is, shared (by `Arc`) with the
-//! C shim's callbacks, and the hardware access that goes with it — the IRQ
-//! handler and the self-test.
+//! Parent state: one bound vslice device, shared by `Arc` with the C shim
+//! and with every instance carved out of it, and the hardware access that
+//! goes with it (IRQ handler, self-test, context programming).
 //!
-//! MMIO goes through `DevresBar`s, so every access is revocable: once the
-//! device is unbound, `try_access` fails and nothing touches a stale
-//! mapping. A `DevresGuard` holds an RCU read lock, so no code here sleeps
-//! while holding one; the self-test re-acquires it per access and sleeps
-//! between.
+//! # Lifecycle protocol (the parent driver's half of "vfio/mdev:
+//! # Synchronize device create/remove with parent removal")
+//!
+//! States: Live → Removing → Gone, forward only (`carve::Lifecycle`),
+//! stored under `carving`'s mutex with the allocator.
+//!
+//! Probe (driver.rs): enable, map BARs (Devres), check the capabilities,
+//! reset the device, create `ParentState` (Live), add the shim parent
+//! (class device, debugfs; C takes one `Arc` reference), allocate MSI-X
+//! vectors, and register the mdev parent LAST: from that moment the mdev
+//! core may call in.
+//!
+//! References: the PCI driver data holds one `Arc`; C holds one until its
+//! parent device is released, which happens only after every mdev type and
+//! child let go of it; every instance holds one for its whole life. The
+//! memory goes when the last one drops, never earlier.
+//!
+//! Child create (mdev probe, under the core's `unreg_sem` shared): C takes
+//! the per-parent rwsem shared with trylock (-ENODEV if a removal holds
+//! it), then Rust allocates under `carving` and fails with -ENODEV unless
+//! Live, -ENOSPC if the type is exhausted (nothing half-created).
+//! Child remove (mdev remove): C waits for the instance's users to close
+//! (VFIO sends them `request`) with no lock of ours held, then takes the
+//! rwsem shared (blocking: it is held exclusive only briefly) and Rust
+//! returns the capacity. `available_instances` agrees from that moment.
+//!
+//! PCI unbind (`vslice_shim_parent_remove`, in this order):
+//! 1. rwsem exclusive: waits for in-flight creates, removes and self-tests;
+//!    mark Removing; release. From here no create and no new parent-level
+//!    operation starts, and no lookup finds a Live parent.
+//! 2. `mdev_unregister_parent`: the core removes every child (step "child
+//!    remove" above); no lock of ours is held.
+//! 3. quiesce: device reset (all contexts stop, interrupts masked); Gone.
+//! 4. free the IRQs (waits for running handlers), remove debugfs (waits
+//!    for readers), unregister the parent device.
+//! 5. Rust drops the driver data; Devres revokes the BARs (waits for
+//!    in-flight MMIO readers, which hold only RCU).
+//!
+//! MMIO goes through `DevresBar`s, so every access after unbind fails
+//! cleanly (`try_access`). A `DevresGuard` holds an RCU read lock: nothing
+//! here sleeps while holding one.
 
 use kernel::{
     io::Io,
-    pci,
+    new_mutex, pci,
     prelude::*,
-    sync::aref::ARef,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
     time::{delay::fsleep, Delta},
 };
 
+use crate::carve::{Alloc, AllocError, Allocator, Lifecycle, TYPES, UNITS};
 use crate::regs::{self, Caps};
 
 /// Register BAR.
 pub(crate) type RegsBar = pci::DevresBar<{ regs::BAR0_SIZE as usize }>;
 
-/// Bytes of VRAM the self-test uses, at the top of VRAM.
-const SELFTEST_SLICE: u64 = 1 << 20;
 const SELFTEST_FILL_AT: u64 = 0x1000;
 const SELFTEST_LEN: u32 = 64 << 10;
 const SELFTEST_PATTERN: u32 = 0x5a5a_a5a5;
 
+/// What `carving` protects.
+pub(crate) struct Carving {
+    pub(crate) alloc: Allocator,
+    pub(crate) life: Lifecycle,
+}
+
 /// One bound vslice device.
+#[pin_data]
 pub(crate) struct ParentState {
     pdev: ARef<pci::Device>,
     pub(crate) caps: Caps,
     regs: RegsBar,
     vram: pci::DevresBar,
+    #[pin]
+    pub(crate) carving: Mutex<Carving>,
     /// Interrupts handled, per MSI-X vector.
     irqs: KVec<Atomic<u64>>,
-    selftest_busy: Atomic<i32>,
-    /// 0: never run, 1: passed, 2: failed.
     selftest: Atomic<u32>,
     selftest_irqs: Atomic<u32>,
     selftest_checksum: Atomic<u64>,
@@ -50,22 +95,37 @@ impl ParentState {
         caps: Caps,
         regs: RegsBar,
         vram: pci::DevresBar,
-    ) -> Result<Self> {
+    ) -> Result<Arc<Self>> {
         let mut irqs = KVec::with_capacity(caps.vectors as usize, GFP_KERNEL)?;
         for _ in 0..caps.vectors {
             irqs.push(Atomic::new(0), GFP_KERNEL)?;
         }
-        Ok(ParentState {
-            pdev,
-            caps,
-            regs,
-            vram,
-            irqs,
-            selftest_busy: Atomic::new(0),
-            selftest: Atomic::new(0),
-            selftest_irqs: Atomic::new(0),
-            selftest_checksum: Atomic::new(0),
-        })
+        Arc::pin_init(
+            try_pin_init!(ParentState {
+                pdev,
+                caps,
+                regs,
+                vram,
+                carving <- new_mutex!(Carving {
+                    alloc: Allocator::new(caps.contexts),
+                    life: Lifecycle::Live,
+                }),
+                irqs,
+                selftest: Atomic::new(0),
+                selftest_irqs: Atomic::new(0),
+                selftest_checksum: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn pdev(&self) -> &pci::Device {
+        &self.pdev
+    }
+
+    /// Bytes of one VRAM unit.
+    pub(crate) fn unit_bytes(&self) -> u64 {
+        self.caps.vram_size / u64::from(UNITS)
     }
 
     fn wr(&self, off: usize, v: u32) -> Result {
@@ -80,10 +140,69 @@ impl ParentState {
         self.wr(regs::REG_CONTROL, regs::CTRL_ENABLE)
     }
 
-    /// Stops the device: every context and all interrupts. Best effort: a
-    /// device that is gone already is quiet.
-    pub(crate) fn hw_quiesce(&self) {
+    /// Moves the lifecycle forward; a repeated or backward step is ignored
+    /// (and logged), never fatal.
+    pub(crate) fn set_life(&self, to: Lifecycle) {
+        let mut c = self.carving.lock();
+        match c.life.step(to) {
+            Some(next) => c.life = next,
+            None => dev_warn!(
+                self.pdev,
+                "ignoring lifecycle step {} -> {}\n",
+                c.life.name(),
+                to.name()
+            ),
+        }
+    }
+
+    pub(crate) fn life(&self) -> Lifecycle {
+        self.carving.lock().life
+    }
+
+    /// Unbind step 3: the device stops everything. Best effort: a device
+    /// that is gone already is quiet.
+    pub(crate) fn quiesce(&self) {
         let _ = self.wr(regs::REG_CONTROL, regs::CTRL_RESET);
+        self.set_life(Lifecycle::Gone);
+    }
+
+    /// Allocates resources of type `ty` for a new instance (or a self-test).
+    pub(crate) fn carve(&self, ty: usize) -> Result<(u32, Alloc)> {
+        let mut c = self.carving.lock();
+        if !c.life.may_start() {
+            return Err(ENODEV);
+        }
+        c.alloc.alloc(ty).map_err(|e| match e {
+            AllocError::BadType => EINVAL,
+            AllocError::NoSpace => ENOSPC,
+        })
+    }
+
+    /// Returns instance `id`'s resources, stopping its contexts first.
+    /// Idempotent: once freed, a second call finds nothing and touches no
+    /// context (which may belong to a newer instance by then).
+    pub(crate) fn uncarve(&self, id: u32, a: &Alloc) {
+        let mut c = self.carving.lock();
+        if c.alloc.live().any(|(i, _)| *i == id) {
+            for ctx in a.contexts() {
+                let _ = self.wr(
+                    regs::ctx_window(ctx) + regs::CTX_CONTROL,
+                    regs::CTX_CTRL_RESET,
+                );
+                let _ = self.wr(regs::ctx_window(ctx) + regs::CTX_CONTROL, 0);
+            }
+            c.alloc.free(id);
+        }
+    }
+
+    /// `available_instances` of type `ty`: exact, 0 unless Live.
+    pub(crate) fn available(&self, ty: usize) -> u32 {
+        let c = self.carving.lock();
+        if c.life.may_start() {
+            c.alloc.available(ty)
+        } else {
+            0
+        }
     }
 
     /// Total interrupts handled.
@@ -126,30 +245,33 @@ impl ParentState {
         true
     }
 
-    /// Runs a fill and a checksum job on the last context and checks the
-    /// result and that the completion interrupt arrived.
+    /// Runs a fill and a checksum job on a context carved like a 1/8
+    /// instance (so it competes fairly with instances) and checks the
+    /// result and that the completion interrupt arrived. The caller holds
+    /// the per-parent rwsem shared.
     pub(crate) fn selftest(&self) -> Result {
-        if self.selftest_busy.cmpxchg(0, 1, Relaxed).is_err() {
-            return Err(EBUSY);
-        }
-        let res = self.run_selftest();
+        let (id, a) = self.carve(0).inspect_err(|e| {
+            dev_err!(self.pdev, "self-test: no free 1/8 slice: {:?}\n", e);
+        })?;
+        let res = self.run_selftest(&a);
+        self.uncarve(id, &a);
         self.selftest
             .store(if res.is_ok() { 1 } else { 2 }, Relaxed);
-        self.selftest_busy.store(0, Relaxed);
         res
     }
 
-    fn run_selftest(&self) -> Result {
+    fn run_selftest(&self, a: &Alloc) -> Result {
         let pdev = &*self.pdev;
-        let n = self.caps.contexts - 1;
+        let n = a.contexts().next().ok_or(EINVAL)?;
         let ctx = regs::ctx_window(n);
-        let base = self.caps.vram_size - SELFTEST_SLICE;
+        let base = u64::from(a.unit) * self.unit_bytes();
+        let size = u64::from(a.units) * self.unit_bytes();
         let vector = n as usize + 1;
         self.wr(ctx + regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
         self.wr(ctx + regs::CTX_VRAM_BASE_LO, base as u32)?;
         self.wr(ctx + regs::CTX_VRAM_BASE_HI, (base >> 32) as u32)?;
-        self.wr(ctx + regs::CTX_VRAM_SIZE_LO, SELFTEST_SLICE as u32)?;
-        self.wr(ctx + regs::CTX_VRAM_SIZE_HI, 0)?;
+        self.wr(ctx + regs::CTX_VRAM_SIZE_LO, size as u32)?;
+        self.wr(ctx + regs::CTX_VRAM_SIZE_HI, (size >> 32) as u32)?;
         self.wr(ctx + regs::CTX_RING_BASE_LO, 0)?;
         self.wr(ctx + regs::CTX_RING_BASE_HI, 0)?;
         self.wr(ctx + regs::CTX_RING_SIZE, 4)?;
@@ -196,14 +318,12 @@ impl ParentState {
             if irqs >= 1 && status != 0 {
                 break Ok((irqs, status));
             }
-            if waited >= 2000 {
+            if waited >= 2000 || self.life() != Lifecycle::Live {
                 break Err((irqs, status));
             }
             fsleep(Delta::from_millis(10));
             waited += 10;
         };
-        let _ = self.wr(ctx + regs::CTX_CONTROL, regs::CTX_CTRL_RESET);
-        let _ = self.wr(ctx + regs::CTX_CONTROL, 0);
         let (irqs, status) = res.map_err(|(irqs, status)| {
             dev_err!(
                 pdev,
@@ -240,3 +360,6 @@ impl ParentState {
         Ok(())
     }
 }
+
+/// Number of instance types.
+pub(crate) const NUM_TYPES: usize = TYPES.len();

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The Rust side of the seam (c-shim/vslice_shim.h): the bindgen output,
 //! safe owners for the C objects, and the `vslice_rs_*` functions C calls.
+//! Every `vslice_rs_*` function is a thin adapter: pointer in, a call on
+//! `ParentState` or `Instance`, errno out.
 
 use kernel::{bindings::pci_dev, pci, prelude::*, sync::Arc};
 
-use crate::parent::ParentState;
+use crate::carve::{Lifecycle, TYPES};
+use crate::instance::Instance;
+use crate::parent::{ParentState, NUM_TYPES};
+use crate::regs;
 
 #[allow(
     dead_code,
@@ -23,7 +28,7 @@ mod ffi {
     ));
 }
 
-/// The C shim's module-wide state (debugfs root); torn down on drop.
+/// The C shim's module-wide state (class, mdev driver, debugfs root).
 pub(crate) struct Shim(());
 
 impl Shim {
@@ -44,37 +49,41 @@ impl Drop for Shim {
     }
 }
 
-/// A parent's C-side state; removed (waiting for debugfs readers) on drop.
+/// A parent's C side. Dropping it runs the removal protocol (parent.rs).
 pub(crate) struct ShimParent(*mut ffi::vslice_shim_parent);
 
 // SAFETY: the C object is only used through the shim's functions, which
 // may be called from any thread.
 unsafe impl Send for ShimParent {}
-// SAFETY: no method takes &self to mutate the object.
+// SAFETY: no method takes &self to mutate the object outside the shim's
+// own locking.
 unsafe impl Sync for ShimParent {}
 
 impl ShimParent {
-    /// Registers the parent with the shim. `state` must outlive the
-    /// returned object: the caller keeps an `Arc` in the same driver data
-    /// and drops this object first.
+    /// Creates the parent's C side; it keeps a reference to `state` until
+    /// its parent device is released.
     pub(crate) fn add(pdev: &pci::Device, state: &Arc<ParentState>) -> Result<Self> {
         let mut sp = core::ptr::null_mut();
-        let rs = Arc::as_ptr(state).cast::<ffi::vslice_rs_parent>();
+        let rs = Arc::into_raw(state.clone()).cast::<ffi::vslice_rs_parent>();
         // `pci::Device` is `#[repr(transparent)]` over `struct pci_dev`.
         let raw = core::ptr::from_ref(pdev).cast_mut().cast::<pci_dev>();
-        // SAFETY: `raw` is a bound PCI device; `rs` stays valid until
-        // `vslice_shim_parent_remove` (see above); `sp` is a valid out pointer.
+        // SAFETY: `raw` is a bound PCI device; `rs` is an owned reference
+        // that C releases through `vslice_rs_parent_put` (also on failure);
+        // `sp` is a valid out pointer.
         kernel::error::to_result(unsafe { ffi::vslice_shim_parent_add(raw, rs, &mut sp) })?;
         Ok(ShimParent(sp))
     }
-}
 
-impl ShimParent {
-    /// Allocates `nvec` MSI-X vectors with the shim's handler on each;
-    /// they are freed by drop.
+    /// Allocates `nvec` MSI-X vectors with the shim's handler on each.
     pub(crate) fn enable_irqs(&self, nvec: u32) -> Result {
         // SAFETY: `self.0` is a live shim parent (type invariant).
         kernel::error::to_result(unsafe { ffi::vslice_shim_irqs_enable(self.0, nvec) })
+    }
+
+    /// Registers the mdev parent: the last step of probe.
+    pub(crate) fn register(&self) -> Result {
+        // SAFETY: `self.0` is a live shim parent (type invariant).
+        kernel::error::to_result(unsafe { ffi::vslice_shim_parent_register(self.0) })
     }
 }
 
@@ -86,22 +95,55 @@ impl Drop for ShimParent {
     }
 }
 
+/// # Safety
+///
+/// `rs` must be a pointer C got from `ShimParent::add` and still holds.
+unsafe fn parent<'a>(rs: *const ffi::vslice_rs_parent) -> &'a ParentState {
+    // SAFETY: per the contract it points to a live `ParentState` (made by
+    // `Arc::into_raw`, whose reference C still holds).
+    unsafe { &*rs.cast::<ParentState>() }
+}
+
+/// Copies `s` into a fixed C string buffer, truncating, NUL-terminated.
+fn copy_str(dst: &mut [kernel::ffi::c_char], s: &str) {
+    let n = s.len().min(dst.len().saturating_sub(1));
+    for (d, &b) in dst.iter_mut().zip(&s.as_bytes()[..n]) {
+        *d = b as kernel::ffi::c_char;
+    }
+    if let Some(end) = dst.get_mut(n) {
+        *end = 0;
+    }
+}
+
 /// C asks for the parent's description (debugfs `state` file).
 ///
 /// # Safety
 ///
-/// `rs` must be the pointer given to `vslice_shim_parent_add`, not yet
-/// removed; `info` must be valid for writes.
+/// `rs` as for [`parent`]; `info` must be valid for writes.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
     rs: *const ffi::vslice_rs_parent,
     info: *mut ffi::vslice_parent_info,
 ) {
-    // SAFETY: per the function's contract `rs` points to a live
-    // `ParentState` (it was made from `Arc::as_ptr`).
-    let state = unsafe { &*rs.cast::<ParentState>() };
+    // SAFETY: per the contract.
+    let state = unsafe { parent(rs) };
     let caps = &state.caps;
     let (selftest, selftest_irqs, selftest_checksum) = state.selftest_info();
+    let (life, instances, units_used, free_ctx) = {
+        let c = state.carving.lock();
+        let used: u32 = c.alloc.live().map(|(_, a)| a.num_contexts()).sum();
+        (
+            c.life,
+            c.alloc.count() as u32,
+            c.alloc.units_used(),
+            caps.contexts - used,
+        )
+    };
+    let st = match life {
+        Lifecycle::Live => ffi::vslice_parent_state_VSLICE_PARENT_LIVE,
+        Lifecycle::Removing => ffi::vslice_parent_state_VSLICE_PARENT_REMOVING,
+        Lifecycle::Gone => ffi::vslice_parent_state_VSLICE_PARENT_GONE,
+    };
     // SAFETY: `info` is valid for writes per the contract.
     unsafe {
         info.write(ffi::vslice_parent_info {
@@ -114,48 +156,241 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
             selftest,
             selftest_irqs,
             selftest_checksum,
+            state: st,
+            instances,
+            units_used,
+            free_contexts: free_ctx,
+            unit_bytes: state.unit_bytes(),
         })
     };
+}
+
+/// The `index`-th live instance, for debugfs; -ENOENT past the last.
+///
+/// # Safety
+///
+/// As for [`vslice_rs_parent_info`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_info(
+    rs: *const ffi::vslice_rs_parent,
+    index: u32,
+    info: *mut ffi::vslice_instance_info,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    let state = unsafe { parent(rs) };
+    let c = state.carving.lock();
+    let Some((id, a)) = c.alloc.live().nth(index as usize) else {
+        return ENOENT.to_errno();
+    };
+    // SAFETY: `info` is valid for writes per the contract.
+    unsafe {
+        info.write(ffi::vslice_instance_info {
+            id: *id,
+            type_: a.ty as u32,
+            vram_base: u64::from(a.unit) * state.unit_bytes(),
+            vram_size: u64::from(a.units) * state.unit_bytes(),
+            first_context: a.contexts().next().unwrap_or(0),
+            contexts: a.num_contexts(),
+        })
+    };
+    0
+}
+
+/// Type `index`'s name and resources; -ENOENT past the last type.
+///
+/// # Safety
+///
+/// As for [`vslice_rs_parent_info`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_type_info(
+    rs: *const ffi::vslice_rs_parent,
+    index: u32,
+    info: *mut ffi::vslice_type_info,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    let state = unsafe { parent(rs) };
+    let Some(t) = TYPES.get(index as usize) else {
+        return ENOENT.to_errno();
+    };
+    let contexts = state.carving.lock().alloc.contexts_for(index as usize);
+    let mut out = ffi::vslice_type_info {
+        vram_bytes: u64::from(t.units) * state.unit_bytes(),
+        contexts,
+        vectors: contexts,
+        ..Default::default()
+    };
+    copy_str(&mut out.name, t.name);
+    copy_str(&mut out.pretty, t.pretty);
+    // SAFETY: `info` is valid for writes per the contract.
+    unsafe { info.write(out) };
+    0
+}
+
+/// `available_instances` of type `ty`.
+///
+/// # Safety
+///
+/// `rs` as for [`parent`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_available(
+    rs: *const ffi::vslice_rs_parent,
+    ty: u32,
+) -> u32 {
+    // SAFETY: per the contract.
+    unsafe { parent(rs) }.available(ty as usize)
+}
+
+/// Child create: carves an instance; on success `*out` owns it until
+/// `vslice_rs_instance_release`.
+///
+/// # Safety
+///
+/// `rs` as for [`parent`]; `out` valid for writes. Called with the
+/// per-parent rwsem held shared.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_create(
+    rs: *const ffi::vslice_rs_parent,
+    ty: u32,
+    out: *mut *mut ffi::vslice_rs_instance,
+) -> kernel::ffi::c_int {
+    if ty as usize >= NUM_TYPES {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: `rs` came from `Arc::into_raw` and C still holds that
+    // reference, so borrowing it as an `Arc` (without consuming it) is
+    // sound; `ManuallyDrop` keeps C's count untouched.
+    let arc = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(rs.cast::<ParentState>()) });
+    match Instance::create(&arc, ty as usize) {
+        Ok(inst) => {
+            // SAFETY: `out` is valid for writes per the contract.
+            unsafe { out.write(KBox::into_raw(inst).cast()) };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Child remove: the instance has no users any more; capacity returns.
+///
+/// # Safety
+///
+/// `inst` must come from `vslice_rs_instance_create`, not yet released.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_remove(inst: *mut ffi::vslice_rs_instance) {
+    // SAFETY: per the contract `inst` is a live `Instance`.
+    unsafe { &*inst.cast::<Instance>() }.remove();
+}
+
+/// The VFIO device's last reference: frees the instance.
+///
+/// # Safety
+///
+/// `inst` must come from `vslice_rs_instance_create`; it is invalid after.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_release(inst: *mut ffi::vslice_rs_instance) {
+    // SAFETY: per the contract `inst` came from `KBox::into_raw` and is
+    // released exactly once.
+    drop(unsafe { KBox::from_raw(inst.cast::<Instance>()) });
+}
+
+/// Unbind step 1, with the rwsem held exclusive: Live → Removing.
+///
+/// # Safety
+///
+/// `rs` as for [`parent`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_parent_removing(rs: *const ffi::vslice_rs_parent) {
+    // SAFETY: per the contract.
+    unsafe { parent(rs) }.set_life(Lifecycle::Removing);
+}
+
+/// Unbind step 3: stop the hardware; Removing → Gone.
+///
+/// # Safety
+///
+/// `rs` as for [`parent`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_parent_quiesce(rs: *const ffi::vslice_rs_parent) {
+    // SAFETY: per the contract.
+    unsafe { parent(rs) }.quiesce();
+}
+
+/// C drops its reference to the parent state (its parent device's release).
+///
+/// # Safety
+///
+/// `rs` as for [`parent`]; C must not use it afterwards.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_parent_put(rs: *const ffi::vslice_rs_parent) {
+    // SAFETY: the reference `ShimParent::add` gave to C via `Arc::into_raw`.
+    drop(unsafe { Arc::from_raw(rs.cast::<ParentState>()) });
 }
 
 /// Hard-IRQ handler of MSI-X vector `vector` (C's handler forwards here).
 ///
 /// # Safety
 ///
-/// `rs` must be the pointer given to `vslice_shim_parent_add`, not yet
-/// removed.
+/// `rs` as for [`parent`].
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_irq(
     rs: *const ffi::vslice_rs_parent,
     vector: u32,
 ) -> kernel::ffi::c_int {
-    // SAFETY: per the contract `rs` points to a live `ParentState`.
-    let state = unsafe { &*rs.cast::<ParentState>() };
-    state.irq(vector).into()
+    // SAFETY: per the contract.
+    unsafe { parent(rs) }.irq(vector).into()
 }
 
-/// The debugfs `selftest` write (process context).
+/// The debugfs `selftest` write (process context, rwsem held shared).
 ///
 /// # Safety
 ///
-/// As for [`vslice_rs_irq`].
+/// `rs` as for [`parent`].
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_selftest(
     rs: *const ffi::vslice_rs_parent,
 ) -> kernel::ffi::c_int {
-    // SAFETY: per the contract `rs` points to a live `ParentState`.
-    let state = unsafe { &*rs.cast::<ParentState>() };
-    match state.selftest() {
+    // SAFETY: per the contract.
+    match unsafe { parent(rs) }.selftest() {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
-// The definition above must match the header's declaration: bindgen's
+// Each definition above must match the header's declaration: bindgen's
 // extern declaration and ours coerce to one fn-pointer type or fail to build.
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, *mut ffi::vslice_parent_info); 2] =
     [ffi::vslice_rs_parent_info, vslice_rs_parent_info];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_parent,
+    u32,
+    *mut ffi::vslice_instance_info,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_instance_info, vslice_rs_instance_info];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_parent,
+    u32,
+    *mut ffi::vslice_type_info,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_type_info, vslice_rs_type_info];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u32) -> u32; 2] =
+    [ffi::vslice_rs_available, vslice_rs_available];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_parent,
+    u32,
+    *mut *mut ffi::vslice_rs_instance,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_instance_create, vslice_rs_instance_create];
+const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_instance); 2] =
+    [ffi::vslice_rs_instance_remove, vslice_rs_instance_remove];
+const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_instance); 2] =
+    [ffi::vslice_rs_instance_release, vslice_rs_instance_release];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent); 2] =
+    [ffi::vslice_rs_parent_removing, vslice_rs_parent_removing];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent); 2] =
+    [ffi::vslice_rs_parent_quiesce, vslice_rs_parent_quiesce];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent); 2] =
+    [ffi::vslice_rs_parent_put, vslice_rs_parent_put];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u32) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_irq, vslice_rs_irq];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_selftest, vslice_rs_selftest];
+// The seam's limits agree with Rust's.
+const _: () = assert!(TYPES.len() <= ffi::VSLICE_MAX_TYPES as usize);
+const _: () = assert!(regs::MAX_CONTEXTS as usize <= 256);

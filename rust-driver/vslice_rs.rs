@@ -6,7 +6,9 @@
 
 use kernel::{pci, prelude::*};
 
+mod carve;
 mod driver;
+mod instance;
 mod parent;
 mod regs;
 mod shim;
