@@ -193,8 +193,8 @@ mod carve_tests {
             ctx_count += al.num_contexts();
         }
         assert_eq!(units, a.units_used());
-        for t in 0..TYPES.len() {
-            let n = TYPES[t].units;
+        for (t, ty) in TYPES.iter().enumerate() {
+            let n = ty.units;
             let blocks = (0..UNITS)
                 .step_by(n as usize)
                 .filter(|s| units & (((1 << n) - 1) << s) == 0)

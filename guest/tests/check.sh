@@ -94,9 +94,13 @@ t mtty_instance_create_remove mtty_create_remove
 t mdevctl_lists_mtty_types mdevctl_sees_mtty
 ktap_end
 
+. /guest/tests/lifecycle.sh
+run_lifecycle_suite
+
 insmod /vslice/kunit/vslice_shim_kunit.ko
 insmod /vslice/kunit/vslice_kunit.ko
 kunit_results vslice_shim
 kunit_results vslice_caps
+kunit_results vslice_carve
 rmmod vslice_kunit vslice_shim_kunit
 exit 0
