@@ -1,34 +1,56 @@
-# The guest half of `make demo`: a short story of what vslice did.
+# The guest half of `make demo`: a short story of what vslice does.
 . /guest/ktap.sh
+. /guest/tests/lifecycle.sh
 say() { printf '\n== %s\n' "$*"; }
+show_avail() { echo "   available (eighth quarter half full): $(avail_all "$1")"; }
 
-say "Simulated vslice devices on the PCI bus (vendor 0x1b36, device 0x5c10)"
+say "Simulated vslice devices on the PCI bus, bound to the Rust driver"
 for b in $(vslice_devices); do
-	d=/sys/bus/pci/devices/$b
-	echo "$b  class $(cat $d/class)  driver: $(basename "$(readlink $d/driver)")"
+	echo "$b  class $(cat /sys/bus/pci/devices/$b/class)  driver: $(basename "$(readlink /sys/bus/pci/devices/$b/driver)")"
 done
+dmesg | grep 'vslice device:' | sed 's/^\[[ 0-9.]*\] /   /'
 
-say "What the driver read from each device's BAR0 (probe log)"
-dmesg | grep 'vslice device:' | sed 's/^\[[ 0-9.]*\] //'
+say "Each device is an mdev parent with four types (mdevctl types)"
+mdevctl types | awk -v p="$P1" '/^[^ ]/ { on = ($1 == p) } on'
 
-say "The parent state, as C's debugfs file gets it from Rust"
-for b in $(vslice_devices); do
-	echo "/sys/kernel/debug/vslice/$b/state:"
-	sed 's/^/    /' /sys/kernel/debug/vslice/$b/state
+say "Carving $P1: instances of several types"
+show_avail "$P1"
+for spec in "quarter 1" "eighth 2" "eighth 3" "half 4"; do
+	set -- $spec
+	create "$P1" "$1" "$2" && echo "created $(uuid "$2") as vslice-$1"
+	show_avail "$P1"
 done
+echo "one more half does not fit: $( (create "$P1" half 5) 2>&1 | sed 's/.*error: //')"
+mdevctl list
 
-say "Unbinding and rebinding the first device"
-b=$(vslice_devices | head -n1)
-echo "$b" >/sys/bus/pci/drivers/vslice/unbind && echo "unbound $b: driver link gone: $([ -e /sys/bus/pci/devices/$b/driver ] && echo no || echo yes)"
-echo "$b" >/sys/bus/pci/drivers/vslice/bind && echo "bound again: $(basename "$(readlink /sys/bus/pci/devices/$b/driver)")"
+say "The parent's debugfs view: lifecycle, VRAM map, contexts, instances"
+grep -E '^(state|instances|vram_units_used|free_contexts|instance)' /sys/kernel/debug/vslice/$P1/state
 
-say "VFIO mediated devices work in this kernel: the in-tree mtty sample"
-modprobe mtty
-mdevctl types | head -n 8
-u=$(cat /proc/sys/kernel/random/uuid 2>/dev/null || echo 6e3a2f10-9b1c-4c3e-8f6d-2a7b5c4d3e21)
-echo "$u" >/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-1/create && echo "created mtty instance $u"
-echo 1 >/sys/bus/mdev/devices/$u/remove && echo "removed it again"
-rmmod mtty
+say "A job on the hardware: fill + checksum, completion by MSI-X"
+echo 1 >/sys/kernel/debug/vslice/$P2/selftest && grep -E '^selftest' /sys/kernel/debug/vslice/$P2/state
+
+say "Removing the PCI device ($P1) while 3 loops create and remove instances"
+for w in 0 1 2; do
+	(i=0; while [ $i -lt 25 ]; do create "$P1" eighth $((64 + w)) 2>/dev/null; remove $((64 + w)) 2>/dev/null; i=$((i + 1)); done) &
+done
+sleep 1
+start=$(cut -d' ' -f1 /proc/uptime)
+echo 1 >/sys/bus/pci/devices/$P1/remove
+end=$(cut -d' ' -f1 /proc/uptime)
+wait
+echo "unbind took $(echo "$start $end" | awk '{ printf "%.2f", $2 - $1 }') s; instances left on $P1: $(ls /sys/bus/mdev/devices | grep -c . )"
+echo "parents now: $(ls /sys/class/mdev_bus | tr '\n' ' ')"
+echo 1 >/sys/bus/pci/rescan
+k=0
+while [ ! -e /sys/class/mdev_bus/$P1 ] && [ $k -lt 50 ]; do sleep 0.2; k=$((k + 1)); done
+echo "rescanned: $P1 is back, bound to $(basename "$(readlink /sys/bus/pci/devices/$P1/driver)")"
+show_avail "$P1"
+
+say "Leak check (kmemleak scan)"
+echo scan >/sys/kernel/debug/kmemleak
+echo scan >/sys/kernel/debug/kmemleak
+leaks=$(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak)
+echo "kmemleak: $leaks unreferenced object(s)"
 
 say "Unloading vslice"
-rmmod vslice && echo "vslice unloaded; debugfs root gone: $([ -e /sys/kernel/debug/vslice ] && echo no || echo yes)"
+rmmod vslice && echo "vslice unloaded; parents left: $(ls /sys/class/mdev_bus 2>/dev/null | grep -c .)"
