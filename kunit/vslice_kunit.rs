@@ -278,41 +278,21 @@ mod carve_tests {
         }
     }
 
+    fn all_available(a: &Allocator) -> [u32; 4] {
+        [0, 1, 2, 3].map(|t| a.available(t))
+    }
+
     #[test]
     fn full_device_and_back() {
         let mut a = Allocator::new(16);
-        assert_eq!(
-            [
-                a.available(0),
-                a.available(1),
-                a.available(2),
-                a.available(3)
-            ],
-            [8, 4, 2, 1]
-        );
-        let (id, full) = a.alloc(3).unwrap_or((
-            0,
-            Alloc {
-                ty: 0,
-                unit: 0,
-                units: 0,
-                ctx: [0; 4],
-            },
-        ));
+        assert_eq!(all_available(&a), [8, 4, 2, 1]);
+        let (id, full) = a.alloc(3).unwrap_or_default();
         assert_eq!(full.num_contexts(), 16);
-        assert_eq!([a.available(0), a.available(3)], [0, 0]);
+        assert_eq!(all_available(&a), [0, 0, 0, 0]);
         assert_eq!(a.alloc(0), Err(AllocError::NoSpace));
         assert_eq!(a.alloc(9), Err(AllocError::BadType));
         assert!(a.free(id));
-        assert_eq!(
-            [
-                a.available(0),
-                a.available(1),
-                a.available(2),
-                a.available(3)
-            ],
-            [8, 4, 2, 1]
-        );
+        assert_eq!(all_available(&a), [8, 4, 2, 1]);
     }
 
     #[test]
