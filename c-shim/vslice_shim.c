@@ -98,6 +98,7 @@ static int vslice_state_show(struct seq_file *s, void *unused)
 		   state[min_t(u32, info.state, ARRAY_SIZE(state) - 1)],
 		   info.instances, info.units_used, info.unit_bytes,
 		   info.free_contexts);
+	seq_printf(s, "live_id: 0x%08x\nfatal_errors: %u\n", info.live_id, info.fatal_errors);
 	seq_printf(s, "irqs_handled: %llu\nselftest: %s\nselftest_irqs: %u\nselftest_checksum: 0x%016llx\n",
 		   info.irqs_handled,
 		   selftest[min_t(u32, info.selftest, ARRAY_SIZE(selftest) - 1)],
@@ -223,6 +224,7 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 	inst = vfio_alloc_device(vslice_shim_instance, vdev, &mdev->dev, &vslice_vfio_ops);
 	if (IS_ERR(inst)) {
 		ret = PTR_ERR(inst);
+		dev_err(&mdev->dev, "cannot allocate the VFIO device: %d\n", ret);
 		goto out;
 	}
 	inst->sp = sp;
@@ -230,8 +232,10 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 	if (ret)
 		goto put;
 	ret = vfio_register_emulated_iommu_dev(&inst->vdev);
-	if (ret)
+	if (ret) {
+		dev_err(&mdev->dev, "cannot register the VFIO device: %d\n", ret);
 		goto put;
+	}
 	dev_set_drvdata(&mdev->dev, inst);
 	up_read(&sp->rwsem);
 	return 0;

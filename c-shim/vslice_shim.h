@@ -52,6 +52,9 @@ struct vslice_parent_info {
 	u32 units_used;
 	u32 free_contexts;
 	u64 unit_bytes;
+	/* REG_ID read now: all-ones when the device does not answer */
+	u32 live_id;
+	u32 fatal_errors;
 };
 
 /* One instance type, as Rust defines it. */

@@ -87,6 +87,8 @@ pub(crate) struct ParentState {
     selftest: Atomic<u32>,
     selftest_irqs: Atomic<u32>,
     selftest_checksum: Atomic<u64>,
+    /// Device-level errors reported by the global vector.
+    fatal_errors: Atomic<u32>,
 }
 
 impl ParentState {
@@ -114,6 +116,7 @@ impl ParentState {
                 selftest: Atomic::new(0),
                 selftest_irqs: Atomic::new(0),
                 selftest_checksum: Atomic::new(0),
+                fatal_errors: Atomic::new(0),
             }),
             GFP_KERNEL,
         )
@@ -242,7 +245,28 @@ impl ParentState {
         }
         let _ = bar.try_write32(status, reg);
         count.add(1, Relaxed);
+        if vector == 0 && status & regs::GIRQ_FATAL != 0 {
+            // Logged once per parent: an error storm must not flood the log.
+            if self.fatal_errors.fetch_add(1, Relaxed) == 0 {
+                dev_err!(
+                    self.pdev,
+                    "device reported a fatal error (global status {:#x})\n",
+                    status
+                );
+            }
+        }
         true
+    }
+
+    /// `REG_ID` read now (all-ones if the device does not answer) and the
+    /// number of fatal errors reported.
+    pub(crate) fn health(&self) -> (u32, u32) {
+        let id = self
+            .regs
+            .try_access()
+            .and_then(|b| b.try_read32(regs::REG_ID).ok())
+            .unwrap_or(u32::MAX);
+        (id, self.fatal_errors.load(Relaxed))
     }
 
     /// Runs a fill and a checksum job on a context carved like a 1/8
@@ -315,6 +339,12 @@ impl ParentState {
                 .try_read32(status_at)?;
             // Two completions may arrive as one interrupt (the eventfd
             // counter coalesces them, as MSI-X hardware may): one is enough.
+            // VRAM is mapped straight through, so a device that is gone
+            // shows in its registers, not in VRAM.
+            if status == u32::MAX || self.health().0 == u32::MAX {
+                dev_err!(pdev, "self-test: device does not answer (reads all-ones)\n");
+                return Err(ENODEV);
+            }
             if irqs >= 1 && status != 0 {
                 break Ok((irqs, status));
             }

@@ -129,6 +129,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
     let state = unsafe { parent(rs) };
     let caps = &state.caps;
     let (selftest, selftest_irqs, selftest_checksum) = state.selftest_info();
+    let (live_id, fatal_errors) = state.health();
     let (life, instances, units_used, free_ctx) = {
         let c = state.carving.lock();
         let used: u32 = c.alloc.live().map(|(_, a)| a.num_contexts()).sum();
@@ -161,6 +162,8 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
             units_used,
             free_contexts: free_ctx,
             unit_bytes: state.unit_bytes(),
+            live_id,
+            fatal_errors,
         })
     };
 }

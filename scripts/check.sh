@@ -74,7 +74,7 @@ grep -q '^test result: ' "$run/cargo-test.out" || result fail "cargo.test_build"
 # --- VM tests -------------------------------------------------------------
 vmrc=0
 "$VSLICE_TOP/scripts/vm-run.sh" --script "$VSLICE_TOP/guest/tests/check.sh" --name check-vm \
-	--devices 2 >"$run/vm.out" 2>&1 || vmrc=$?
+	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-faults.sh" >"$run/vm.out" 2>&1 || vmrc=$?
 vmdir=$(cat "$VSLICE_WORK/results/last")
 if [ "$vmrc" = 0 ]; then result ok "vm.boot_run_no_splat"; else
 	result fail "vm.boot_run_no_splat" "exit $vmrc, see $vmdir/console.log"

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # vm-run.sh --script FILE [--files DIR] [--devices N] [--kernel debug|perf]
-#           [--name NAME] [--timeout SECONDS] [--no-load]
+#           [--name NAME] [--timeout SECONDS] [--no-load] [--host-script FILE]
 #
 # Boots the test VM (QEMU 11.1, TCG) with N simulated vslice devices
 # (hw-sim over vfio-user), loads vslice.ko, copies DIR to /extra, runs FILE
 # as root with busybox sh, streams its output and exits with its status.
 # Non-zero also on a kernel splat (shown), a timeout, or a VM that died.
 # Logs: $VSLICE_WORK/results/<stamp>-<name>/ (path printed at the end).
+# --host-script runs FILE on the host while the VM runs, with VSLICE_RUN
+# (the results directory; the guest's output grows in $VSLICE_RUN/script.out)
+# and VSLICE_CTL0.. (each hw-sim's fault control socket) in its
+# environment; scripts/hwsim-ctl.py sends fault commands. A failing host
+# script fails the run.
 # Environment: VSLICE_VM_MEM (MiB, default 1024), VSLICE_VM_SMP (default 2),
 # VSLICE_HWSIM_ARGS (extra hw-sim options for every device).
 . "$(dirname "$0")/lib.sh"
 
-script='' files='' devices=1 variant=debug name=vm timeout=900 load=1
+script='' files='' devices=1 variant=debug name=vm timeout=900 load=1 host_script=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--script) script=$2; shift 2 ;;
@@ -21,12 +26,14 @@ while [ $# -gt 0 ]; do
 	--name) name=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--no-load) load=0; shift ;;
+	--host-script) host_script=$2; shift 2 ;;
 	*) die "vm-run: unknown argument '$1' (see the header of $0)" ;;
 	esac
 done
 [ -n "$script" ] || die "vm-run: --script FILE is required"
 [ -f "$script" ] || die "vm-run: script '$script' not found"
 [ -z "$files" ] || [ -d "$files" ] || die "vm-run: FILES '$files' is not a directory"
+[ -z "$host_script" ] || [ -f "$host_script" ] || die "vm-run: host script '$host_script' not found"
 [[ $devices =~ ^[0-9]+$ ]] && [ "$devices" -le 8 ] || die "vm-run: DEVICES must be 0..8"
 need_root
 require_root
@@ -54,7 +61,7 @@ cleanup() {
 	local p
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -f "$run"/*.sock
+	rm -f "$run"/*.sock "$run"/*.ctl
 }
 trap cleanup EXIT
 
@@ -62,10 +69,11 @@ qdev=()
 for ((i = 0; i < devices; i++)); do
 	sock=$run/hwsim$i.sock
 	# shellcheck disable=SC2086
-	"$hwsim" --socket "$sock" ${VSLICE_HWSIM_ARGS:-} >"$run/hwsim$i.log" 2>&1 &
+	"$hwsim" --socket "$sock" --control "$run/hwsim$i.ctl" ${VSLICE_HWSIM_ARGS:-} >"$run/hwsim$i.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 	[ -S "$sock" ] || { tail "$run/hwsim$i.log" >&2; die "hw-sim $i did not start"; }
+	export "VSLICE_CTL$i=$run/hwsim$i.ctl"
 	qdev+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$sock\",\"type\":\"unix\"},\"id\":\"vslice$i\"}")
 done
 
@@ -84,6 +92,12 @@ log "booting $variant kernel with $devices simulated device(s), script $(basenam
 start=$SECONDS
 in_root "$(printf '%q ' "${qemu[@]}") 2>'$run/qemu.err'" &
 qpid=$!
+hpid=''
+if [ -n "$host_script" ]; then
+	VSLICE_RUN=$run bash "$host_script" >"$run/host-script.log" 2>&1 &
+	hpid=$!
+	pids+=("$hpid")
+fi
 # Stream the script's output while QEMU runs; tail ends when QEMU does.
 tail -n +1 -F --pid="$qpid" "$run/script.out" 2>/dev/null | sed -u -e 's/\r$//' -e '/^VSLICE-EXIT: /d' || true
 qrc=0
@@ -101,6 +115,19 @@ elif [ -z "$status" ]; then
 	rc=125
 else
 	rc=$status
+fi
+if [ -n "$hpid" ]; then
+	# The host script gets a few seconds after the VM ended, then it is
+	# stopped (and counted as failed).
+	for _ in $(seq 50); do kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
+	kill "$hpid" 2>/dev/null || true
+	hrc=0
+	wait "$hpid" || hrc=$?
+	if [ "$hrc" != 0 ]; then
+		echo "[vslice] host script $(basename "$host_script") failed (exit $hrc); last lines of $run/host-script.log:" >&2
+		tail -n 20 "$run/host-script.log" | sed 's/^/    /' >&2
+		[ "$rc" != 0 ] || rc=127
+	fi
 fi
 if ! "$VSLICE_TOP/scripts/splat-scan.sh" "$run/console.log"; then
 	[ "$rc" != 0 ] || rc=126

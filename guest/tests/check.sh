@@ -96,6 +96,8 @@ ktap_end
 
 . /guest/tests/lifecycle.sh
 run_lifecycle_suite
+. /guest/tests/faults.sh
+run_faults_suite
 
 insmod /vslice/kunit/vslice_shim_kunit.ko
 insmod /vslice/kunit/vslice_kunit.ko
