@@ -143,6 +143,7 @@ static irqreturn_t vslice_shim_irq(int irq, void *data)
 	return vslice_rs_irq(v->sp->rs, v->index) ? IRQ_HANDLED : IRQ_NONE;
 }
 
+/* Frees whatever vslice_shim_irqs_enable() set up; unbind path, no locks. */
 static void vslice_shim_irqs_free(struct vslice_shim_parent *sp)
 {
 	u32 i;
@@ -262,6 +263,7 @@ static void vslice_mdev_remove(struct mdev_device *mdev)
 	vfio_put_device(&inst->vdev);
 }
 
+/* mdev core: sysfs available_instances read; Rust takes its own mutex. */
 static unsigned int vslice_mdev_get_available(struct mdev_type *mtype)
 {
 	struct vslice_shim_type *t = container_of(mtype, struct vslice_shim_type, type);
@@ -269,6 +271,7 @@ static unsigned int vslice_mdev_get_available(struct mdev_type *mtype)
 	return vslice_rs_available(t->sp->rs, t->index);
 }
 
+/* mdev core: sysfs description read; the type info is fixed at register. */
 static ssize_t vslice_mdev_show_description(struct mdev_type *mtype, char *buf)
 {
 	struct vslice_shim_type *t = container_of(mtype, struct vslice_shim_type, type);

@@ -25,9 +25,14 @@
 //! it), then Rust allocates under `carving` and fails with -ENODEV unless
 //! Live, -ENOSPC if the type is exhausted (nothing half-created).
 //! Child remove (mdev remove): C waits for the instance's users to close
-//! (VFIO sends them `request`) with no lock of ours held, then takes the
-//! rwsem shared (blocking: it is held exclusive only briefly) and Rust
-//! returns the capacity. `available_instances` agrees from that moment.
+//! (`vfio_unregister_group_dev`; the VFIO `request` op that asks them to is
+//! the next issue's) with no lock of ours held, then takes the rwsem
+//! shared and Rust returns the capacity; `available_instances` agrees from
+//! that moment. Unlike create it takes the rwsem blocking, not trylock: the
+//! mdev remove callback cannot fail, and it runs for every child during
+//! unbind step 2 itself. A user's remove that starts after unbind began is
+//! refused by the mdev core (-ENODEV from its `unreg_sem` trylock); one
+//! already in flight is drained by step 1.
 //!
 //! PCI unbind (`vslice_shim_parent_remove`, in this order):
 //! 1. rwsem exclusive: waits for in-flight creates, removes and self-tests;
