@@ -139,3 +139,36 @@ fn bad_arguments_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!Path::new("x").exists());
 }
+
+/// Malformed and truncated vfio-user messages: hw-sim must not panic.
+/// The `vfio_user` crate answers what it can parse with an error and
+/// drops a connection it cannot; either way the process ends cleanly.
+#[test]
+fn malformed_protocol_messages_do_not_panic() {
+    let cases: [&[u8]; 4] = [
+        b"\xff\xff\xff\xff garbage that is not a vfio-user header",
+        // A header whose message_size claims far more than is sent.
+        &[1, 0, 2, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0],
+        // An unknown command with a plausible size.
+        &[1, 0, 0xee, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        // Truncated: half a header.
+        &[1, 0, 1, 0, 16, 0],
+    ];
+    for (i, bytes) in cases.iter().enumerate() {
+        let mut sim = Sim::start(&format!("garbage{i}"), &[]);
+        let mut s = UnixStream::connect(sim.dir.join("dev.sock")).unwrap();
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        drop(s);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = sim.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "hw-sim hangs after case {i}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_ne!(status.code(), Some(101), "hw-sim panicked on case {i}");
+        assert!(status.code().is_some(), "hw-sim died by a signal on case {i}");
+    }
+}
