@@ -19,7 +19,7 @@ SCRIPTS := $(CURDIR)/scripts
 all: modules
 
 modules:
-	@$(SCRIPTS)/modules.sh $(KERNEL) | tail -n 1
+	@$(SCRIPTS)/modules.sh $(KERNEL)
 
 kernel:
 	@$(SCRIPTS)/kernel.sh $(KERNEL)

@@ -69,7 +69,15 @@ while read -r st name; do
 		result skip "cargo.$name" "marked #[ignore]"
 	else result fail "cargo.$name"; fi
 done < <(sed -n 's/^test \([^ ]*\) \.\.\. \(ok\|FAILED\|ignored\)$/\2 \1/p' "$run/cargo-test.out")
-grep -q '^test result: ' "$run/cargo-test.out" || result fail "cargo.test_build" "cargo test did not run; see $run/cargo-test.out"
+# Every test the summaries count must have been counted above.
+summary=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1 \2 \3/p' \
+	"$run/cargo-test.out" | awk '{ n += $1 + $2 + $3 } END { print n + 0 }')
+listed=$(grep -cE '^test [^ ]+ \.\.\. (ok|FAILED|ignored)$' "$run/cargo-test.out" || true)
+if ! grep -q '^test result: ' "$run/cargo-test.out"; then
+	result fail "cargo.test_build" "cargo test did not run; see $run/cargo-test.out"
+elif [ "$summary" != "$listed" ]; then
+	result fail "cargo.results_parsed" "summaries count $summary tests, $listed were read; see $run/cargo-test.out"
+fi
 
 # --- VM tests -------------------------------------------------------------
 vmrc=0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds vslice.ko and the KUnit modules against kernel VARIANT (default
 # debug) into $VSLICE_WORK/build/<variant>/modules (the source tree stays
-# clean). Extra arguments go to make (e.g. CLIPPY=1, W=1).
+# clean). Extra arguments go to make (e.g. CLIPPY=1, W=1). The build's
+# output goes to stderr; stdout gets only the output directory.
 . "$(dirname "$0")/lib.sh"
 
 variant=${1:-debug}
@@ -9,5 +10,5 @@ shift || true
 kdir=$("$VSLICE_TOP/scripts/kernel.sh" "$variant")
 out=$VSLICE_WORK/build/$variant/modules
 mkdir -p "$out"
-in_root "make -C '$kdir' M='$VSLICE_TOP' MO='$out' LLVM=1 -j$(nproc) $* modules"
+in_root "make -C '$kdir' M='$VSLICE_TOP' MO='$out' LLVM=1 -j$(nproc) $* modules" >&2
 echo "$out"

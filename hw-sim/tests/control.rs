@@ -23,7 +23,11 @@ impl Sim {
         let dir = std::env::temp_dir().join(format!("vslice-ctl-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        // Its log goes to a file: on the test's stderr it would interleave
+        // with the harness's "test ... ok" lines, which make check parses.
+        let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vslice-hw-sim"))
+            .stderr(log)
             .arg("--socket")
             .arg(dir.join("dev.sock"))
             .arg("--control")
@@ -169,6 +173,8 @@ fn malformed_protocol_messages_do_not_panic() {
             std::thread::sleep(Duration::from_millis(20));
         };
         assert_ne!(status.code(), Some(101), "hw-sim panicked on case {i}");
+        let log = std::fs::read_to_string(sim.dir.join("stderr.log")).unwrap_or_default();
+        assert!(!log.contains("panicked"), "hw-sim panicked on case {i}: {log}");
         assert!(status.code().is_some(), "hw-sim died by a signal on case {i}");
     }
 }
