@@ -27,14 +27,17 @@
  */
 
 #include <linux/debugfs.h>
+#include <linux/eventfd.h>
 #include <linux/interrupt.h>
 #include <linux/mdev.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/rwsem.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
+#include <linux/vfio_pci_core.h>
 #include <linux/wait_bit.h>
 
 #include "vslice_shim.h"
@@ -43,6 +46,11 @@ struct vslice_shim_vec {
 	struct vslice_shim_parent *sp;
 	u32 index;
 	bool requested;
+	/* The owning instance's route (see "instances: VFIO device"). */
+	spinlock_t lock;
+	struct eventfd_ctx *trigger;
+	bool masked;
+	bool pending;
 };
 
 struct vslice_shim_type {
@@ -71,6 +79,9 @@ struct vslice_shim_instance {
 	struct vfio_device vdev;
 	struct vslice_shim_parent *sp;
 	struct vslice_rs_instance *rs;
+	/* Guards req_trigger: SET_IRQS, request and close_device. */
+	struct mutex igate;
+	struct eventfd_ctx *req_trigger;
 };
 
 static struct dentry *vslice_debugfs_root;
@@ -135,12 +146,28 @@ static const struct file_operations vslice_selftest_fops = {
 
 /* ---- IRQs --------------------------------------------------------------- */
 
-/* Hard-IRQ handler of every vector; Rust decides. */
+/*
+ * Hard-IRQ handler of every vector. Rust decides: the driver's own, not
+ * ours, or an instance's, which goes to the eventfd its user gave.
+ */
 static irqreturn_t vslice_shim_irq(int irq, void *data)
 {
 	struct vslice_shim_vec *v = data;
 
-	return vslice_rs_irq(v->sp->rs, v->index) ? IRQ_HANDLED : IRQ_NONE;
+	switch (vslice_rs_irq(v->sp->rs, v->index)) {
+	case VSLICE_IRQ_ROUTE:
+		spin_lock(&v->lock);
+		if (v->trigger && v->masked)
+			v->pending = true;
+		else if (v->trigger)
+			eventfd_signal(v->trigger);
+		spin_unlock(&v->lock);
+		return IRQ_HANDLED;
+	case VSLICE_IRQ_HANDLED:
+		return IRQ_HANDLED;
+	default:
+		return IRQ_NONE;
+	}
 }
 
 /* Frees whatever vslice_shim_irqs_enable() set up; unbind path, no locks. */
@@ -178,6 +205,7 @@ int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec)
 	for (i = 0; i < nvec; i++) {
 		sp->vecs[i].sp = sp;
 		sp->vecs[i].index = i;
+		spin_lock_init(&sp->vecs[i].lock);
 		ret = request_irq(pci_irq_vector(pdev, i), vslice_shim_irq, 0,
 				  "vslice", &sp->vecs[i]);
 		if (ret) {
@@ -191,6 +219,79 @@ int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec)
 
 /* ---- instances: VFIO device --------------------------------------------- */
 
+/*
+ * The instance's MSI-X vectors are routes: instance vector i is the
+ * parent's vector h (Rust says which), whose hard-IRQ handler signals the
+ * eventfd stored in sp->vecs[h] under that vector's spinlock. Setting or
+ * clearing a route takes the same lock, so once a route is cleared no
+ * handler can still signal the old eventfd, and it is put only after that.
+ */
+
+/* Installs @trigger (or NULL) as the route of hw vector @h; puts the old. */
+static void vslice_route_set(struct vslice_shim_parent *sp, u32 h,
+			     struct eventfd_ctx *trigger)
+{
+	struct vslice_shim_vec *v = &sp->vecs[h];
+	struct eventfd_ctx *old;
+	unsigned long flags;
+
+	spin_lock_irqsave(&v->lock, flags);
+	old = v->trigger;
+	v->trigger = trigger;
+	v->masked = false;
+	v->pending = false;
+	spin_unlock_irqrestore(&v->lock, flags);
+	if (old)
+		eventfd_ctx_put(old);
+}
+
+/* SET_IRQS actions other than assigning eventfds, on hw vector @h. */
+static void vslice_route_action(struct vslice_shim_parent *sp, u32 h, u32 action)
+{
+	struct vslice_shim_vec *v = &sp->vecs[h];
+	unsigned long flags;
+
+	spin_lock_irqsave(&v->lock, flags);
+	switch (action) {
+	case VFIO_IRQ_SET_ACTION_MASK:
+		v->masked = true;
+		break;
+	case VFIO_IRQ_SET_ACTION_UNMASK:
+		v->masked = false;
+		if (v->pending && v->trigger)
+			eventfd_signal(v->trigger);
+		v->pending = false;
+		break;
+	default: /* TRIGGER without eventfds: fire, as the hardware would */
+		if (v->trigger && !v->masked)
+			eventfd_signal(v->trigger);
+		else if (v->trigger)
+			v->pending = true;
+		break;
+	}
+	spin_unlock_irqrestore(&v->lock, flags);
+}
+
+/* The parent's vector behind the instance's vector @i; -EINVAL if none. */
+static int vslice_hw_vector(struct vslice_shim_instance *inst, u32 i, u32 *h)
+{
+	int ret = vslice_rs_instance_hw_vector(inst->rs, i, h);
+
+	if (!ret && *h >= inst->sp->nvec)
+		ret = -EINVAL;
+	return ret;
+}
+
+/* Clears every MSI-X route of the instance. igate held. */
+static void vslice_msix_teardown(struct vslice_shim_instance *inst)
+{
+	u32 i, h, n = vslice_rs_instance_vectors(inst->rs);
+
+	for (i = 0; i < n; i++)
+		if (!vslice_hw_vector(inst, i, &h))
+			vslice_route_set(inst->sp, h, NULL);
+}
+
 /* Last reference to the VFIO device: after remove and after every user. */
 static void vslice_vfio_release(struct vfio_device *vdev)
 {
@@ -199,11 +300,374 @@ static void vslice_vfio_release(struct vfio_device *vdev)
 
 	if (inst->rs)
 		vslice_rs_instance_release(inst->rs);
+	mutex_destroy(&inst->igate);
+}
+
+/*
+ * VFIO core, from vfio_unregister_group_dev() (instance remove, so also
+ * PCI unbind) while a user keeps the device open: every 10 s until the
+ * last fd closes. Signals the user's REQ eventfd, as vfio-pci does; the
+ * contract (docs/design.md) is that the user closes promptly.
+ */
+static void vslice_vfio_request(struct vfio_device *vdev, unsigned int count)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	mutex_lock(&inst->igate);
+	if (inst->req_trigger) {
+		if (!(count % 10))
+			dev_notice_ratelimited(vdev->dev, "asking the user to release the device (%u)\n",
+					       count);
+		eventfd_signal(inst->req_trigger);
+	} else if (count == 0) {
+		dev_warn(vdev->dev, "device in use and no REQ eventfd: waiting for the user to close it\n");
+	}
+	mutex_unlock(&inst->igate);
+}
+
+/*
+ * VFIO core: the first fd of the device opened; no lock of ours held.
+ * Every user starts from a reset function, as vfio-pci gives it.
+ */
+static int vslice_vfio_open_device(struct vfio_device *vdev)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	return vslice_rs_instance_reset(inst->rs);
+}
+
+/* VFIO core: the last fd of the device closed; no lock of ours held. */
+static void vslice_vfio_close_device(struct vfio_device *vdev)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	mutex_lock(&inst->igate);
+	vslice_msix_teardown(inst);
+	if (inst->req_trigger) {
+		eventfd_ctx_put(inst->req_trigger);
+		inst->req_trigger = NULL;
+	}
+	mutex_unlock(&inst->igate);
+}
+
+static int vslice_irq_count(struct vslice_shim_instance *inst, u32 index)
+{
+	switch (index) {
+	case VFIO_PCI_MSIX_IRQ_INDEX:
+		return vslice_rs_instance_vectors(inst->rs);
+	case VFIO_PCI_REQ_IRQ_INDEX:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* SET_IRQS on the REQ index: arm, disarm (fd -1) or fire (DATA_NONE/BOOL). */
+static int vslice_set_req(struct vslice_shim_instance *inst, struct vfio_irq_set *hdr,
+			  const void *data)
+{
+	struct eventfd_ctx *ctx = NULL;
+	s32 fd;
+
+	/* Only TRIGGER makes sense for REQ; vfio-pci says -ENOTTY too. */
+	if (!(hdr->flags & VFIO_IRQ_SET_ACTION_TRIGGER))
+		return -ENOTTY;
+	if (hdr->flags & VFIO_IRQ_SET_DATA_EVENTFD) {
+		fd = *(const s32 *)data;
+		if (fd >= 0) {
+			ctx = eventfd_ctx_fdget(fd);
+			if (IS_ERR(ctx))
+				return PTR_ERR(ctx);
+		}
+		if (inst->req_trigger)
+			eventfd_ctx_put(inst->req_trigger);
+		inst->req_trigger = ctx;
+	} else if (hdr->count && inst->req_trigger &&
+		   (!(hdr->flags & VFIO_IRQ_SET_DATA_BOOL) || *(const u8 *)data)) {
+		eventfd_signal(inst->req_trigger);
+	}
+	return 0;
+}
+
+/*
+ * SET_IRQS on the MSI-X index. DATA_EVENTFD + TRIGGER assigns (fd >= 0)
+ * or clears (-1) each vector, all or nothing; DATA_NONE + TRIGGER with
+ * count 0 clears them all; NONE/BOOL with TRIGGER fire, with MASK/UNMASK
+ * mask and unmask (an interrupt while masked is delivered on unmask).
+ */
+static int vslice_set_msix(struct vslice_shim_instance *inst, struct vfio_irq_set *hdr,
+			   const void *data)
+{
+	u32 action = hdr->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+	struct eventfd_ctx **ctxs;
+	const s32 *fds = data;
+	const u8 *bools = data;
+	u32 i, h;
+	int ret = 0;
+
+	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && !hdr->count &&
+	    (hdr->flags & VFIO_IRQ_SET_DATA_NONE)) {
+		vslice_msix_teardown(inst);
+		return 0;
+	}
+	if (!(hdr->flags & VFIO_IRQ_SET_DATA_EVENTFD)) {
+		for (i = 0; i < hdr->count; i++) {
+			if ((hdr->flags & VFIO_IRQ_SET_DATA_BOOL) && !bools[i])
+				continue;
+			ret = vslice_hw_vector(inst, hdr->start + i, &h);
+			if (ret)
+				return ret;
+			vslice_route_action(inst->sp, h, action);
+		}
+		return 0;
+	}
+	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
+		return -EINVAL;
+	ctxs = kcalloc(hdr->count, sizeof(*ctxs), GFP_KERNEL);
+	if (!ctxs)
+		return -ENOMEM;
+	for (i = 0; i < hdr->count; i++) {
+		if (fds[i] < 0)
+			continue;
+		ctxs[i] = eventfd_ctx_fdget(fds[i]);
+		if (IS_ERR(ctxs[i])) {
+			ret = PTR_ERR(ctxs[i]);
+			ctxs[i] = NULL;
+			goto put;
+		}
+	}
+	for (i = 0; i < hdr->count; i++) {
+		ret = vslice_hw_vector(inst, hdr->start + i, &h);
+		if (ret)
+			goto put;
+	}
+	for (i = 0; i < hdr->count; i++) {
+		vslice_hw_vector(inst, hdr->start + i, &h);
+		vslice_route_set(inst->sp, h, ctxs[i]);
+		ctxs[i] = NULL;
+	}
+put:
+	for (i = 0; i < hdr->count; i++)
+		if (ctxs[i])
+			eventfd_ctx_put(ctxs[i]);
+	kfree(ctxs);
+	return ret;
+}
+
+static long vslice_ioctl_set_irqs(struct vslice_shim_instance *inst, void __user *uarg)
+{
+	unsigned long minsz = offsetofend(struct vfio_irq_set, count);
+	struct vfio_irq_set hdr;
+	size_t data_size = 0;
+	void *data = NULL;
+	int ret;
+
+	if (copy_from_user(&hdr, uarg, minsz))
+		return -EFAULT;
+	ret = vfio_set_irqs_validate_and_prepare(&hdr, hdr.index < VFIO_PCI_NUM_IRQS ?
+						 vslice_irq_count(inst, hdr.index) : 0,
+						 VFIO_PCI_NUM_IRQS, &data_size);
+	if (ret)
+		return ret;
+	/* The core does not check that exactly one action is asked for. */
+	if (hweight32(hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) != 1)
+		return -EINVAL;
+	if (data_size) {
+		data = memdup_user(uarg + minsz, data_size);
+		if (IS_ERR(data))
+			return PTR_ERR(data);
+	}
+	mutex_lock(&inst->igate);
+	if (hdr.index == VFIO_PCI_REQ_IRQ_INDEX)
+		ret = vslice_set_req(inst, &hdr, data);
+	else if (hdr.index == VFIO_PCI_MSIX_IRQ_INDEX)
+		ret = vslice_set_msix(inst, &hdr, data);
+	else
+		ret = -EINVAL;
+	mutex_unlock(&inst->igate);
+	kfree(data);
+	return ret;
+}
+
+/* VFIO core: ioctl on an open device fd; process context, no lock held. */
+static long vslice_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+	void __user *uarg = (void __user *)arg;
+	unsigned long minsz;
+	int ret;
+
+	switch (cmd) {
+	case VFIO_DEVICE_GET_INFO: {
+		struct vfio_device_info info;
+
+		minsz = offsetofend(struct vfio_device_info, num_irqs);
+		if (copy_from_user(&info, uarg, minsz))
+			return -EFAULT;
+		if (info.argsz < minsz)
+			return -EINVAL;
+		info.flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
+		info.num_regions = VFIO_PCI_NUM_REGIONS;
+		info.num_irqs = VFIO_PCI_NUM_IRQS;
+		return copy_to_user(uarg, &info, minsz) ? -EFAULT : 0;
+	}
+	case VFIO_DEVICE_GET_IRQ_INFO: {
+		struct vfio_irq_info info;
+
+		minsz = offsetofend(struct vfio_irq_info, count);
+		if (copy_from_user(&info, uarg, minsz))
+			return -EFAULT;
+		if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
+			return -EINVAL;
+		info.count = vslice_irq_count(inst, info.index);
+		info.flags = info.count ? VFIO_IRQ_INFO_EVENTFD : 0;
+		if (info.index == VFIO_PCI_MSIX_IRQ_INDEX)
+			info.flags |= VFIO_IRQ_INFO_MASKABLE;
+		return copy_to_user(uarg, &info, minsz) ? -EFAULT : 0;
+	}
+	case VFIO_DEVICE_SET_IRQS:
+		return vslice_ioctl_set_irqs(inst, uarg);
+	case VFIO_DEVICE_RESET:
+		/* A function reset disables MSI-X: the routes go with it. */
+		mutex_lock(&inst->igate);
+		vslice_msix_teardown(inst);
+		ret = vslice_rs_instance_reset(inst->rs);
+		mutex_unlock(&inst->igate);
+		return ret;
+	default:
+		return -ENOTTY;
+	}
+}
+
+/* VFIO core: VFIO_DEVICE_GET_REGION_INFO (the core copies in and out). */
+static int vslice_vfio_region_info(struct vfio_device *vdev, struct vfio_region_info *info,
+				   struct vfio_info_cap *caps)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+	struct vslice_region_info ri;
+	int ret;
+
+	ret = vslice_rs_region_info(inst->rs, info->index, &ri);
+	if (ret)
+		return ret;
+	info->offset = VFIO_PCI_INDEX_TO_OFFSET(info->index);
+	info->size = ri.size;
+	info->flags = ri.flags;
+	return 0;
+}
+
+static_assert(VSLICE_REGION_READ == VFIO_REGION_INFO_FLAG_READ);
+static_assert(VSLICE_REGION_WRITE == VFIO_REGION_INFO_FLAG_WRITE);
+static_assert(VSLICE_REGION_MMAP == VFIO_REGION_INFO_FLAG_MMAP);
+static_assert(VSLICE_NUM_REGIONS == VFIO_PCI_NUM_REGIONS);
+
+#define VSLICE_RW_STACK 64
+
+/*
+ * VFIO core: read() or write() on the device fd, pread/pwrite style: the
+ * region is the offset's top bits (vfio-pci encoding). Rust does each
+ * piece; this copies to and from user space through a bounce buffer.
+ */
+static ssize_t vslice_vfio_rw(struct vfio_device *vdev, char __user *ubuf,
+			      size_t count, loff_t *ppos, bool write)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+	u32 index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	u8 stackbuf[VSLICE_RW_STACK], *buf = stackbuf;
+	size_t bufsz = sizeof(stackbuf), done = 0;
+	ssize_t n = 0;
+
+	if (index >= VFIO_PCI_NUM_REGIONS)
+		return -EINVAL;
+	if (count > bufsz) {
+		bufsz = min_t(size_t, count, PAGE_SIZE);
+		buf = kmalloc(bufsz, GFP_KERNEL);
+		if (!buf)
+			return -ENOMEM;
+	}
+	while (done < count) {
+		u32 len = min(count - done, bufsz);
+
+		if (write && copy_from_user(buf, ubuf + done, len)) {
+			n = -EFAULT;
+			break;
+		}
+		n = vslice_rs_region_rw(inst->rs, index, off + done, buf, len, write);
+		if (n <= 0)
+			break;
+		if (!write && copy_to_user(ubuf + done, buf, n)) {
+			n = -EFAULT;
+			break;
+		}
+		done += n;
+		if (n < len)
+			break;
+	}
+	if (buf != stackbuf)
+		kfree(buf);
+	if (!done)
+		return n;
+	*ppos += done;
+	return done;
+}
+
+static ssize_t vslice_vfio_read(struct vfio_device *vdev, char __user *buf,
+				size_t count, loff_t *ppos)
+{
+	return vslice_vfio_rw(vdev, buf, count, ppos, false);
+}
+
+static ssize_t vslice_vfio_write(struct vfio_device *vdev, const char __user *buf,
+				 size_t count, loff_t *ppos)
+{
+	return vslice_vfio_rw(vdev, (char __user *)buf, count, ppos, true);
+}
+
+/*
+ * VFIO core: mmap of the device fd. Only the VRAM slice maps (Rust checks
+ * region, offset and length), straight to the device's BAR: no trap per
+ * access. The mapping holds the file, so unbind waits for munmap too.
+ */
+static int vslice_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+	u64 pos = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	u64 len = vma->vm_end - vma->vm_start, phys;
+	int ret;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff > (U64_MAX >> PAGE_SHIFT))
+		return -EINVAL;
+	ret = vslice_rs_mmap_phys(inst->rs, VFIO_PCI_OFFSET_TO_INDEX(pos),
+				  pos & VFIO_PCI_OFFSET_MASK, len, &phys);
+	if (ret)
+		return ret;
+	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
+	return io_remap_pfn_range(vma, vma->vm_start, phys >> PAGE_SHIFT, len,
+				  vma->vm_page_prot);
 }
 
 static const struct vfio_device_ops vslice_vfio_ops = {
 	.name = "vslice",
 	.release = vslice_vfio_release,
+	.open_device = vslice_vfio_open_device,
+	.close_device = vslice_vfio_close_device,
+	.read = vslice_vfio_read,
+	.write = vslice_vfio_write,
+	.ioctl = vslice_vfio_ioctl,
+	.get_region_info_caps = vslice_vfio_region_info,
+	.mmap = vslice_vfio_mmap,
+	.request = vslice_vfio_request,
 	.bind_iommufd = vfio_iommufd_emulated_bind,
 	.unbind_iommufd = vfio_iommufd_emulated_unbind,
 	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
@@ -229,6 +693,7 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 		goto out;
 	}
 	inst->sp = sp;
+	mutex_init(&inst->igate);
 	ret = vslice_rs_instance_create(sp->rs, t->index, &inst->rs);
 	if (ret)
 		goto put;

@@ -13,8 +13,10 @@
 
 #ifdef __BINDGEN__
 /* No kernel headers for bindgen: spell the types out. */
+#define u8 unsigned char
 #define u32 unsigned int
 #define u64 unsigned long long
+#define s64 long long
 #else
 #include <linux/types.h>
 #endif
@@ -76,6 +78,27 @@ struct vslice_instance_info {
 	u32 contexts;
 };
 
+/*
+ * An instance's VFIO regions, vfio-pci layout (index << 40 in the fd).
+ * The flag values are the uapi's VFIO_REGION_INFO_FLAG_*; the shim checks.
+ */
+#define VSLICE_NUM_REGIONS 9
+#define VSLICE_REGION_READ 1
+#define VSLICE_REGION_WRITE 2
+#define VSLICE_REGION_MMAP 4
+struct vslice_region_info {
+	u64 size;
+	u32 flags;
+};
+
+/* What an interrupt was: vslice_rs_irq()'s return value. */
+enum vslice_irq_kind {
+	VSLICE_IRQ_NONE = 0,
+	VSLICE_IRQ_HANDLED = 1,
+	/* The vector's context belongs to an instance: signal its eventfd. */
+	VSLICE_IRQ_ROUTE = 2,
+};
+
 /* Implemented in C, called from Rust. */
 int vslice_shim_init(void);
 void vslice_shim_exit(void);
@@ -97,11 +120,29 @@ u32 vslice_rs_available(const struct vslice_rs_parent *rs, u32 type);
 int vslice_rs_instance_create(const struct vslice_rs_parent *rs, u32 type,
 			      struct vslice_rs_instance **out);
 void vslice_rs_instance_remove(struct vslice_rs_instance *inst);
+/*
+ * The instance's VFIO device; called with the device open (process
+ * context, no lock of ours held).
+ */
+/* MSI-X vectors the instance exposes (one per context it owns). */
+u32 vslice_rs_instance_vectors(const struct vslice_rs_instance *inst);
+/* The device's vector behind the instance's MSI-X vector @i. */
+int vslice_rs_instance_hw_vector(const struct vslice_rs_instance *inst, u32 i,
+				 u32 *out);
+int vslice_rs_region_info(const struct vslice_rs_instance *inst, u32 index,
+			  struct vslice_region_info *info);
+/* @len bytes at @off of region @index to/from kernel @buf; bytes done. */
+s64 vslice_rs_region_rw(const struct vslice_rs_instance *inst, u32 index,
+			u64 off, u8 *buf, u32 len, u32 write);
+/* Physical address for mmap of @len bytes at @off; only the VRAM slice. */
+int vslice_rs_mmap_phys(const struct vslice_rs_instance *inst, u32 index,
+			u64 off, u64 len, u64 *phys);
+int vslice_rs_instance_reset(const struct vslice_rs_instance *inst);
 void vslice_rs_instance_release(struct vslice_rs_instance *inst);
 void vslice_rs_parent_removing(const struct vslice_rs_parent *rs);
 void vslice_rs_parent_quiesce(const struct vslice_rs_parent *rs);
 void vslice_rs_parent_put(const struct vslice_rs_parent *rs);
-/* Hard-IRQ context: MSI-X vector @vector fired; non-zero if it was ours. */
+/* Hard-IRQ context: MSI-X vector @vector fired; an enum vslice_irq_kind. */
 int vslice_rs_irq(const struct vslice_rs_parent *rs, u32 vector);
 /* Process context (debugfs write): run the device self-test. */
 int vslice_rs_selftest(const struct vslice_rs_parent *rs);

@@ -29,6 +29,26 @@ grep -E '^(state|instances|vram_units_used|free_contexts|instance)' /sys/kernel/
 say "A job on the hardware: fill + checksum, completion by MSI-X"
 echo 1 >/sys/kernel/debug/vslice/$P2/selftest && grep -E '^selftest' /sys/kernel/debug/vslice/$P2/state
 
+say "Real work on $P2's instances at once: the vslice client opens each through VFIO"
+echo "   (register window trapped, VRAM slice mmap'd, one MSI-X eventfd per context)"
+jobs_on=""
+for t in half quarter eighth eighth; do
+	u=$(vslice create "$P2" $t) && jobs_on="$jobs_on $u" && echo "created $u as vslice-$t"
+done
+vslice run --len 1048576 --rounds 2 $jobs_on
+for u in $jobs_on; do vslice remove "$u"; done
+
+say "A user holding an instance when its parent goes: REQ, the client lets go"
+u=$(vslice create "$P2" eighth)
+vslice hold "$u" 60 &
+sleep 1
+start=$(cut -d' ' -f1 /proc/uptime)
+echo "$P2" >/sys/bus/pci/drivers/vslice/unbind
+end=$(cut -d' ' -f1 /proc/uptime)
+wait
+echo "unbind of $P2 with an open instance took $(echo "$start $end" | awk '{ printf "%.2f", $2 - $1 }') s"
+echo "$P2" >/sys/bus/pci/drivers/vslice/bind
+
 say "Removing the PCI device ($P1) while 3 loops create and remove instances"
 for w in 0 1 2; do
 	(i=0; while [ $i -lt 25 ]; do create "$P1" eighth $((64 + w)) 2>/dev/null; remove $((64 + w)) 2>/dev/null; i=$((i + 1)); done) &

@@ -1,23 +1,62 @@
 // SPDX-License-Identifier: GPL-2.0
-//! An mdev instance's Rust state: its carved resources and a counted
-//! reference to its parent for its whole life (see the protocol in
-//! parent.rs). Created by the mdev probe, resources returned by the mdev
-//! remove, memory freed by the VFIO device's release.
+//! An mdev instance's Rust state: its carved resources, a counted reference
+//! to its parent for its whole life (see the protocol in parent.rs), and
+//! what its VFIO device does: region reads and writes, the VRAM mmap range,
+//! reset, MSI-X vector routing. Created by the mdev probe, resources
+//! returned by the mdev remove, memory freed by the VFIO device's release.
+//!
+//! Locking: none of its own. Config space and the emulated registers are
+//! atomics (vdev.rs); hardware access goes through the parent's `Devres`
+//! BARs (RCU); the carving mutex is taken only by create and remove.
+//! Region accesses run while the user holds the device open, so the
+//! instance and its parent are alive; after a surprise removal the BARs
+//! read all-ones and accesses fail cleanly.
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
+};
 
 use crate::carve::Alloc;
 use crate::parent::ParentState;
+use crate::regs;
+use crate::vdev::{self, Reg, VConfig};
 
 /// One instance.
 pub(crate) struct Instance {
     pub(crate) parent: Arc<ParentState>,
     pub(crate) id: u32,
     pub(crate) alloc: Alloc,
+    /// VRAM slice: absolute offset and size in the device's VRAM.
+    slice_base: u64,
+    slice_size: u64,
+    contexts: u32,
+    cfg: VConfig,
+    scratch: Atomic<u32>,
+    bad_count: Atomic<u32>,
+    bad_offset: Atomic<u32>,
+}
+
+fn le32(b: &[u8]) -> u32 {
+    let mut w = [0u8; 4];
+    for (d, s) in w.iter_mut().zip(b) {
+        *d = *s;
+    }
+    u32::from_le_bytes(w)
+}
+
+fn put_le32(b: &mut [u8], v: u32) {
+    for (d, s) in b.iter_mut().zip(v.to_le_bytes()) {
+        *d = s;
+    }
 }
 
 impl Instance {
-    /// Carves an instance of type `ty` out of `parent`.
+    /// Carves an instance of type `ty` out of `parent` and programs its
+    /// contexts. Called with the per-parent rwsem held shared.
     pub(crate) fn create(parent: &Arc<ParentState>, ty: usize) -> Result<KBox<Instance>> {
         // Allocate the memory first: on -ENOMEM nothing was carved.
         let b = KBox::new_uninit(GFP_KERNEL).inspect_err(|_| {
@@ -31,11 +70,29 @@ impl Instance {
                 e
             );
         })?;
+        let (slice_base, slice_size) = parent.slice(&alloc);
+        let contexts = alloc.num_contexts();
         let inst = b.write(Instance {
             parent: parent.clone(),
             id,
             alloc,
+            slice_base,
+            slice_size,
+            contexts,
+            cfg: VConfig::new(contexts, slice_size),
+            scratch: Atomic::new(0),
+            bad_count: Atomic::new(0),
+            bad_offset: Atomic::new(0),
         });
+        // On error `inst` drops and gives the resources back.
+        parent.program(id, &alloc).inspect_err(|e| {
+            dev_err!(
+                parent.pdev(),
+                "cannot program instance {}'s contexts: {:?}\n",
+                id,
+                e
+            );
+        })?;
         dev_info!(
             parent.pdev(),
             "instance {} created: type {}, VRAM units {}..{}, {} contexts\n",
@@ -43,7 +100,7 @@ impl Instance {
             ty,
             alloc.unit,
             alloc.unit + alloc.units - 1,
-            alloc.num_contexts()
+            contexts
         );
         Ok(inst)
     }
@@ -51,6 +108,148 @@ impl Instance {
     /// Gives the resources back (the instance has no users any more).
     pub(crate) fn remove(&self) {
         self.parent.uncarve(self.id, &self.alloc);
+    }
+
+    /// MSI-X vectors the instance exposes: one per context.
+    pub(crate) fn vectors(&self) -> u32 {
+        self.contexts
+    }
+
+    /// The device's MSI-X vector behind the instance's vector `i`.
+    pub(crate) fn hw_vector(&self, i: u32) -> Result<u32> {
+        self.alloc
+            .contexts()
+            .nth(i as usize)
+            .map(|c| c + 1)
+            .ok_or(EINVAL)
+    }
+
+    /// Size and `vdev::REGION_*` flags of region `index`.
+    pub(crate) fn region(&self, index: u32) -> (u64, u32) {
+        vdev::region(index, self.contexts, self.slice_size)
+    }
+
+    /// Function reset: every context's user block and queued work (the
+    /// device's per-context reset), config space, emulated registers.
+    /// The VRAM slice keeps its contents, as on the device.
+    pub(crate) fn reset(&self) -> Result {
+        self.cfg.reset();
+        self.scratch.store(0, Relaxed);
+        self.bad_count.store(0, Relaxed);
+        self.bad_offset.store(0, Relaxed);
+        for c in self.alloc.contexts() {
+            self.parent
+                .ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)
+                .inspect_err(|e| {
+                    dev_err!(
+                        self.parent.pdev(),
+                        "instance {}: context {} reset failed: {:?}\n",
+                        self.id,
+                        c,
+                        e
+                    );
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The physical address of `len` bytes at `off` in region `index`, for
+    /// mmap: only the VRAM slice maps, and never a byte beyond it.
+    pub(crate) fn mmap_phys(&self, index: u32, off: u64, len: u64) -> Result<u64> {
+        let end = off.checked_add(len).ok_or(EINVAL)?;
+        if index != vdev::REGION_BAR2 || len == 0 || end > self.slice_size {
+            return Err(EINVAL);
+        }
+        Ok(self.parent.vram_phys()? + self.slice_base + off)
+    }
+
+    /// Reads (`write` false) or writes up to `buf.len()` bytes at `off` in
+    /// region `index`; returns the bytes done (short at the region's end).
+    pub(crate) fn rw(&self, index: u32, off: u64, buf: &mut [u8], write: bool) -> Result<usize> {
+        let (size, _) = self.region(index);
+        if off >= size {
+            return Err(EINVAL);
+        }
+        let len = buf.len().min((size - off) as usize);
+        let buf = buf.get_mut(..len).ok_or(EINVAL)?;
+        match index {
+            vdev::REGION_CONFIG => {
+                if write {
+                    self.cfg.write(off as usize, buf);
+                } else {
+                    self.cfg.read(off as usize, buf);
+                }
+            }
+            vdev::REGION_BAR0 => self.bar0_rw(off, buf, write)?,
+            vdev::REGION_BAR2 => self.parent.vram_rw(self.slice_base + off, buf, write)?,
+            // The MSI-X table is the user's (QEMU emulates it); the
+            // instance's interrupts are configured with SET_IRQS.
+            vdev::REGION_BAR4 => {
+                if !write {
+                    buf.fill(0);
+                }
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(len)
+    }
+
+    fn bar0_rw(&self, off: u64, buf: &mut [u8], write: bool) -> Result {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = off + done as u64;
+            let n = vdev::piece(at, buf.len() - done);
+            let chunk = buf.get_mut(done..done + n).ok_or(EINVAL)?;
+            if n < 4 {
+                // The device takes aligned 32-bit words only.
+                self.refuse(at);
+                if !write {
+                    chunk.fill(0xff);
+                }
+            } else {
+                for (k, word) in chunk.chunks_mut(4).enumerate() {
+                    self.reg(at + 4 * k as u64, word, write)?;
+                }
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, at: u64) {
+        self.bad_count.fetch_add(1, Relaxed);
+        self.bad_offset.store(at as u32, Relaxed);
+    }
+
+    fn reg(&self, at: u64, word: &mut [u8], write: bool) -> Result {
+        let val = match vdev::decode_bar0(at, self.contexts, self.slice_size) {
+            Reg::Const(v) => v,
+            Reg::Scratch => {
+                if write {
+                    self.scratch.store(le32(word), Relaxed);
+                }
+                self.scratch.load(Relaxed)
+            }
+            Reg::BadCount => self.bad_count.load(Relaxed),
+            Reg::BadOffset => self.bad_offset.load(Relaxed),
+            Reg::Forward { ctx, off } => {
+                let c = self.alloc.contexts().nth(ctx as usize).ok_or(EINVAL)?;
+                if write {
+                    // A device that is gone drops writes; so do we.
+                    let _ = self.parent.ctx_write(c, off, le32(word));
+                    return Ok(());
+                }
+                self.parent.ctx_read(c, off).unwrap_or(u32::MAX)
+            }
+            Reg::Refused => {
+                self.refuse(at);
+                u32::MAX
+            }
+        };
+        if !write {
+            put_le32(word, val);
+        }
+        Ok(())
     }
 }
 

@@ -89,6 +89,9 @@ pub(crate) struct ParentState {
     pub(crate) carving: Mutex<Carving>,
     /// Interrupts handled, per MSI-X vector.
     irqs: KVec<Atomic<u64>>,
+    /// Per context: the id of the instance that owns it, 0 if none. Read
+    /// by the IRQ handler, which cannot take `carving`; written under it.
+    owner: KVec<Atomic<u32>>,
     selftest: Atomic<u32>,
     selftest_irqs: Atomic<u32>,
     selftest_checksum: Atomic<u64>,
@@ -107,6 +110,10 @@ impl ParentState {
         for _ in 0..caps.vectors {
             irqs.push(Atomic::new(0), GFP_KERNEL)?;
         }
+        let mut owner = KVec::with_capacity(caps.contexts as usize, GFP_KERNEL)?;
+        for _ in 0..caps.contexts {
+            owner.push(Atomic::new(0), GFP_KERNEL)?;
+        }
         Arc::pin_init(
             try_pin_init!(ParentState {
                 pdev,
@@ -118,6 +125,7 @@ impl ParentState {
                     life: Lifecycle::Live,
                 }),
                 irqs,
+                owner,
                 selftest: Atomic::new(0),
                 selftest_irqs: Atomic::new(0),
                 selftest_checksum: Atomic::new(0),
@@ -138,6 +146,92 @@ impl ParentState {
 
     fn wr(&self, off: usize, v: u32) -> Result {
         self.regs.try_access().ok_or(ENODEV)?.try_write32(v, off)
+    }
+
+    /// Writes register `off` of context `ctx`'s window.
+    pub(crate) fn ctx_write(&self, ctx: u32, off: usize, v: u32) -> Result {
+        self.wr(regs::ctx_window(ctx) + off, v)
+    }
+
+    /// Reads register `off` of context `ctx`'s window.
+    pub(crate) fn ctx_read(&self, ctx: u32, off: usize) -> Result<u32> {
+        self.regs
+            .try_access()
+            .ok_or(ENODEV)?
+            .try_read32(regs::ctx_window(ctx) + off)
+    }
+
+    /// An allocation's VRAM slice: absolute offset and size.
+    pub(crate) fn slice(&self, a: &Alloc) -> (u64, u64) {
+        (
+            u64::from(a.unit) * self.unit_bytes(),
+            u64::from(a.units) * self.unit_bytes(),
+        )
+    }
+
+    /// Physical address of VRAM (BAR2), for mmap.
+    pub(crate) fn vram_phys(&self) -> Result<u64> {
+        Ok(self.pdev.resource_start(regs::BAR_VRAM)?)
+    }
+
+    /// Reads or writes `buf` at absolute VRAM offset `at`, in naturally
+    /// aligned pieces. The caller has checked the range against a slice.
+    pub(crate) fn vram_rw(&self, at: u64, buf: &mut [u8], write: bool) -> Result {
+        let vram = self.vram.try_access().ok_or(ENODEV)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let off = at + done as u64;
+            let n = crate::vdev::piece(off, buf.len() - done);
+            let b = buf.get_mut(done..done + n).ok_or(EINVAL)?;
+            let o = off as usize;
+            let mut w = [0u8; 8];
+            if write {
+                w[..n].copy_from_slice(b);
+                match n {
+                    8 => vram.try_write64(u64::from_le_bytes(w), o)?,
+                    4 => vram.try_write32(u32::from_le_bytes([w[0], w[1], w[2], w[3]]), o)?,
+                    2 => vram.try_write16(u16::from_le_bytes([w[0], w[1]]), o)?,
+                    _ => vram.try_write8(w[0], o)?,
+                }
+            } else {
+                match n {
+                    8 => w = vram.try_read64(o)?.to_le_bytes(),
+                    4 => w[..4].copy_from_slice(&vram.try_read32(o)?.to_le_bytes()),
+                    2 => w[..2].copy_from_slice(&vram.try_read16(o)?.to_le_bytes()),
+                    _ => w[0] = vram.try_read8(o)?,
+                }
+                b.copy_from_slice(&w[..n]);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Programs instance `id`'s contexts: its VRAM slice, no DMA window,
+    /// the default vector, enabled; from here its interrupts are routed to
+    /// the instance. Called from create, under the per-parent rwsem.
+    pub(crate) fn program(&self, id: u32, a: &Alloc) -> Result {
+        let (base, size) = self.slice(a);
+        for c in a.contexts() {
+            for (off, v) in [
+                (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
+                (regs::CTX_VRAM_BASE_LO, base as u32),
+                (regs::CTX_VRAM_BASE_HI, (base >> 32) as u32),
+                (regs::CTX_VRAM_SIZE_LO, size as u32),
+                (regs::CTX_VRAM_SIZE_HI, (size >> 32) as u32),
+                (regs::CTX_DMA_SIZE_LO, 0),
+                (regs::CTX_DMA_SIZE_HI, 0),
+                (regs::CTX_WEIGHT, crate::vdev::CONTEXT_WEIGHT),
+                (regs::CTX_VECTOR, c + 1),
+                (regs::CTX_CONTROL, regs::CTX_CTRL_ENABLE),
+            ] {
+                self.ctx_write(c, off, v)?;
+            }
+            if let Some(o) = self.owner.get(c as usize) {
+                o.store(id, Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Resets the device and enables it, with only the fatal-error cause
@@ -193,11 +287,19 @@ impl ParentState {
         let mut c = self.carving.lock();
         if c.alloc.live().any(|(i, _)| *i == id) {
             for ctx in a.contexts() {
-                let _ = self.wr(
-                    regs::ctx_window(ctx) + regs::CTX_CONTROL,
-                    regs::CTX_CTRL_RESET,
-                );
-                let _ = self.wr(regs::ctx_window(ctx) + regs::CTX_CONTROL, 0);
+                if let Some(o) = self.owner.get(ctx as usize) {
+                    o.store(0, Relaxed);
+                }
+                // Stop it, then take its slice away: a freed context
+                // reaches no VRAM.
+                for (off, v) in [
+                    (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
+                    (regs::CTX_CONTROL, 0),
+                    (regs::CTX_VRAM_SIZE_LO, 0),
+                    (regs::CTX_VRAM_SIZE_HI, 0),
+                ] {
+                    let _ = self.ctx_write(ctx, off, v);
+                }
             }
             c.alloc.free(id);
         }
@@ -226,13 +328,32 @@ impl ParentState {
         )
     }
 
-    /// Hard-IRQ context: acknowledges what vector `vector` reports.
-    /// Vector 0 is the global one; context n signals vector n + 1 (the
-    /// reset value of `CTX_VECTOR`, which the driver keeps).
-    pub(crate) fn irq(&self, vector: u32) -> bool {
+    /// Hard-IRQ context: decides what vector `vector` is. Vector 0 is the
+    /// global one; context n signals vector n + 1 (the driver keeps that
+    /// `CTX_VECTOR`). A context owned by an instance is the instance's:
+    /// `Irq::Route`, untouched (its user acknowledges it through the
+    /// register window); anything else is acknowledged here.
+    pub(crate) fn irq(&self, vector: u32) -> Irq {
         let Some(count) = self.irqs.get(vector as usize) else {
-            return false;
+            return Irq::None;
         };
+        let owned = vector
+            .checked_sub(1)
+            .and_then(|c| self.owner.get(c as usize))
+            .is_some_and(|o| o.load(Relaxed) != 0);
+        if owned {
+            count.add(1, Relaxed);
+            return Irq::Route;
+        }
+        if self.ack(vector) {
+            count.add(1, Relaxed);
+            Irq::Handled
+        } else {
+            Irq::None
+        }
+    }
+
+    fn ack(&self, vector: u32) -> bool {
         let Some(bar) = self.regs.try_access() else {
             return false;
         };
@@ -249,7 +370,6 @@ impl ParentState {
             return false;
         }
         let _ = bar.try_write32(status, reg);
-        count.add(1, Relaxed);
         if vector == 0 && status & regs::GIRQ_FATAL != 0 {
             // Logged once per parent: an error storm must not flood the log.
             if self.fatal_errors.fetch_add(1, Relaxed) == 0 {
@@ -394,6 +514,17 @@ impl ParentState {
         );
         Ok(())
     }
+}
+
+/// What an interrupt was (`vslice_rs_irq`'s return value, see the header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Irq {
+    /// Not ours.
+    None = 0,
+    /// Handled by the driver.
+    Handled = 1,
+    /// An instance's: signal its eventfd.
+    Route = 2,
 }
 
 /// Number of instance types.

@@ -10,6 +10,7 @@ use crate::carve::{Lifecycle, TYPES};
 use crate::instance::Instance;
 use crate::parent::{ParentState, NUM_TYPES};
 use crate::regs;
+use crate::vdev;
 
 #[allow(
     dead_code,
@@ -284,6 +285,139 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_remove(inst: *mut ffi::vslice
     unsafe { &*inst.cast::<Instance>() }.remove();
 }
 
+/// MSI-X vectors the instance exposes: one per context it owns.
+///
+/// # Safety
+///
+/// `inst` must come from `vslice_rs_instance_create`, not yet released.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_vectors(
+    inst: *const ffi::vslice_rs_instance,
+) -> u32 {
+    // SAFETY: per the contract `inst` is a live `Instance`.
+    unsafe { instance(inst) }.vectors()
+}
+
+/// The device vector behind the instance's MSI-X vector `i`.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`]; `out` valid for writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_hw_vector(
+    inst: *const ffi::vslice_rs_instance,
+    i: u32,
+    out: *mut u32,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    match unsafe { instance(inst) }.hw_vector(i) {
+        Ok(v) => {
+            // SAFETY: `out` is valid for writes per the contract.
+            unsafe { out.write(v) };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Size and flags of region `index`; -EINVAL past the last region.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`]; `info` valid for writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_region_info(
+    inst: *const ffi::vslice_rs_instance,
+    index: u32,
+    info: *mut ffi::vslice_region_info,
+) -> kernel::ffi::c_int {
+    if index >= vdev::NUM_REGIONS {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: per the contract.
+    let (size, flags) = unsafe { instance(inst) }.region(index);
+    // SAFETY: `info` is valid for writes per the contract.
+    unsafe { info.write(ffi::vslice_region_info { size, flags }) };
+    0
+}
+
+/// One piece of a region read or write: `len` bytes at `off` in region
+/// `index`, to or from the kernel buffer `buf`. Returns the bytes done.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`]; `buf` valid for reads and writes of `len`
+/// bytes and not otherwise accessed during the call.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_region_rw(
+    inst: *const ffi::vslice_rs_instance,
+    index: u32,
+    off: u64,
+    buf: *mut u8,
+    len: u32,
+    write: u32,
+) -> i64 {
+    // SAFETY: per the contract `buf` holds `len` bytes that only we touch.
+    let b = unsafe { core::slice::from_raw_parts_mut(buf, len as usize) };
+    // SAFETY: per the contract.
+    match unsafe { instance(inst) }.rw(index, off, b, write != 0) {
+        Ok(n) => n as i64,
+        Err(e) => e.to_errno().into(),
+    }
+}
+
+/// The physical address to map for `len` bytes at `off` in region
+/// `index`; -EINVAL unless that range lies inside the VRAM slice.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`]; `phys` valid for writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mmap_phys(
+    inst: *const ffi::vslice_rs_instance,
+    index: u32,
+    off: u64,
+    len: u64,
+    phys: *mut u64,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    match unsafe { instance(inst) }.mmap_phys(index, off, len) {
+        Ok(p) => {
+            // SAFETY: `phys` is valid for writes per the contract.
+            unsafe { phys.write(p) };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `VFIO_DEVICE_RESET`: the instance's function reset.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_reset(
+    inst: *const ffi::vslice_rs_instance,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    match unsafe { instance(inst) }.reset() {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Borrows a live instance.
+///
+/// # Safety
+///
+/// `inst` must come from `vslice_rs_instance_create` and not be released
+/// before the returned borrow ends.
+unsafe fn instance<'a>(inst: *const ffi::vslice_rs_instance) -> &'a Instance {
+    // SAFETY: per the contract `inst` is a live `Instance`.
+    unsafe { &*inst.cast::<Instance>() }
+}
+
 /// The VFIO device's last reference: frees the instance.
 ///
 /// # Safety
@@ -340,7 +474,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_irq(
     vector: u32,
 ) -> kernel::ffi::c_int {
     // SAFETY: per the contract.
-    unsafe { parent(rs) }.irq(vector).into()
+    unsafe { parent(rs) }.irq(vector) as kernel::ffi::c_int
 }
 
 /// The debugfs `selftest` write (process context, rwsem held shared).
@@ -394,6 +528,31 @@ const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u32) -> kernel::ffi
     [ffi::vslice_rs_irq, vslice_rs_irq];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_selftest, vslice_rs_selftest];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u32; 2] =
+    [ffi::vslice_rs_instance_vectors, vslice_rs_instance_vectors];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32, *mut u32) -> kernel::ffi::c_int;
+    2] = [ffi::vslice_rs_instance_hw_vector, vslice_rs_instance_hw_vector];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    u32,
+    *mut ffi::vslice_region_info,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_region_info, vslice_rs_region_info];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32, u64, *mut u8, u32, u32) -> i64;
+    2] = [ffi::vslice_rs_region_rw, vslice_rs_region_rw];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    u32,
+    u64,
+    u64,
+    *mut u64,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mmap_phys, vslice_rs_mmap_phys];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> kernel::ffi::c_int; 2] =
+    [ffi::vslice_rs_instance_reset, vslice_rs_instance_reset];
+// The region flags are the uapi's (the C shim asserts the uapi side).
+const _: () = assert!(vdev::REGION_READ == ffi::VSLICE_REGION_READ);
+const _: () = assert!(vdev::REGION_WRITE == ffi::VSLICE_REGION_WRITE);
+const _: () = assert!(vdev::REGION_MMAP == ffi::VSLICE_REGION_MMAP);
+const _: () = assert!(vdev::NUM_REGIONS == ffi::VSLICE_NUM_REGIONS);
 // The seam's limits agree with Rust's.
 const _: () = assert!(TYPES.len() <= ffi::VSLICE_MAX_TYPES as usize);
 const _: () = assert!(regs::MAX_CONTEXTS as usize <= 256);

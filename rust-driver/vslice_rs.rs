@@ -12,6 +12,7 @@ mod instance;
 mod parent;
 mod regs;
 mod shim;
+mod vdev;
 
 #[pin_data]
 struct VsliceModule {

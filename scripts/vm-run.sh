@@ -46,10 +46,17 @@ stage "build vslice modules and initramfs ($variant)" \
 	"$VSLICE_TOP/scripts/initramfs.sh" "$variant" "$run/base.cpio.gz"
 stage "build hw-sim" cargo build --release --manifest-path "$VSLICE_TOP/Cargo.toml" -p vslice-hw-sim
 hwsim=$VSLICE_TOP/target/release/vslice-hw-sim
+# The client runs in the guest: a static binary, its own target dir so
+# that the host build's flags and cache stay apart.
+stage "build the vslice client (static)" env RUSTFLAGS='-C target-feature=+crt-static' \
+	CARGO_TARGET_DIR="$VSLICE_TOP/target/guest" cargo build --release \
+	--manifest-path "$VSLICE_TOP/Cargo.toml" -p vslice --target x86_64-unknown-linux-gnu
+guestbin=$VSLICE_TOP/target/guest/x86_64-unknown-linux-gnu/release
 
 # The per-run archive: script, environment, FILES.
-mkdir -p "$run/extra-root/run" "$run/extra-root/extra"
+mkdir -p "$run/extra-root/run" "$run/extra-root/extra" "$run/extra-root/usr/bin"
 cp "$script" "$run/extra-root/run/script.sh"
+cp "$guestbin/vslice" "$guestbin/vslice-test" "$run/extra-root/usr/bin/"
 printf 'VSLICE_LOAD=%s\nVSLICE_DEVICES=%s\nVSLICE_KERNEL=%s\n' "$load" "$devices" "$variant" \
 	>"$run/extra-root/run/env"
 [ -z "$files" ] || cp -a "$files/." "$run/extra-root/extra/"

@@ -98,6 +98,8 @@ ktap_end
 run_lifecycle_suite
 . /guest/tests/faults.sh
 run_faults_suite
+. /guest/tests/vfio.sh
+run_vfio_suite
 
 insmod /vslice/kunit/vslice_shim_kunit.ko
 insmod /vslice/kunit/vslice_kunit.ko

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Running jobs on an open instance: its register window (trapped, through
+//! the device fd) programs each context's ring, its VRAM slice is mmap'd
+//! for descriptors and data, each context's MSI-X vector wakes the waiter.
+//!
+//! Slice layout used here: context i's ring (`RING_SLOTS` descriptors) at
+//! `i * RING_BYTES`; data from `DATA_BASE` on.
+
+use std::io;
+
+use crate::regs::*;
+use crate::vfio::{self, Device, EventFd, Mmap};
+
+/// Ring slots per context.
+pub const RING_SLOTS: u32 = 64;
+/// Bytes of one context's ring.
+pub const RING_BYTES: usize = RING_SLOTS as usize * DESC_SIZE;
+/// Where data starts in the slice.
+pub const DATA_BASE: u64 = 1 << 20;
+
+/// One job.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Job {
+    pub op: u32,
+    pub src: u64,
+    pub dst: u64,
+    pub len: u32,
+    pub value: u32,
+}
+
+/// What a finished job reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    pub status: u32,
+    pub result: u64,
+}
+
+/// An instance ready to run jobs.
+pub struct Instance {
+    pub dev: Device,
+    pub vram: Mmap,
+    pub contexts: u32,
+    pub slice: u64,
+    irqs: Vec<EventFd>,
+    tail: Vec<u32>,
+}
+
+fn ctx_reg(ctx: u32, off: usize) -> usize {
+    ctx_window(ctx) + off
+}
+
+impl Instance {
+    /// Opens instance `uuid`, maps its VRAM slice, arms one eventfd per
+    /// MSI-X vector and sets up every context's ring.
+    pub fn open(uuid: &str) -> io::Result<Instance> {
+        let dev = Device::open(uuid)?;
+        let id = dev.reg(REG_ID)?;
+        if id != DEVICE_ID_MAGIC {
+            return Err(io::Error::other(format!("{uuid}: ID register {id:#x}, not a vslice instance")));
+        }
+        let contexts = dev.reg(REG_NUM_CONTEXTS)?;
+        let slice = u64::from(dev.reg(REG_VRAM_SIZE_LO)?) | u64::from(dev.reg(REG_VRAM_SIZE_HI)?) << 32;
+        let r = dev.region_info(vfio::BAR2)?;
+        if r.size != slice || r.flags & vfio::REGION_MMAP == 0 {
+            return Err(io::Error::other(format!("{uuid}: VRAM region {} bytes, flags {:#x}", r.size, r.flags)));
+        }
+        let vram = dev.mmap(vfio::BAR2, 0, slice as usize)?;
+        let irqs = (0..contexts).map(|_| EventFd::new()).collect::<io::Result<Vec<_>>>()?;
+        let fds: Vec<i32> = irqs.iter().map(EventFd::raw).collect();
+        dev.set_msix(0, &fds)?;
+        let mut inst = Instance { dev, vram, contexts, slice, irqs, tail: vec![0; contexts as usize] };
+        for c in 0..contexts {
+            inst.setup_ring(c)?;
+        }
+        Ok(inst)
+    }
+
+    /// (Re)programs context `c`'s ring and unmasks its interrupts.
+    pub fn setup_ring(&mut self, c: u32) -> io::Result<()> {
+        let d = &self.dev;
+        d.set_reg(ctx_reg(c, CTX_RING_BASE_LO), (c as usize * RING_BYTES) as u32)?;
+        d.set_reg(ctx_reg(c, CTX_RING_BASE_HI), 0)?;
+        d.set_reg(ctx_reg(c, CTX_RING_SIZE), RING_SLOTS)?;
+        d.set_reg(ctx_reg(c, CTX_IRQ_MASK), 0)?;
+        self.tail[c as usize] = d.reg(ctx_reg(c, CTX_RING_HEAD))?;
+        d.set_reg(ctx_reg(c, CTX_RING_TAIL), self.tail[c as usize])?;
+        Ok(())
+    }
+
+    /// Queues `jobs` on context `c` (the last one raises an interrupt) and
+    /// rings the doorbell; returns their ring indices.
+    pub fn submit(&mut self, c: u32, jobs: &[Job]) -> io::Result<Vec<u32>> {
+        if jobs.len() > RING_SLOTS as usize {
+            return Err(io::Error::other("more jobs than ring slots"));
+        }
+        let base = c as usize * RING_BYTES;
+        let mut idx = Vec::with_capacity(jobs.len());
+        for (k, j) in jobs.iter().enumerate() {
+            let i = self.tail[c as usize];
+            let at = base + (i % RING_SLOTS) as usize * DESC_SIZE;
+            let flags = if k + 1 == jobs.len() { DESC_FLAG_IRQ } else { 0 };
+            let v = &self.vram;
+            v.write32(at + DESC_OPCODE, j.op);
+            v.write32(at + DESC_FLAGS, flags);
+            v.write32(at + DESC_SRC, j.src as u32);
+            v.write32(at + DESC_SRC + 4, (j.src >> 32) as u32);
+            v.write32(at + DESC_DST, j.dst as u32);
+            v.write32(at + DESC_DST + 4, (j.dst >> 32) as u32);
+            v.write32(at + DESC_LEN, j.len);
+            v.write32(at + DESC_VALUE, j.value);
+            v.write32(at + DESC_STATUS, 0);
+            v.write32(at + DESC_RESULT, 0);
+            v.write32(at + DESC_RESULT + 4, 0);
+            idx.push(i);
+            self.tail[c as usize] = i.wrapping_add(1);
+        }
+        self.dev.set_reg(ctx_reg(c, CTX_RING_TAIL), self.tail[c as usize])?;
+        self.dev.set_reg(ctx_reg(c, CTX_DOORBELL), 1)?;
+        Ok(idx)
+    }
+
+    /// A submitted job's status and result (status 0: not done yet).
+    pub fn done(&self, c: u32, index: u32) -> Done {
+        let at = c as usize * RING_BYTES + (index % RING_SLOTS) as usize * DESC_SIZE;
+        Done { status: self.vram.read32(at + DESC_STATUS), result: self.vram.read64(at + DESC_RESULT) }
+    }
+
+    /// Waits (MSI-X eventfd, up to `ms`) until the job at ring index
+    /// `index` of context `c` has a status; acknowledges the interrupt.
+    /// Returns the number of interrupts seen.
+    pub fn wait(&self, c: u32, index: u32, ms: u32) -> io::Result<(Done, u32)> {
+        let mut irqs = 0;
+        let mut waited = 0;
+        loop {
+            let d = self.done(c, index);
+            if d.status != 0 {
+                // The device writes the status, then signals: give the
+                // interrupt a moment to arrive if it has not yet.
+                if irqs == 0 && self.irqs[c as usize].wait(1000)? {
+                    irqs += 1;
+                    let s = self.dev.reg(ctx_reg(c, CTX_IRQ_STATUS))?;
+                    self.dev.set_reg(ctx_reg(c, CTX_IRQ_STATUS), s)?;
+                }
+                return Ok((d, irqs));
+            }
+            if waited >= ms {
+                let st = self.dev.reg(ctx_reg(c, CTX_STATUS))?;
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("context {c}: job {index} not done after {ms} ms (status {st:#x}, {irqs} interrupts)"),
+                ));
+            }
+            if self.irqs[c as usize].wait(100)? {
+                irqs += 1;
+                let s = self.dev.reg(ctx_reg(c, CTX_IRQ_STATUS))?;
+                self.dev.set_reg(ctx_reg(c, CTX_IRQ_STATUS), s)?;
+            } else {
+                waited += 100;
+            }
+        }
+    }
+
+    /// The eventfd of MSI-X vector `c`.
+    pub fn irq(&self, c: u32) -> &EventFd {
+        &self.irqs[c as usize]
+    }
+}
+
+/// FNV-1a 64 of `data` (what `OP_CHECKSUM` computes).
+pub fn fnv1a64(data: &[u8]) -> u64 {
+    data.iter().fold(FNV64_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV64_PRIME))
+}
+
+/// Outcome of one fill → copy → checksum round on one context.
+#[derive(Debug)]
+pub struct Round {
+    pub context: u32,
+    pub bytes: u32,
+    pub checksum: u64,
+    pub irqs: u32,
+}
+
+/// Fills `len` bytes with `pattern` at a context-private offset, copies
+/// them, checksums the copy, and verifies all three through the mmap.
+pub fn round(inst: &mut Instance, c: u32, len: u32, pattern: u32) -> io::Result<Round> {
+    let area = (inst.slice - DATA_BASE) / u64::from(inst.contexts);
+    let a = DATA_BASE + u64::from(c) * area;
+    let b = a + area / 2;
+    if u64::from(len) > area / 2 {
+        return Err(io::Error::other(format!("{len} bytes do not fit context {c}'s area")));
+    }
+    let jobs = [
+        Job { op: OP_FILL, dst: a, len, value: pattern, ..Default::default() },
+        Job { op: OP_COPY, src: a, dst: b, len, ..Default::default() },
+        Job { op: OP_CHECKSUM, src: b, len, ..Default::default() },
+    ];
+    let idx = inst.submit(c, &jobs)?;
+    let (last, irqs) = inst.wait(c, idx[2], 20_000)?;
+    for &i in &idx {
+        let d = inst.done(c, i);
+        if d.status != DESC_STATUS_DONE {
+            return Err(io::Error::other(format!("context {c}: job {i} status {:#x}", d.status)));
+        }
+    }
+    let mut copy = vec![0u8; len as usize];
+    inst.vram.read_bytes(b as usize, &mut copy);
+    let want: Vec<u8> = pattern.to_le_bytes().iter().copied().cycle().take(len as usize).collect();
+    if copy != want {
+        return Err(io::Error::other(format!("context {c}: copied data differs from the fill pattern")));
+    }
+    let sum = fnv1a64(&want);
+    if last.result != sum {
+        return Err(io::Error::other(format!("context {c}: checksum {:#x}, expected {sum:#x}", last.result)));
+    }
+    Ok(Round { context: c, bytes: len, checksum: sum, irqs })
+}

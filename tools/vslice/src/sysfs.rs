@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Parents, types and instances as sysfs shows them.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+const MDEV_BUS: &str = "/sys/class/mdev_bus";
+const MDEV_DEVICES: &str = "/sys/bus/mdev/devices";
+
+fn read(p: &Path) -> String {
+    fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A type of a parent.
+#[derive(Debug)]
+pub struct TypeInfo {
+    pub name: String,
+    pub available: u32,
+    pub description: String,
+}
+
+/// vslice parents (mdev parents whose types are vslice-*).
+pub fn parents() -> Vec<String> {
+    names(Path::new(MDEV_BUS))
+        .into_iter()
+        .filter(|p| names(&types_dir(p)).iter().any(|t| t.starts_with("vslice-")))
+        .collect()
+}
+
+fn types_dir(parent: &str) -> PathBuf {
+    Path::new(MDEV_BUS).join(parent).join("mdev_supported_types")
+}
+
+/// The types of `parent`.
+pub fn types(parent: &str) -> Vec<TypeInfo> {
+    names(&types_dir(parent))
+        .into_iter()
+        .map(|t| {
+            let d = types_dir(parent).join(&t);
+            TypeInfo {
+                available: read(&d.join("available_instances")).parse().unwrap_or(0),
+                description: read(&d.join("description")),
+                name: t,
+            }
+        })
+        .collect()
+}
+
+/// Instances: (uuid, parent, type).
+pub fn instances() -> Vec<(String, String, String)> {
+    names(Path::new(MDEV_DEVICES))
+        .into_iter()
+        .filter_map(|u| {
+            let d = Path::new(MDEV_DEVICES).join(&u);
+            let ty = fs::read_link(d.join("mdev_type")).ok()?;
+            let ty = ty.file_name()?.to_string_lossy().into_owned();
+            if !ty.starts_with("vslice-") {
+                return None;
+            }
+            let parent = fs::canonicalize(&d).ok()?.parent()?.file_name()?.to_string_lossy().into_owned();
+            Some((u, parent, ty))
+        })
+        .collect()
+}
+
+/// A random (version 4) UUID.
+pub fn new_uuid() -> io::Result<String> {
+    let mut b = [0u8; 16];
+    // SAFETY: getrandom into a local buffer of the given length.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != 16 {
+        return Err(io::Error::last_os_error());
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    ))
+}
+
+/// Creates an instance of `ty` (e.g. `vslice-eighth` or `eighth`) on `parent`.
+pub fn create(parent: &str, ty: &str, uuid: &str) -> io::Result<()> {
+    let ty = if ty.starts_with("vslice-") { ty.to_string() } else { format!("vslice-{ty}") };
+    let f = types_dir(parent).join(&ty).join("create");
+    fs::write(&f, uuid).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))
+}
+
+/// Removes instance `uuid`.
+pub fn remove(uuid: &str) -> io::Result<()> {
+    let f = Path::new(MDEV_DEVICES).join(uuid).join("remove");
+    fs::write(&f, "1").map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuids_are_v4_and_distinct() {
+        let a = super::new_uuid().unwrap();
+        let b = super::new_uuid().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+}
