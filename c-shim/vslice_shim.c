@@ -37,10 +37,10 @@
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
-#include <linux/vfio_pci_core.h>
 #include <linux/wait_bit.h>
 
 #include "vslice_shim.h"
+#include "vslice_shim_logic.h"
 
 struct vslice_shim_vec {
 	struct vslice_shim_parent *sp;
@@ -555,7 +555,7 @@ static int vslice_vfio_region_info(struct vfio_device *vdev, struct vfio_region_
 	ret = vslice_rs_region_info(inst->rs, info->index, &ri);
 	if (ret)
 		return ret;
-	info->offset = VFIO_PCI_INDEX_TO_OFFSET(info->index);
+	info->offset = vslice_region_pos(info->index, 0);
 	info->size = ri.size;
 	info->flags = ri.flags;
 	return 0;
@@ -578,8 +578,8 @@ static ssize_t vslice_vfio_rw(struct vfio_device *vdev, char __user *ubuf,
 {
 	struct vslice_shim_instance *inst =
 		container_of(vdev, struct vslice_shim_instance, vdev);
-	u32 index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
-	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	u32 index = vslice_region_index(*ppos);
+	u64 off = vslice_region_offset(*ppos);
 	u8 stackbuf[VSLICE_RW_STACK], *buf = stackbuf;
 	size_t bufsz = sizeof(stackbuf), done = 0;
 	ssize_t n = 0;
@@ -647,8 +647,8 @@ static int vslice_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma
 		return -EINVAL;
 	if (vma->vm_pgoff > (U64_MAX >> PAGE_SHIFT))
 		return -EINVAL;
-	ret = vslice_rs_mmap_phys(inst->rs, VFIO_PCI_OFFSET_TO_INDEX(pos),
-				  pos & VFIO_PCI_OFFSET_MASK, len, &phys);
+	ret = vslice_rs_mmap_phys(inst->rs, vslice_region_index(pos),
+				  vslice_region_offset(pos), len, &phys);
 	if (ret)
 		return ret;
 	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);

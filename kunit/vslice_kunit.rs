@@ -13,6 +13,10 @@ mod carve;
 #[allow(dead_code)]
 mod regs;
 
+#[path = "../rust-driver/vdev.rs"]
+#[allow(dead_code)]
+mod vdev;
+
 module! {
     type: VsliceKunit,
     name: "vslice_kunit",
@@ -325,5 +329,125 @@ mod carve_tests {
         assert_eq!(Lifecycle::Removing.step(Lifecycle::Live), None);
         assert_eq!(Lifecycle::Gone.step(Lifecycle::Removing), None);
         assert_eq!(Lifecycle::Gone.step(Lifecycle::Live), None);
+    }
+}
+
+#[kunit_tests(vslice_vdev)]
+mod vdev_tests {
+    use super::regs::*;
+    use super::vdev::*;
+
+    fn cfg32(c: &VConfig, off: usize) -> u32 {
+        let mut b = [0u8; 4];
+        c.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn set_cfg32(c: &VConfig, off: usize, v: u32) {
+        c.write(off, &v.to_le_bytes());
+    }
+
+    #[test]
+    fn config_identity_and_msix_capability() {
+        let c = VConfig::new(4, 64 << 20);
+        assert_eq!(cfg32(&c, 0), 0x5c11_1b36);
+        assert_eq!(cfg32(&c, 8) >> 8, PCI_CLASS_CODE);
+        assert_eq!(cfg32(&c, 0x34) & 0xff, MSIX_CAP as u32);
+        // Table size is N - 1; table and PBA in BAR4.
+        assert_eq!(cfg32(&c, 0x40), 0x11 | 3 << 16);
+        assert_eq!(cfg32(&c, 0x44), BAR_MSIX);
+        assert_eq!(cfg32(&c, 0x48), MSIX_PBA | BAR_MSIX);
+    }
+
+    #[test]
+    fn config_bar_sizing_and_read_only_fields() {
+        let slice = 32u64 << 20;
+        let c = VConfig::new(2, slice);
+        set_cfg32(&c, 0x10, u32::MAX);
+        assert_eq!(cfg32(&c, 0x10), !(bar0_size(2) as u32 - 1));
+        set_cfg32(&c, 0x18, u32::MAX);
+        assert_eq!(cfg32(&c, 0x18), !(slice as u32 - 1) | 0xc);
+        set_cfg32(&c, 0x1c, u32::MAX);
+        assert_eq!(cfg32(&c, 0x1c), u32::MAX);
+        set_cfg32(&c, 0x14, u32::MAX);
+        assert_eq!(cfg32(&c, 0x14), 0);
+        set_cfg32(&c, 0, 0);
+        assert_eq!(cfg32(&c, 0), 0x5c11_1b36);
+        set_cfg32(&c, 4, u32::MAX);
+        assert_eq!(cfg32(&c, 4), 0x0010_0406);
+        // A byte write touches only its byte.
+        c.write(0x3c, &[0x0b]);
+        assert_eq!(cfg32(&c, 0x3c), 0x0b);
+        c.reset();
+        assert_eq!(cfg32(&c, 4), 0x0010_0000);
+        assert_eq!(cfg32(&c, 0x10), 0);
+        // Past the end reads all-ones, writes nothing.
+        let mut b = [0u8; 2];
+        c.read(CONFIG_SIZE as usize - 1, &mut b);
+        assert_eq!(b[1], 0xff);
+    }
+
+    #[test]
+    fn register_window_forwards_only_own_user_blocks() {
+        let (n, slice) = (2, 64u64 << 20);
+        assert_eq!(
+            decode_bar0(REG_ID as u64, n, slice),
+            Reg::Const(DEVICE_ID_MAGIC)
+        );
+        assert_eq!(
+            decode_bar0(REG_NUM_CONTEXTS as u64, n, slice),
+            Reg::Const(n)
+        );
+        assert_eq!(
+            decode_bar0(REG_CONTROL as u64, n, slice),
+            Reg::Const(CTRL_ENABLE)
+        );
+        assert_eq!(decode_bar0(REG_SCRATCH as u64, n, slice), Reg::Scratch);
+        let w1 = ctx_window(1) as u64;
+        assert_eq!(
+            decode_bar0(w1 + CTX_VRAM_BASE_LO as u64, n, slice),
+            Reg::Const(0)
+        );
+        assert_eq!(
+            decode_bar0(w1 + CTX_VRAM_SIZE_LO as u64, n, slice),
+            Reg::Const(slice as u32)
+        );
+        assert_eq!(decode_bar0(w1 + CTX_VECTOR as u64, n, slice), Reg::Const(1));
+        for r in (CTX_STATUS..=CTX_COMPLETED).step_by(4) {
+            assert_eq!(
+                decode_bar0(w1 + r as u64, n, slice),
+                Reg::Forward { ctx: 1, off: r }
+            );
+        }
+        // Not forwarded: misaligned, unnamed, other contexts, past the end.
+        for off in [
+            1,
+            0x800,
+            w1 + CTX_STATUS as u64 + 2,
+            w1 + CTX_COMPLETED as u64 + 4,
+            ctx_window(2) as u64 + CTX_STATUS as u64,
+            bar0_size(n),
+            u64::MAX - 3,
+        ] {
+            assert_eq!(decode_bar0(off, n, slice), Reg::Refused);
+        }
+    }
+
+    #[test]
+    fn regions_and_access_pieces() {
+        assert_eq!(bar0_size(1), 0x2000);
+        assert_eq!(bar0_size(16), 0x20000);
+        assert_eq!(
+            region(REGION_BAR2, 2, 1 << 25),
+            (1 << 25, REGION_READ | REGION_WRITE | REGION_MMAP)
+        );
+        assert_eq!(region(1, 2, 1 << 25).0, 0);
+        assert_eq!(region(8, 2, 1 << 25).0, 0);
+        assert_eq!(piece(0, 16), 8);
+        assert_eq!(piece(4, 16), 4);
+        assert_eq!(piece(2, 16), 2);
+        assert_eq!(piece(3, 16), 1);
+        assert_eq!(piece(0, 3), 2);
+        assert_eq!(piece(0, 1), 1);
     }
 }

@@ -171,7 +171,7 @@ impl ParentState {
 
     /// Physical address of VRAM (BAR2), for mmap.
     pub(crate) fn vram_phys(&self) -> Result<u64> {
-        Ok(self.pdev.resource_start(regs::BAR_VRAM)?)
+        self.pdev.resource_start(regs::BAR_VRAM)
     }
 
     /// Reads or writes `buf` at absolute VRAM offset `at`, in naturally

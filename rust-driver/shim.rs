@@ -530,15 +530,27 @@ const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> kernel::ffi::c_i
     [ffi::vslice_rs_selftest, vslice_rs_selftest];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u32; 2] =
     [ffi::vslice_rs_instance_vectors, vslice_rs_instance_vectors];
-const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32, *mut u32) -> kernel::ffi::c_int;
-    2] = [ffi::vslice_rs_instance_hw_vector, vslice_rs_instance_hw_vector];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    u32,
+    *mut u32,
+) -> kernel::ffi::c_int; 2] = [
+    ffi::vslice_rs_instance_hw_vector,
+    vslice_rs_instance_hw_vector,
+];
 const _: [unsafe extern "C" fn(
     *const ffi::vslice_rs_instance,
     u32,
     *mut ffi::vslice_region_info,
 ) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_region_info, vslice_rs_region_info];
-const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32, u64, *mut u8, u32, u32) -> i64;
-    2] = [ffi::vslice_rs_region_rw, vslice_rs_region_rw];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    u32,
+    u64,
+    *mut u8,
+    u32,
+    u32,
+) -> i64; 2] = [ffi::vslice_rs_region_rw, vslice_rs_region_rw];
 const _: [unsafe extern "C" fn(
     *const ffi::vslice_rs_instance,
     u32,

@@ -106,5 +106,6 @@ insmod /vslice/kunit/vslice_kunit.ko
 kunit_results vslice_shim
 kunit_results vslice_caps
 kunit_results vslice_carve
+kunit_results vslice_vdev
 rmmod vslice_kunit vslice_shim_kunit
 exit 0

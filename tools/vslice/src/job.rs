@@ -56,19 +56,31 @@ impl Instance {
         let dev = Device::open(uuid)?;
         let id = dev.reg(REG_ID)?;
         if id != DEVICE_ID_MAGIC {
-            return Err(io::Error::other(format!("{uuid}: ID register {id:#x}, not a vslice instance")));
+            return Err(io::Error::other(format!(
+                "{uuid}: ID register {id:#x}, not a vslice instance"
+            )));
         }
         let contexts = dev.reg(REG_NUM_CONTEXTS)?;
         let slice = u64::from(dev.reg(REG_VRAM_SIZE_LO)?) | u64::from(dev.reg(REG_VRAM_SIZE_HI)?) << 32;
         let r = dev.region_info(vfio::BAR2)?;
         if r.size != slice || r.flags & vfio::REGION_MMAP == 0 {
-            return Err(io::Error::other(format!("{uuid}: VRAM region {} bytes, flags {:#x}", r.size, r.flags)));
+            return Err(io::Error::other(format!(
+                "{uuid}: VRAM region {} bytes, flags {:#x}",
+                r.size, r.flags
+            )));
         }
         let vram = dev.mmap(vfio::BAR2, 0, slice as usize)?;
         let irqs = (0..contexts).map(|_| EventFd::new()).collect::<io::Result<Vec<_>>>()?;
         let fds: Vec<i32> = irqs.iter().map(EventFd::raw).collect();
         dev.set_msix(0, &fds)?;
-        let mut inst = Instance { dev, vram, contexts, slice, irqs, tail: vec![0; contexts as usize] };
+        let mut inst = Instance {
+            dev,
+            vram,
+            contexts,
+            slice,
+            irqs,
+            tail: vec![0; contexts as usize],
+        };
         for c in 0..contexts {
             inst.setup_ring(c)?;
         }
@@ -122,7 +134,10 @@ impl Instance {
     /// A submitted job's status and result (status 0: not done yet).
     pub fn done(&self, c: u32, index: u32) -> Done {
         let at = c as usize * RING_BYTES + (index % RING_SLOTS) as usize * DESC_SIZE;
-        Done { status: self.vram.read32(at + DESC_STATUS), result: self.vram.read64(at + DESC_RESULT) }
+        Done {
+            status: self.vram.read32(at + DESC_STATUS),
+            result: self.vram.read64(at + DESC_RESULT),
+        }
     }
 
     /// Waits (MSI-X eventfd, up to `ms`) until the job at ring index
@@ -168,7 +183,8 @@ impl Instance {
 
 /// FNV-1a 64 of `data` (what `OP_CHECKSUM` computes).
 pub fn fnv1a64(data: &[u8]) -> u64 {
-    data.iter().fold(FNV64_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV64_PRIME))
+    data.iter()
+        .fold(FNV64_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV64_PRIME))
 }
 
 /// Outcome of one fill → copy → checksum round on one context.
@@ -190,9 +206,26 @@ pub fn round(inst: &mut Instance, c: u32, len: u32, pattern: u32) -> io::Result<
         return Err(io::Error::other(format!("{len} bytes do not fit context {c}'s area")));
     }
     let jobs = [
-        Job { op: OP_FILL, dst: a, len, value: pattern, ..Default::default() },
-        Job { op: OP_COPY, src: a, dst: b, len, ..Default::default() },
-        Job { op: OP_CHECKSUM, src: b, len, ..Default::default() },
+        Job {
+            op: OP_FILL,
+            dst: a,
+            len,
+            value: pattern,
+            ..Default::default()
+        },
+        Job {
+            op: OP_COPY,
+            src: a,
+            dst: b,
+            len,
+            ..Default::default()
+        },
+        Job {
+            op: OP_CHECKSUM,
+            src: b,
+            len,
+            ..Default::default()
+        },
     ];
     let idx = inst.submit(c, &jobs)?;
     let (last, irqs) = inst.wait(c, idx[2], 20_000)?;
@@ -204,13 +237,29 @@ pub fn round(inst: &mut Instance, c: u32, len: u32, pattern: u32) -> io::Result<
     }
     let mut copy = vec![0u8; len as usize];
     inst.vram.read_bytes(b as usize, &mut copy);
-    let want: Vec<u8> = pattern.to_le_bytes().iter().copied().cycle().take(len as usize).collect();
+    let want: Vec<u8> = pattern
+        .to_le_bytes()
+        .iter()
+        .copied()
+        .cycle()
+        .take(len as usize)
+        .collect();
     if copy != want {
-        return Err(io::Error::other(format!("context {c}: copied data differs from the fill pattern")));
+        return Err(io::Error::other(format!(
+            "context {c}: copied data differs from the fill pattern"
+        )));
     }
     let sum = fnv1a64(&want);
     if last.result != sum {
-        return Err(io::Error::other(format!("context {c}: checksum {:#x}, expected {sum:#x}", last.result)));
+        return Err(io::Error::other(format!(
+            "context {c}: checksum {:#x}, expected {sum:#x}",
+            last.result
+        )));
     }
-    Ok(Round { context: c, bytes: len, checksum: sum, irqs })
+    Ok(Round {
+        context: c,
+        bytes: len,
+        checksum: sum,
+        irqs,
+    })
 }

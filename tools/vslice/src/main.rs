@@ -121,7 +121,9 @@ fn run_jobs(args: &[String]) -> Result<(), String> {
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("worker panicked".into()))).collect()
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("worker panicked".into())))
+            .collect()
     });
     let mut failed = 0;
     for r in &results {
@@ -133,7 +135,11 @@ fn run_jobs(args: &[String]) -> Result<(), String> {
             }
         }
     }
-    println!("{} instance(s) in {:.1} s, {failed} failed", results.len(), start.elapsed().as_secs_f64());
+    println!(
+        "{} instance(s) in {:.1} s, {failed} failed",
+        results.len(),
+        start.elapsed().as_secs_f64()
+    );
     if failed == 0 {
         Ok(())
     } else {

@@ -14,7 +14,11 @@ fn read(p: &Path) -> String {
 
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -66,7 +70,12 @@ pub fn instances() -> Vec<(String, String, String)> {
             if !ty.starts_with("vslice-") {
                 return None;
             }
-            let parent = fs::canonicalize(&d).ok()?.parent()?.file_name()?.to_string_lossy().into_owned();
+            let parent = fs::canonicalize(&d)
+                .ok()?
+                .parent()?
+                .file_name()?
+                .to_string_lossy()
+                .into_owned();
             Some((u, parent, ty))
         })
         .collect()
@@ -95,7 +104,11 @@ pub fn new_uuid() -> io::Result<String> {
 
 /// Creates an instance of `ty` (e.g. `vslice-eighth` or `eighth`) on `parent`.
 pub fn create(parent: &str, ty: &str, uuid: &str) -> io::Result<()> {
-    let ty = if ty.starts_with("vslice-") { ty.to_string() } else { format!("vslice-{ty}") };
+    let ty = if ty.starts_with("vslice-") {
+        ty.to_string()
+    } else {
+        format!("vslice-{ty}")
+    };
     let f = types_dir(parent).join(&ty).join("create");
     fs::write(&f, uuid).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))
 }

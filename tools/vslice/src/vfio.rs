@@ -312,7 +312,13 @@ impl Device {
     /// Assigns eventfds to MSI-X vectors `start..` (-1 clears one).
     pub fn set_msix(&self, start: u32, fds: &[RawFd]) -> io::Result<()> {
         let data: Vec<u8> = fds.iter().flat_map(|f| f.to_ne_bytes()).collect();
-        self.set_irqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER, MSIX_IRQ_INDEX, start, &data, fds.len() as u32)
+        self.set_irqs(
+            IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER,
+            MSIX_IRQ_INDEX,
+            start,
+            &data,
+            fds.len() as u32,
+        )
     }
 
     /// `VFIO_DEVICE_GET_REGION_INFO` for `index`.
@@ -336,7 +342,12 @@ impl Device {
     pub fn read_at(&self, index: u32, off: u64, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: `buf` is valid for `buf.len()` bytes.
         let r = unsafe {
-            libc::pread(self.fd(), buf.as_mut_ptr().cast(), buf.len(), (region_offset(index) + off) as libc::off_t)
+            libc::pread(
+                self.fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                (region_offset(index) + off) as libc::off_t,
+            )
         };
         if r < 0 {
             Err(io::Error::last_os_error())
@@ -349,7 +360,12 @@ impl Device {
     pub fn write_at(&self, index: u32, off: u64, buf: &[u8]) -> io::Result<usize> {
         // SAFETY: `buf` is valid for `buf.len()` bytes.
         let r = unsafe {
-            libc::pwrite(self.fd(), buf.as_ptr().cast(), buf.len(), (region_offset(index) + off) as libc::off_t)
+            libc::pwrite(
+                self.fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                (region_offset(index) + off) as libc::off_t,
+            )
         };
         if r < 0 {
             Err(io::Error::last_os_error())
@@ -363,7 +379,10 @@ impl Device {
         let mut b = [0u8; 4];
         let n = self.read_at(BAR0, off as u64, &mut b)?;
         if n != 4 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("short register read at {off:#x}")));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("short register read at {off:#x}"),
+            ));
         }
         Ok(u32::from_le_bytes(b))
     }
@@ -372,7 +391,10 @@ impl Device {
     pub fn set_reg(&self, off: usize, v: u32) -> io::Result<()> {
         let n = self.write_at(BAR0, off as u64, &v.to_le_bytes())?;
         if n != 4 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("short register write at {off:#x}")));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("short register write at {off:#x}"),
+            ));
         }
         Ok(())
     }
@@ -399,7 +421,14 @@ impl Mmap {
     pub fn new(fd: RawFd, off: u64, len: usize, flags: libc::c_int) -> io::Result<Mmap> {
         // SAFETY: a fresh mapping; the kernel checks the arguments.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, fd, off as libc::off_t)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd,
+                off as libc::off_t,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
@@ -424,14 +453,20 @@ impl Mmap {
 
     /// The 32-bit word at `off`.
     pub fn read32(&self, off: usize) -> u32 {
-        assert!(off.is_multiple_of(4) && off + 4 <= self.len, "read32 at {off:#x} outside the mapping");
+        assert!(
+            off.is_multiple_of(4) && off + 4 <= self.len,
+            "read32 at {off:#x} outside the mapping"
+        );
         // SAFETY: in bounds and aligned (checked above).
         unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<u32>()) }
     }
 
     /// Writes the 32-bit word at `off`.
     pub fn write32(&self, off: usize, v: u32) {
-        assert!(off.is_multiple_of(4) && off + 4 <= self.len, "write32 at {off:#x} outside the mapping");
+        assert!(
+            off.is_multiple_of(4) && off + 4 <= self.len,
+            "write32 at {off:#x} outside the mapping"
+        );
         // SAFETY: in bounds and aligned (checked above).
         unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u32>(), v) }
     }

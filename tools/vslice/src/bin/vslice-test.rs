@@ -70,7 +70,8 @@ fn cfg32(d: &Device, off: u64) -> Result<u32, String> {
 }
 
 fn set_cfg32(d: &Device, off: u64, v: u32) -> R {
-    d.write_at(vfio::CONFIG, off, &v.to_le_bytes()).map_err(e("config write"))?;
+    d.write_at(vfio::CONFIG, off, &v.to_le_bytes())
+        .map_err(e("config write"))?;
     Ok(())
 }
 
@@ -93,11 +94,22 @@ fn hdr(words: &[u32]) -> Vec<u8> {
 
 fn device_and_irq_info(d: &Device, n: u32) -> R {
     let i = d.info().map_err(e("GET_INFO"))?;
-    ensure!(i.flags & (vfio::DEVICE_FLAGS_PCI | vfio::DEVICE_FLAGS_RESET) == 3, "flags {:#x}", i.flags);
-    ensure!(i.num_regions == vfio::NUM_REGIONS && i.num_irqs == vfio::NUM_IRQS, "{i:?}");
+    ensure!(
+        i.flags & (vfio::DEVICE_FLAGS_PCI | vfio::DEVICE_FLAGS_RESET) == 3,
+        "flags {:#x}",
+        i.flags
+    );
+    ensure!(
+        i.num_regions == vfio::NUM_REGIONS && i.num_irqs == vfio::NUM_IRQS,
+        "{i:?}"
+    );
     let m = d.irq_info(vfio::MSIX_IRQ_INDEX).map_err(e("IRQ_INFO msix"))?;
     ensure!(m.count == n, "MSI-X count {} != contexts {n}", m.count);
-    ensure!(m.flags & (vfio::IRQ_INFO_EVENTFD | vfio::IRQ_INFO_MASKABLE) == 3, "MSI-X flags {:#x}", m.flags);
+    ensure!(
+        m.flags & (vfio::IRQ_INFO_EVENTFD | vfio::IRQ_INFO_MASKABLE) == 3,
+        "MSI-X flags {:#x}",
+        m.flags
+    );
     let q = d.irq_info(vfio::REQ_IRQ_INDEX).map_err(e("IRQ_INFO req"))?;
     ensure!(q.count == 1 && q.flags & vfio::IRQ_INFO_EVENTFD != 0, "REQ {q:?}");
     for idx in [vfio::INTX_IRQ_INDEX, 1, 3] {
@@ -122,18 +134,44 @@ fn bad_argsz_index_and_pointers(d: &Device) -> R {
             bad_ptr_ioctl(d, req, std::ptr::null_mut()),
             libc::EFAULT,
         )?;
-        expect_errno(&format!("{name} bad pointer"), bad_ptr_ioctl(d, req, 8 as *mut _), libc::EFAULT)?;
+        expect_errno(
+            &format!("{name} bad pointer"),
+            bad_ptr_ioctl(d, req, 8 as *mut _),
+            libc::EFAULT,
+        )?;
     }
     // Index out of range.
     let mut b = hdr(&[32, 0, vfio::NUM_REGIONS, 0, 0, 0, 0, 0]);
-    expect_errno("REGION_INFO index 9", raw_ioctl(d, vfio::VFIO_DEVICE_GET_REGION_INFO, &mut b), libc::EINVAL)?;
+    expect_errno(
+        "REGION_INFO index 9",
+        raw_ioctl(d, vfio::VFIO_DEVICE_GET_REGION_INFO, &mut b),
+        libc::EINVAL,
+    )?;
     let mut b = hdr(&[32, 0, u32::MAX, 0, 0, 0, 0, 0]);
-    expect_errno("REGION_INFO index ~0", raw_ioctl(d, vfio::VFIO_DEVICE_GET_REGION_INFO, &mut b), libc::EINVAL)?;
+    expect_errno(
+        "REGION_INFO index ~0",
+        raw_ioctl(d, vfio::VFIO_DEVICE_GET_REGION_INFO, &mut b),
+        libc::EINVAL,
+    )?;
     let mut b = hdr(&[16, 0, vfio::NUM_IRQS, 0]);
-    expect_errno("IRQ_INFO index 5", raw_ioctl(d, vfio::VFIO_DEVICE_GET_IRQ_INFO, &mut b), libc::EINVAL)?;
+    expect_errno(
+        "IRQ_INFO index 5",
+        raw_ioctl(d, vfio::VFIO_DEVICE_GET_IRQ_INFO, &mut b),
+        libc::EINVAL,
+    )?;
     // SET_IRQS whose argsz does not cover its data.
-    let mut b = hdr(&[20, vfio::IRQ_SET_DATA_EVENTFD | vfio::IRQ_SET_ACTION_TRIGGER, vfio::MSIX_IRQ_INDEX, 0, 1]);
-    expect_errno("SET_IRQS argsz without data", raw_ioctl(d, vfio::VFIO_DEVICE_SET_IRQS, &mut b), libc::EINVAL)?;
+    let mut b = hdr(&[
+        20,
+        vfio::IRQ_SET_DATA_EVENTFD | vfio::IRQ_SET_ACTION_TRIGGER,
+        vfio::MSIX_IRQ_INDEX,
+        0,
+        1,
+    ]);
+    expect_errno(
+        "SET_IRQS argsz without data",
+        raw_ioctl(d, vfio::VFIO_DEVICE_SET_IRQS, &mut b),
+        libc::EINVAL,
+    )?;
     // SET_IRQS whose data lies past the end of the caller's memory: the
     // header is the last 20 bytes of a page whose next page is unmapped.
     let m = Mmap::new(-1, 0, 8192, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS).map_err(e("mmap"))?;
@@ -141,13 +179,27 @@ fn bad_argsz_index_and_pointers(d: &Device) -> R {
     if unsafe { libc::munmap(m.as_ptr().add(4096).cast(), 4096) } != 0 {
         return Err("munmap".into());
     }
-    let h = hdr(&[24, vfio::IRQ_SET_DATA_EVENTFD | vfio::IRQ_SET_ACTION_TRIGGER, vfio::MSIX_IRQ_INDEX, 0, 1]);
+    let h = hdr(&[
+        24,
+        vfio::IRQ_SET_DATA_EVENTFD | vfio::IRQ_SET_ACTION_TRIGGER,
+        vfio::MSIX_IRQ_INDEX,
+        0,
+        1,
+    ]);
     m.write_bytes(4096 - 20, &h);
     // SAFETY: pointer into the first (still mapped) page.
     let p = unsafe { m.as_ptr().add(4096 - 20) };
-    expect_errno("SET_IRQS data unmapped", bad_ptr_ioctl(d, vfio::VFIO_DEVICE_SET_IRQS, p.cast()), libc::EFAULT)?;
+    expect_errno(
+        "SET_IRQS data unmapped",
+        bad_ptr_ioctl(d, vfio::VFIO_DEVICE_SET_IRQS, p.cast()),
+        libc::EFAULT,
+    )?;
     std::mem::forget(m); // half of it is unmapped already
-    expect_errno("unknown ioctl", bad_ptr_ioctl(d, vfio::VFIO_DEVICE_RESET + 50, std::ptr::null_mut()), libc::ENOTTY)?;
+    expect_errno(
+        "unknown ioctl",
+        bad_ptr_ioctl(d, vfio::VFIO_DEVICE_RESET + 50, std::ptr::null_mut()),
+        libc::ENOTTY,
+    )?;
     Ok(())
 }
 
@@ -157,66 +209,166 @@ fn set_irqs_combinations(d: &Device, n: u32) -> R {
     let fd = efd.raw().to_ne_bytes();
     let trig = IRQ_SET_ACTION_TRIGGER;
     // Two data types, two actions, no data type.
-    expect_errno("two data types", d.set_irqs(IRQ_SET_DATA_NONE | IRQ_SET_DATA_BOOL | trig, MSIX_IRQ_INDEX, 0, &[], 1), libc::EINVAL)?;
-    expect_errno("two actions", d.set_irqs(IRQ_SET_DATA_NONE | trig | IRQ_SET_ACTION_MASK, MSIX_IRQ_INDEX, 0, &[], 1), libc::EINVAL)?;
-    expect_errno("no action", d.set_irqs(IRQ_SET_DATA_NONE, MSIX_IRQ_INDEX, 0, &[], 1), libc::EINVAL)?;
-    expect_errno("unknown flag", d.set_irqs(IRQ_SET_DATA_NONE | trig | 1 << 10, MSIX_IRQ_INDEX, 0, &[], 1), libc::EINVAL)?;
+    expect_errno(
+        "two data types",
+        d.set_irqs(IRQ_SET_DATA_NONE | IRQ_SET_DATA_BOOL | trig, MSIX_IRQ_INDEX, 0, &[], 1),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "two actions",
+        d.set_irqs(
+            IRQ_SET_DATA_NONE | trig | IRQ_SET_ACTION_MASK,
+            MSIX_IRQ_INDEX,
+            0,
+            &[],
+            1,
+        ),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "no action",
+        d.set_irqs(IRQ_SET_DATA_NONE, MSIX_IRQ_INDEX, 0, &[], 1),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "unknown flag",
+        d.set_irqs(IRQ_SET_DATA_NONE | trig | 1 << 10, MSIX_IRQ_INDEX, 0, &[], 1),
+        libc::EINVAL,
+    )?;
     // Count and start beyond the vectors.
-    expect_errno("count beyond", d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], n + 1), libc::EINVAL)?;
-    expect_errno("start beyond", d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, n, &[], 1), libc::EINVAL)?;
-    expect_errno("start + count wraps", d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, u32::MAX, &[], 2), libc::EINVAL)?;
+    expect_errno(
+        "count beyond",
+        d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], n + 1),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "start beyond",
+        d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, n, &[], 1),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "start + count wraps",
+        d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, u32::MAX, &[], 2),
+        libc::EINVAL,
+    )?;
     // Indices with no interrupts.
     for idx in [INTX_IRQ_INDEX, 1, 3] {
-        expect_errno(&format!("index {idx}"), d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, idx, 0, &fd, 1), libc::EINVAL)?;
+        expect_errno(
+            &format!("index {idx}"),
+            d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, idx, 0, &fd, 1),
+            libc::EINVAL,
+        )?;
     }
-    expect_errno("index 5", d.set_irqs(IRQ_SET_DATA_NONE | trig, 5, 0, &[], 1), libc::EINVAL)?;
+    expect_errno(
+        "index 5",
+        d.set_irqs(IRQ_SET_DATA_NONE | trig, 5, 0, &[], 1),
+        libc::EINVAL,
+    )?;
     // MSI-X: mask/unmask with eventfd data is meaningless.
-    expect_errno("MSI-X mask+eventfd", d.set_irqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_MASK, MSIX_IRQ_INDEX, 0, &fd, 1), libc::EINVAL)?;
-    expect_errno("MSI-X unmask+eventfd", d.set_irqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_UNMASK, MSIX_IRQ_INDEX, 0, &fd, 1), libc::EINVAL)?;
+    expect_errno(
+        "MSI-X mask+eventfd",
+        d.set_irqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_MASK, MSIX_IRQ_INDEX, 0, &fd, 1),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "MSI-X unmask+eventfd",
+        d.set_irqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_UNMASK, MSIX_IRQ_INDEX, 0, &fd, 1),
+        libc::EINVAL,
+    )?;
     // REQ: only TRIGGER (vfio-pci says ENOTTY for the others).
-    expect_errno("REQ mask", d.set_irqs(IRQ_SET_DATA_NONE | IRQ_SET_ACTION_MASK, REQ_IRQ_INDEX, 0, &[], 1), libc::ENOTTY)?;
+    expect_errno(
+        "REQ mask",
+        d.set_irqs(IRQ_SET_DATA_NONE | IRQ_SET_ACTION_MASK, REQ_IRQ_INDEX, 0, &[], 1),
+        libc::ENOTTY,
+    )?;
     // Bad fds: not open, not an eventfd; nothing is assigned then.
-    expect_errno("fd 9999", d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, MSIX_IRQ_INDEX, 0, &9999i32.to_ne_bytes(), 1), libc::EBADF)?;
+    expect_errno(
+        "fd 9999",
+        d.set_irqs(
+            IRQ_SET_DATA_EVENTFD | trig,
+            MSIX_IRQ_INDEX,
+            0,
+            &9999i32.to_ne_bytes(),
+            1,
+        ),
+        libc::EBADF,
+    )?;
     let null = std::fs::File::open("/dev/null").map_err(e("/dev/null"))?;
     expect_errno(
         "fd of /dev/null",
-        d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, MSIX_IRQ_INDEX, 0, &null.as_raw_fd().to_ne_bytes(), 1),
+        d.set_irqs(
+            IRQ_SET_DATA_EVENTFD | trig,
+            MSIX_IRQ_INDEX,
+            0,
+            &null.as_raw_fd().to_ne_bytes(),
+            1,
+        ),
         libc::EINVAL,
     )?;
     // What works: every accepted combination.
-    d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, MSIX_IRQ_INDEX, 0, &fd, 1).map_err(e("assign"))?;
-    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 1).map_err(e("fire"))?;
-    ensure!(efd.wait(1000).map_err(|x| x.to_string())?, "DATA_NONE trigger did not signal");
-    d.set_irqs(IRQ_SET_DATA_BOOL | trig, MSIX_IRQ_INDEX, 0, &[0], 1).map_err(e("bool 0"))?;
+    d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, MSIX_IRQ_INDEX, 0, &fd, 1)
+        .map_err(e("assign"))?;
+    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 1)
+        .map_err(e("fire"))?;
+    ensure!(
+        efd.wait(1000).map_err(|x| x.to_string())?,
+        "DATA_NONE trigger did not signal"
+    );
+    d.set_irqs(IRQ_SET_DATA_BOOL | trig, MSIX_IRQ_INDEX, 0, &[0], 1)
+        .map_err(e("bool 0"))?;
     ensure!(!efd.wait(200).map_err(|x| x.to_string())?, "BOOL false signalled");
-    d.set_irqs(IRQ_SET_DATA_BOOL | trig, MSIX_IRQ_INDEX, 0, &[1], 1).map_err(e("bool 1"))?;
+    d.set_irqs(IRQ_SET_DATA_BOOL | trig, MSIX_IRQ_INDEX, 0, &[1], 1)
+        .map_err(e("bool 1"))?;
     ensure!(efd.wait(1000).map_err(|x| x.to_string())?, "BOOL true did not signal");
-    d.set_irqs(IRQ_SET_DATA_NONE | IRQ_SET_ACTION_MASK, MSIX_IRQ_INDEX, 0, &[], 1).map_err(e("mask"))?;
-    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 1).map_err(e("fire masked"))?;
+    d.set_irqs(IRQ_SET_DATA_NONE | IRQ_SET_ACTION_MASK, MSIX_IRQ_INDEX, 0, &[], 1)
+        .map_err(e("mask"))?;
+    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 1)
+        .map_err(e("fire masked"))?;
     ensure!(!efd.wait(200).map_err(|x| x.to_string())?, "masked vector signalled");
-    d.set_irqs(IRQ_SET_DATA_BOOL | IRQ_SET_ACTION_UNMASK, MSIX_IRQ_INDEX, 0, &[1], 1).map_err(e("unmask"))?;
-    ensure!(efd.wait(1000).map_err(|x| x.to_string())?, "pending interrupt not delivered on unmask");
-    d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, MSIX_IRQ_INDEX, 0, &(-1i32).to_ne_bytes(), 1).map_err(e("clear"))?;
-    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 1).map_err(e("fire cleared"))?;
+    d.set_irqs(IRQ_SET_DATA_BOOL | IRQ_SET_ACTION_UNMASK, MSIX_IRQ_INDEX, 0, &[1], 1)
+        .map_err(e("unmask"))?;
+    ensure!(
+        efd.wait(1000).map_err(|x| x.to_string())?,
+        "pending interrupt not delivered on unmask"
+    );
+    d.set_irqs(
+        IRQ_SET_DATA_EVENTFD | trig,
+        MSIX_IRQ_INDEX,
+        0,
+        &(-1i32).to_ne_bytes(),
+        1,
+    )
+    .map_err(e("clear"))?;
+    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 1)
+        .map_err(e("fire cleared"))?;
     ensure!(!efd.wait(200).map_err(|x| x.to_string())?, "cleared vector signalled");
     // Assign all, then disable all with count 0.
     let fds: Vec<i32> = (0..n).map(|_| efd.raw()).collect();
     d.set_msix(0, &fds).map_err(e("assign all"))?;
-    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 0).map_err(e("disable all"))?;
-    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], n).map_err(e("fire all"))?;
+    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 0)
+        .map_err(e("disable all"))?;
+    d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], n)
+        .map_err(e("fire all"))?;
     ensure!(!efd.wait(200).map_err(|x| x.to_string())?, "disabled vectors signalled");
     // REQ: arm, fire, disarm.
-    d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, REQ_IRQ_INDEX, 0, &fd, 1).map_err(e("REQ arm"))?;
-    d.set_irqs(IRQ_SET_DATA_NONE | trig, REQ_IRQ_INDEX, 0, &[], 1).map_err(e("REQ fire"))?;
+    d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, REQ_IRQ_INDEX, 0, &fd, 1)
+        .map_err(e("REQ arm"))?;
+    d.set_irqs(IRQ_SET_DATA_NONE | trig, REQ_IRQ_INDEX, 0, &[], 1)
+        .map_err(e("REQ fire"))?;
     ensure!(efd.wait(1000).map_err(|x| x.to_string())?, "REQ trigger did not signal");
-    d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, REQ_IRQ_INDEX, 0, &(-1i32).to_ne_bytes(), 1).map_err(e("REQ disarm"))?;
+    d.set_irqs(IRQ_SET_DATA_EVENTFD | trig, REQ_IRQ_INDEX, 0, &(-1i32).to_ne_bytes(), 1)
+        .map_err(e("REQ disarm"))?;
     Ok(())
 }
 
 fn region_info(d: &Device, n: u32, slice: u64) -> R {
     for idx in 0..vfio::NUM_REGIONS {
         let r = d.region_info(idx).map_err(e("REGION_INFO"))?;
-        ensure!(r.offset == vfio::region_offset(idx), "region {idx} offset {:#x}", r.offset);
+        ensure!(
+            r.offset == vfio::region_offset(idx),
+            "region {idx} offset {:#x}",
+            r.offset
+        );
         let rw = vfio::REGION_READ | vfio::REGION_WRITE;
         let want = match idx {
             vfio::BAR0 => (bar0_size(n), rw),
@@ -225,7 +377,12 @@ fn region_info(d: &Device, n: u32, slice: u64) -> R {
             vfio::CONFIG => (256, rw),
             _ => (0, 0),
         };
-        ensure!((r.size, r.flags) == want, "region {idx}: size {:#x} flags {:#x}, want {want:x?}", r.size, r.flags);
+        ensure!(
+            (r.size, r.flags) == want,
+            "region {idx}: size {:#x} flags {:#x}, want {want:x?}",
+            r.size,
+            r.flags
+        );
     }
     Ok(())
 }
@@ -238,8 +395,15 @@ fn config_space(d: &Device, n: u32, slice: u64) -> R {
     ensure!(cfg32(d, 4)? >> 16 & 0x10 != 0, "no capability list bit");
     ensure!(cfg32(d, 0x34)? & 0xff == 0x40, "capability pointer");
     let cap = cfg32(d, 0x40)?;
-    ensure!(cap & 0xff == 0x11 && (cap >> 8) & 0xff == 0, "MSI-X capability {cap:#x}");
-    ensure!((cap >> 16) & 0x7ff == n - 1, "MSI-X table size {} for {n} vectors", (cap >> 16) & 0x7ff);
+    ensure!(
+        cap & 0xff == 0x11 && (cap >> 8) & 0xff == 0,
+        "MSI-X capability {cap:#x}"
+    );
+    ensure!(
+        (cap >> 16) & 0x7ff == n - 1,
+        "MSI-X table size {} for {n} vectors",
+        (cap >> 16) & 0x7ff
+    );
     ensure!(cfg32(d, 0x44)? == 4 && cfg32(d, 0x48)? == 0x804, "MSI-X table/PBA BIR");
     // BAR sizing: all-ones reads back the size mask and the type bits.
     for (off, size, flags) in [(0x10u64, bar0_size(n), 0u32), (0x18, slice, 0xc), (0x20, 4096, 0)] {
@@ -248,7 +412,10 @@ fn config_space(d: &Device, n: u32, slice: u64) -> R {
         let want = (!(size - 1) as u32 & !0xf) | flags;
         ensure!(got == want, "BAR at {off:#x}: sized {got:#x}, want {want:#x}");
         set_cfg32(d, off, 0xfebf_0000)?;
-        ensure!(cfg32(d, off)? & !0xf == 0xfebf_0000 & !(size as u32 - 1), "BAR at {off:#x} address");
+        ensure!(
+            cfg32(d, off)? & !0xf == 0xfebf_0000 & !(size as u32 - 1),
+            "BAR at {off:#x} address"
+        );
     }
     for off in [0x14u64, 0x24, 0x30] {
         set_cfg32(d, off, u32::MAX)?;
@@ -260,10 +427,17 @@ fn config_space(d: &Device, n: u32, slice: u64) -> R {
     set_cfg32(d, 4, 0xffff_ffff)?;
     ensure!(cfg32(d, 4)? == 0x0010_0406, "command/status {:#x}", cfg32(d, 4)?);
     d.write_at(vfio::CONFIG, 0x42, &[0xff, 0xff]).map_err(e("msix ctl"))?;
-    ensure!(cfg32(d, 0x40)? >> 16 == 0xc000 | (n - 1), "MSI-X control {:#x}", cfg32(d, 0x40)? >> 16);
+    ensure!(
+        cfg32(d, 0x40)? >> 16 == 0xc000 | (n - 1),
+        "MSI-X control {:#x}",
+        cfg32(d, 0x40)? >> 16
+    );
     // Reset restores it all.
     d.reset().map_err(e("reset"))?;
-    ensure!(cfg32(d, 4)? == 0x0010_0000 && cfg32(d, 0x10)? == 0, "reset did not restore config space");
+    ensure!(
+        cfg32(d, 4)? == 0x0010_0000 && cfg32(d, 0x10)? == 0,
+        "reset did not restore config space"
+    );
     Ok(())
 }
 
@@ -271,7 +445,10 @@ fn config_access_sizes(d: &Device) -> R {
     let mut b = [0u8; 8];
     for len in [1usize, 2, 4, 8] {
         let got = d.read_at(vfio::CONFIG, 0, &mut b[..len]).map_err(e("read"))?;
-        ensure!(got == len && b[..len] == [0x36, 0x1b, 0x11, 0x5c, 0, 0, 0x10, 0][..len], "{len}-byte read at 0: {b:x?}");
+        ensure!(
+            got == len && b[..len] == [0x36, 0x1b, 0x11, 0x5c, 0, 0, 0x10, 0][..len],
+            "{len}-byte read at 0: {b:x?}"
+        );
     }
     let got = d.read_at(vfio::CONFIG, 1, &mut b[..2]).map_err(e("read at 1"))?;
     ensure!(got == 2 && b[..2] == [0x1b, 0x11], "misaligned read {b:x?}");
@@ -286,14 +463,32 @@ fn config_access_sizes(d: &Device) -> R {
 
 fn register_window(d: &Device, other: &Device, n: u32, slice: u64) -> R {
     let r = |off| d.reg(off).map_err(|x| x.to_string());
-    ensure!(r(REG_ID)? == DEVICE_ID_MAGIC && r(REG_VERSION)? == DEVICE_VERSION, "ID/version");
-    ensure!(r(REG_NUM_CONTEXTS)? == n && r(REG_NUM_VECTORS)? == n, "contexts/vectors");
-    ensure!(u64::from(r(REG_VRAM_SIZE_LO)?) | u64::from(r(REG_VRAM_SIZE_HI)?) << 32 == slice, "VRAM size");
-    ensure!(r(REG_FEATURES)? & (1 << OP_DMA_TO_HOST | 1 << OP_DMA_FROM_HOST) == 0, "DMA offered");
+    ensure!(
+        r(REG_ID)? == DEVICE_ID_MAGIC && r(REG_VERSION)? == DEVICE_VERSION,
+        "ID/version"
+    );
+    ensure!(
+        r(REG_NUM_CONTEXTS)? == n && r(REG_NUM_VECTORS)? == n,
+        "contexts/vectors"
+    );
+    ensure!(
+        u64::from(r(REG_VRAM_SIZE_LO)?) | u64::from(r(REG_VRAM_SIZE_HI)?) << 32 == slice,
+        "VRAM size"
+    );
+    ensure!(
+        r(REG_FEATURES)? & (1 << OP_DMA_TO_HOST | 1 << OP_DMA_FROM_HOST) == 0,
+        "DMA offered"
+    );
     for c in 0..n {
         let w = ctx_window(c);
-        ensure!(r(w + CTX_VRAM_BASE_LO)? == 0 && r(w + CTX_VRAM_BASE_HI)? == 0, "context {c} slice base not 0");
-        ensure!(u64::from(r(w + CTX_VRAM_SIZE_LO)?) == slice & 0xffff_ffff, "context {c} slice size");
+        ensure!(
+            r(w + CTX_VRAM_BASE_LO)? == 0 && r(w + CTX_VRAM_BASE_HI)? == 0,
+            "context {c} slice base not 0"
+        );
+        ensure!(
+            u64::from(r(w + CTX_VRAM_SIZE_LO)?) == slice & 0xffff_ffff,
+            "context {c} slice size"
+        );
         ensure!(r(w + CTX_VECTOR)? == c, "context {c} vector");
     }
     // The scratch register is the instance's own.
@@ -311,17 +506,36 @@ fn register_access_sizes(d: &Device, n: u32) -> R {
     // 1 and 2 bytes, and 4 misaligned: refused (all-ones, counted).
     for (off, len) in [(0u64, 1usize), (0, 2), (2, 2), (1, 1), (2, 4)] {
         let got = d.read_at(vfio::BAR0, off, &mut b[..len]).map_err(e("read"))?;
-        ensure!(got == len && b[..len].iter().all(|&x| x == 0xff), "{len} bytes at {off}: {:x?}", &b[..len]);
+        ensure!(
+            got == len && b[..len].iter().all(|&x| x == 0xff),
+            "{len} bytes at {off}: {:x?}",
+            &b[..len]
+        );
     }
     let after = bad()?;
-    ensure!(after >= before + 5, "refused accesses not counted ({before} -> {after})");
-    ensure!(d.reg(REG_BAD_ACCESS_OFFSET).map_err(|x| x.to_string())? == 4, "last refused offset");
+    ensure!(
+        after >= before + 5,
+        "refused accesses not counted ({before} -> {after})"
+    );
+    ensure!(
+        d.reg(REG_BAD_ACCESS_OFFSET).map_err(|x| x.to_string())? == 4,
+        "last refused offset"
+    );
     // 8 bytes at an aligned offset: two registers.
     let got = d.read_at(vfio::BAR0, 0, &mut b).map_err(e("read 8"))?;
-    ensure!(got == 8 && b == [0x43, 0x4c, 0x53, 0x56, 0, 0, 1, 0], "8-byte read {b:x?}");
+    ensure!(
+        got == 8 && b == [0x43, 0x4c, 0x53, 0x56, 0, 0, 1, 0],
+        "8-byte read {b:x?}"
+    );
     // Unnamed offsets, and at and past the end.
-    ensure!(d.reg(0x800).map_err(|x| x.to_string())? == u32::MAX, "unnamed global offset reads");
-    ensure!(d.reg(ctx_window(0) + 0x200).map_err(|x| x.to_string())? == u32::MAX, "unnamed context offset reads");
+    ensure!(
+        d.reg(0x800).map_err(|x| x.to_string())? == u32::MAX,
+        "unnamed global offset reads"
+    );
+    ensure!(
+        d.reg(ctx_window(0) + 0x200).map_err(|x| x.to_string())? == u32::MAX,
+        "unnamed context offset reads"
+    );
     let got = d.read_at(vfio::BAR0, size - 4, &mut b).map_err(e("read at the end"))?;
     ensure!(got == 4, "read across the end returned {got}");
     expect_errno("read at size", d.read_at(vfio::BAR0, size, &mut b[..4]), libc::EINVAL)?;
@@ -340,7 +554,9 @@ fn vram_access_and_mmap(d: &Device, slice: u64) -> R {
     for (k, len) in [1usize, 2, 3, 4, 5, 8, 13, 4096, 5000].into_iter().enumerate() {
         for misalign in [0u64, 1, 3, 6] {
             let at = base + (k as u64) * 0x4000 + misalign;
-            let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7) ^ k as u8 ^ misalign as u8).collect();
+            let data: Vec<u8> = (0..len)
+                .map(|i| (i as u8).wrapping_mul(7) ^ k as u8 ^ misalign as u8)
+                .collect();
             let w = d.write_at(vfio::BAR2, at, &data).map_err(e("VRAM write"))?;
             ensure!(w == len, "wrote {w} of {len}");
             let mut back = vec![0u8; len];
@@ -363,9 +579,21 @@ fn mmap_bounds(d: &Device, slice: u64) -> R {
     let pg = 4096u64;
     let m = |idx, off, len| d.mmap(idx, off, len).map(|_| ());
     m(vfio::BAR2, slice - pg, pg as usize).map_err(e("last page"))?;
-    expect_errno("length past the slice", m(vfio::BAR2, 0, (slice + pg) as usize), libc::EINVAL)?;
-    expect_errno("offset at the slice end", m(vfio::BAR2, slice, pg as usize), libc::EINVAL)?;
-    expect_errno("last page + 1", m(vfio::BAR2, slice - pg, 2 * pg as usize), libc::EINVAL)?;
+    expect_errno(
+        "length past the slice",
+        m(vfio::BAR2, 0, (slice + pg) as usize),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "offset at the slice end",
+        m(vfio::BAR2, slice, pg as usize),
+        libc::EINVAL,
+    )?;
+    expect_errno(
+        "last page + 1",
+        m(vfio::BAR2, slice - pg, 2 * pg as usize),
+        libc::EINVAL,
+    )?;
     expect_errno("offset far beyond", m(vfio::BAR2, 1 << 39, pg as usize), libc::EINVAL)?;
     for idx in [vfio::BAR0, 1, vfio::BAR4, vfio::CONFIG, 8, 9, 0xffff] {
         expect_errno(&format!("region {idx}"), m(idx, 0, pg as usize), libc::EINVAL)?;
@@ -407,7 +635,9 @@ fn jobs_all_instances_at_once(uuids: &[String]) -> R {
                 })
             })
             .collect();
-        hs.into_iter().filter_map(|h| h.join().unwrap_or_else(|_| Err("panicked".into())).err()).collect()
+        hs.into_iter()
+            .filter_map(|h| h.join().unwrap_or_else(|_| Err("panicked".into())).err())
+            .collect()
     });
     ensure!(errs.is_empty(), "{}", errs.join("; "));
     Ok(())
@@ -418,14 +648,23 @@ fn reset_mid_job(u: &str) -> R {
     let len = JOB_MAX_LEN;
     ensure!(inst.slice >= DATA_BASE + len as u64, "slice too small");
     let jobs: Vec<Job> = (0..16)
-        .map(|i| Job { op: OP_FILL, dst: DATA_BASE, len, value: i, ..Default::default() })
+        .map(|i| Job {
+            op: OP_FILL,
+            dst: DATA_BASE,
+            len,
+            value: i,
+            ..Default::default()
+        })
         .collect();
     let idx = inst.submit(0, &jobs).map_err(|x| x.to_string())?;
     inst.dev.reset().map_err(e("VFIO_DEVICE_RESET"))?;
     let r = |off| inst.dev.reg(ctx_window(0) + off).map_err(|x| x.to_string());
     let t0 = Instant::now();
     while r(CTX_STATUS)? & CTX_STATUS_BUSY != 0 {
-        ensure!(t0.elapsed() < Duration::from_secs(5), "context still busy 5 s after reset");
+        ensure!(
+            t0.elapsed() < Duration::from_secs(5),
+            "context still busy 5 s after reset"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     ensure!(r(CTX_RING_HEAD)? == 0 && r(CTX_RING_SIZE)? == 0, "user block not reset");
@@ -435,9 +674,18 @@ fn reset_mid_job(u: &str) -> R {
     // Reset took the MSI-X routes down (a function reset disables MSI-X).
     while inst.irq(0).wait(0).map_err(|x| x.to_string())? {}
     inst.dev
-        .set_irqs(vfio::IRQ_SET_DATA_NONE | vfio::IRQ_SET_ACTION_TRIGGER, vfio::MSIX_IRQ_INDEX, 0, &[], 1)
+        .set_irqs(
+            vfio::IRQ_SET_DATA_NONE | vfio::IRQ_SET_ACTION_TRIGGER,
+            vfio::MSIX_IRQ_INDEX,
+            0,
+            &[],
+            1,
+        )
         .map_err(e("fire"))?;
-    ensure!(!inst.irq(0).wait(200).map_err(|x| x.to_string())?, "MSI-X route survived the reset");
+    ensure!(
+        !inst.irq(0).wait(200).map_err(|x| x.to_string())?,
+        "MSI-X route survived the reset"
+    );
     // The instance works again once set up anew.
     drop(inst);
     let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
@@ -452,7 +700,10 @@ fn close_tears_down_routes(u: &str) -> R {
     drop(inst);
     let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
     job::round(&mut inst, 0, 4096, 0x1111_2222).map_err(|x| x.to_string())?;
-    ensure!(!stale.wait(100).map_err(|x| x.to_string())?, "an eventfd of a closed user was signalled");
+    ensure!(
+        !stale.wait(100).map_err(|x| x.to_string())?,
+        "an eventfd of a closed user was signalled"
+    );
     Ok(())
 }
 
@@ -478,29 +729,83 @@ fn isolation(a_uuid: &str, b_uuid: &str) -> R {
     // Region offsets beyond B's slice (where A's slice might lie).
     let mut buf = [0u8; 64];
     for off in [b.slice, b.slice + DATA_BASE, 1 << 32, (1 << 40) - 64, u64::MAX >> 24] {
-        ensure!(b.dev.read_at(vfio::BAR2, off, &mut buf).is_err(), "B read VRAM at {off:#x}");
-        ensure!(b.dev.write_at(vfio::BAR2, off, &buf).is_err(), "B wrote VRAM at {off:#x}");
+        ensure!(
+            b.dev.read_at(vfio::BAR2, off, &mut buf).is_err(),
+            "B read VRAM at {off:#x}"
+        );
+        ensure!(
+            b.dev.write_at(vfio::BAR2, off, &buf).is_err(),
+            "B wrote VRAM at {off:#x}"
+        );
     }
     // Offsets whose high bits select another region: no wrap into BAR2.
     ensure!(b.dev.read_at(vfio::BAR2 + 1, 0, &mut buf).is_err(), "BAR3 readable");
     // mmap beyond the slice.
     for (off, len) in [(b.slice, 4096usize), (0, b.slice as usize * 2), (b.slice - 4096, 8192)] {
-        ensure!(b.dev.mmap(vfio::BAR2, off, len).is_err(), "B mapped {len} bytes at {off:#x}");
+        ensure!(
+            b.dev.mmap(vfio::BAR2, off, len).is_err(),
+            "B mapped {len} bytes at {off:#x}"
+        );
     }
     // Jobs that point outside B's slice: refused by the device.
     let outside = [
-        Job { op: OP_FILL, dst: b.slice, len: 4096, value: 0xdead_beef, ..Default::default() },
-        Job { op: OP_FILL, dst: b.slice - 4, len: 8, value: 0xdead_beef, ..Default::default() },
-        Job { op: OP_COPY, src: b.slice + DATA_BASE, dst: DATA_BASE, len: 4096, ..Default::default() },
-        Job { op: OP_COPY, src: DATA_BASE, dst: u64::MAX - 100, len: 4096, ..Default::default() },
-        Job { op: OP_CHECKSUM, src: 1 << 40, len: 64, ..Default::default() },
-        Job { op: OP_DMA_TO_HOST, src: DATA_BASE, dst: 0, len: 4096, ..Default::default() },
-        Job { op: OP_DMA_FROM_HOST, src: 0, dst: DATA_BASE, len: 4096, ..Default::default() },
+        Job {
+            op: OP_FILL,
+            dst: b.slice,
+            len: 4096,
+            value: 0xdead_beef,
+            ..Default::default()
+        },
+        Job {
+            op: OP_FILL,
+            dst: b.slice - 4,
+            len: 8,
+            value: 0xdead_beef,
+            ..Default::default()
+        },
+        Job {
+            op: OP_COPY,
+            src: b.slice + DATA_BASE,
+            dst: DATA_BASE,
+            len: 4096,
+            ..Default::default()
+        },
+        Job {
+            op: OP_COPY,
+            src: DATA_BASE,
+            dst: u64::MAX - 100,
+            len: 4096,
+            ..Default::default()
+        },
+        Job {
+            op: OP_CHECKSUM,
+            src: 1 << 40,
+            len: 64,
+            ..Default::default()
+        },
+        Job {
+            op: OP_DMA_TO_HOST,
+            src: DATA_BASE,
+            dst: 0,
+            len: 4096,
+            ..Default::default()
+        },
+        Job {
+            op: OP_DMA_FROM_HOST,
+            src: 0,
+            dst: DATA_BASE,
+            len: 4096,
+            ..Default::default()
+        },
     ];
     for j in outside {
         let idx = b.submit(0, &[j]).map_err(|x| x.to_string())?;
         let (d, _) = b.wait(0, idx[0], 10_000).map_err(|x| x.to_string())?;
-        ensure!(d.status & DESC_STATUS_ERROR != 0, "job {j:?} was not refused (status {:#x})", d.status);
+        ensure!(
+            d.status & DESC_STATUS_ERROR != 0,
+            "job {j:?} was not refused (status {:#x})",
+            d.status
+        );
         let err = b.dev.reg(ctx_window(0) + CTX_ERROR).map_err(|x| x.to_string())?;
         ensure!(
             err == ERR_VRAM_BOUNDS || err == ERR_DMA_BOUNDS,
@@ -522,7 +827,10 @@ fn isolation(a_uuid: &str, b_uuid: &str) -> R {
     ] {
         b.dev.set_reg(off, v).map_err(|x| x.to_string())?;
     }
-    ensure!(b.dev.reg(w + CTX_VRAM_SIZE_LO).map_err(|x| x.to_string())? == b.slice as u32, "B resized its slice");
+    ensure!(
+        b.dev.reg(w + CTX_VRAM_SIZE_LO).map_err(|x| x.to_string())? == b.slice as u32,
+        "B resized its slice"
+    );
     // Contexts beyond B's: refused, nothing forwarded.
     for c in [b.contexts, b.contexts + 1, 255] {
         let off = ctx_window(c) + CTX_RING_TAIL;
@@ -574,9 +882,13 @@ fn main() {
             t("bad_argsz_index_and_pointers", &mut || bad_argsz_index_and_pointers(&d));
             t("set_irqs_every_combination", &mut || set_irqs_combinations(&d, n));
             t("region_info", &mut || region_info(&d, n, slice));
-            t("config_space_virtual_and_ignores_bad_writes", &mut || config_space(&d, n, slice));
+            t("config_space_virtual_and_ignores_bad_writes", &mut || {
+                config_space(&d, n, slice)
+            });
             t("config_access_sizes_and_bounds", &mut || config_access_sizes(&d));
-            t("register_window_emulated_and_forwarded", &mut || register_window(&d, &other, n, slice));
+            t("register_window_emulated_and_forwarded", &mut || {
+                register_window(&d, &other, n, slice)
+            });
             t("register_access_sizes_and_bounds", &mut || register_access_sizes(&d, n));
             t("vram_region_access_every_size", &mut || vram_access_and_mmap(&d, slice));
             t("vram_mmap_bounds", &mut || mmap_bounds(&d, slice));
@@ -585,7 +897,9 @@ fn main() {
             t("jobs_on_every_context_with_msix", &mut || jobs_every_context(&us[0]));
             t("jobs_on_all_instances_at_once", &mut || jobs_all_instances_at_once(&us));
             t("reset_in_the_middle_of_a_job", &mut || reset_mid_job(&us[0]));
-            t("close_tears_down_interrupt_routes", &mut || close_tears_down_routes(&us[2]));
+            t("close_tears_down_interrupt_routes", &mut || {
+                close_tears_down_routes(&us[2])
+            });
             t("isolation_between_instances", &mut || isolation(&us[2], &us[3]));
         }
     }
@@ -594,7 +908,10 @@ fn main() {
 }
 
 fn print_ktap(results: &[(String, R)]) {
-    println!("KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: vslice_vfio\n    1..{}", results.len());
+    println!(
+        "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: vslice_vfio\n    1..{}",
+        results.len()
+    );
     let mut failed = 0;
     for (i, (name, r)) in results.iter().enumerate() {
         match r {
