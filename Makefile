@@ -8,13 +8,14 @@
 #   make modules [KERNEL=...]      build vslice.ko and the KUnit modules (also: make)
 #   make kernel [KERNEL=...]       build the kernel variant
 #   make buildroot                 create the pinned trixie build root
+#   make nested-qemu               smoke test: a nested QEMU uses an instance as its vfio-pci device
 #   make cache-prune               delete cached trees whose key no longer matches
 
 KERNEL ?= debug
 DEVICES ?= 1
 SCRIPTS := $(CURDIR)/scripts
 
-.PHONY: all modules kernel buildroot check demo vm-run cache-prune clean
+.PHONY: all modules kernel buildroot check demo vm-run nested-qemu cache-prune clean
 
 all: modules
 
@@ -37,6 +38,10 @@ vm-run:
 	@test -n "$(SCRIPT)" || { echo "usage: make vm-run SCRIPT=path/to/script.sh [FILES=dir] [DEVICES=n] [KERNEL=debug|perf]" >&2; exit 2; }
 	@$(SCRIPTS)/vm-run.sh --script "$(SCRIPT)" $(if $(FILES),--files "$(FILES)") \
 		--devices $(DEVICES) --kernel $(KERNEL) --name vm-run
+
+nested-qemu:
+	@$(SCRIPTS)/vm-run.sh --script $(CURDIR)/guest/nested-qemu.sh --files "$$($(SCRIPTS)/nested-qemu.sh)" \
+		--devices 1 --name nested-qemu --timeout 600
 
 cache-prune:
 	@$(SCRIPTS)/cache-prune.sh

@@ -96,8 +96,26 @@ while read -r line; do
 	esac
 done < <(python3 "$VSLICE_TOP/scripts/ktap-count.py" "$ksrc/tools/testing/kunit/kunit.py" "$vmdir/script.out")
 
+# Nested QEMU using an instance: its own VM run, so that the ~70 MB of
+# QEMU and libraries stay out of every other run's initramfs.
+nrc=0
+nested=$("$VSLICE_TOP/scripts/nested-qemu.sh" "$VSLICE_WORK/build/nested" 2>"$run/nested-stage.log") || nrc=$?
+[ "$nrc" != 0 ] || "$VSLICE_TOP/scripts/vm-run.sh" --script "$VSLICE_TOP/guest/nested-qemu.sh" --files "$nested" \
+	--name check-nested --devices 1 --timeout 600 >"$run/vm-nested.out" 2>&1 || nrc=$?
+ndir=$(cat "$VSLICE_WORK/results/last")
+if [ "$nrc" = 0 ]; then result ok "vm.nested_run_no_splat"; else
+	result fail "vm.nested_run_no_splat" "exit $nrc, see $run/vm-nested.out and $ndir/console.log"
+fi
+while read -r line; do
+	case "$line" in
+	"ok "*) result ok "vm.${line#ok }" ;;
+	"not ok "*) result fail "vm.${line#not ok }" ;;
+	"skip "*) result skip "vm.${line#skip }" "skipped in the guest" ;;
+	esac
+done < <(python3 "$VSLICE_TOP/scripts/ktap-count.py" "$ksrc/tools/testing/kunit/kunit.py" "$ndir/script.out")
+
 echo
-echo "logs: $run (VM: $vmdir)"
+echo "logs: $run (VM: $vmdir, nested: $ndir)"
 [ "$fail" = 0 ] || printf 'failed: %s\n' "${failed[@]}"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]
