@@ -93,6 +93,8 @@ impl Instance {
                 e
             );
         })?;
+        // A new tenant starts from zeroed VRAM (scrub logs its own error).
+        parent.scrub(&alloc)?;
         dev_info!(
             parent.pdev(),
             "instance {} created: type {}, VRAM units {}..{}, {} contexts\n",

@@ -69,6 +69,12 @@ use crate::regs::{self, Caps};
 pub(crate) type RegsBar = pci::DevresBar<{ regs::BAR0_SIZE as usize }>;
 
 const SELFTEST_FILL_AT: u64 = 0x1000;
+/// Ring space at the end of a slice while it is scrubbed: 64 descriptors
+/// of up to `JOB_MAX_LEN` bytes each cover 4 GiB.
+const SCRUB_RING: u64 = 4096;
+/// Longest a scrub may take (the device fills at GiB/s; this is for a
+/// device that stopped answering).
+const SCRUB_TIMEOUT_MS: u32 = 10_000;
 const SELFTEST_LEN: u32 = 64 << 10;
 const SELFTEST_PATTERN: u32 = 0x5a5a_a5a5;
 
@@ -203,6 +209,81 @@ impl ParentState {
                 b.copy_from_slice(&w[..n]);
             }
             done += n;
+        }
+        Ok(())
+    }
+
+    /// Zeroes an allocation's VRAM slice with the device's own fill engine,
+    /// so that a new tenant never reads what the last one left. Runs on
+    /// the allocation's first context, already programmed; its ring is
+    /// the slice's last `SCRUB_RING` bytes, zeroed through the BAR after.
+    /// Interrupts stay masked: this polls. Leaves the context reset.
+    pub(crate) fn scrub(&self, a: &Alloc) -> Result {
+        let c = a.contexts().next().ok_or(EINVAL)?;
+        let (base, size) = self.slice(a);
+        let ring = size.checked_sub(SCRUB_RING).ok_or(EINVAL)?;
+        let max = u64::from(regs::JOB_MAX_LEN);
+        let jobs = ring.div_ceil(max);
+        if jobs > SCRUB_RING / regs::DESC_SIZE as u64 {
+            return Err(EINVAL);
+        }
+        {
+            let vram = self.vram.try_access().ok_or(ENODEV)?;
+            for k in 0..jobs {
+                let len = (ring - k * max).min(max) as u32;
+                let at = (base + ring) as usize + k as usize * regs::DESC_SIZE;
+                for (off, v) in regs::desc_words(regs::OP_FILL, 0, 0, k * max, len, 0) {
+                    vram.try_write32(v, at + off)?;
+                }
+            }
+        }
+        let done0 = self.ctx_read(c, regs::CTX_COMPLETED)?;
+        for (off, v) in [
+            (regs::CTX_IRQ_MASK, regs::CTX_IRQ_DONE | regs::CTX_IRQ_ERROR),
+            (regs::CTX_RING_BASE_LO, ring as u32),
+            (regs::CTX_RING_BASE_HI, (ring >> 32) as u32),
+            (
+                regs::CTX_RING_SIZE,
+                (SCRUB_RING / regs::DESC_SIZE as u64) as u32,
+            ),
+            (regs::CTX_RING_TAIL, jobs as u32),
+            (regs::CTX_DOORBELL, 1),
+        ] {
+            self.ctx_write(c, off, v)?;
+        }
+        let mut waited = 0;
+        let res = loop {
+            let done = self.ctx_read(c, regs::CTX_COMPLETED)?;
+            let status = self.ctx_read(c, regs::CTX_STATUS)?;
+            if status == u32::MAX {
+                break Err(ENODEV);
+            }
+            if done.wrapping_sub(done0) >= jobs as u32 {
+                break Ok(());
+            }
+            if status & regs::CTX_STATUS_HALTED != 0 {
+                break Err(EIO);
+            }
+            if waited >= SCRUB_TIMEOUT_MS {
+                break Err(ETIMEDOUT);
+            }
+            fsleep(Delta::from_millis(1));
+            waited += 1;
+        };
+        self.ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
+        res.inspect_err(|e| {
+            dev_err!(
+                self.pdev,
+                "scrubbing VRAM 0x{:x}+0x{:x} on context {} failed: {:?}\n",
+                base,
+                size,
+                c,
+                e
+            );
+        })?;
+        let vram = self.vram.try_access().ok_or(ENODEV)?;
+        for off in (0..SCRUB_RING as usize).step_by(4) {
+            vram.try_write32(0, (base + ring) as usize + off)?;
         }
         Ok(())
     }

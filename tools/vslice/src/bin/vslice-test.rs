@@ -847,6 +847,32 @@ fn isolation(a_uuid: &str, b_uuid: &str) -> R {
     Ok(())
 }
 
+/// A new instance on the units another one used reads zeros: the driver
+/// scrubs VRAM between tenants.
+fn new_tenant_sees_zeroed_vram(parent: &str, old: &str, created: &mut Created) -> R {
+    let secret = 0x5ec2_e7ed_u32.to_le_bytes().repeat(1024);
+    {
+        let d = Device::open(old).map_err(|x| x.to_string())?;
+        let slice = d.region_info(vfio::BAR2).map_err(e("region"))?.size as usize;
+        let m = d.mmap(vfio::BAR2, 0, slice).map_err(e("mmap"))?;
+        for at in [0, slice / 2, slice - secret.len()] {
+            m.write_bytes(at, &secret);
+        }
+    }
+    sysfs::remove(old).map_err(|x| x.to_string())?;
+    // The only free block is the one just given back.
+    let u = created.make(parent, "eighth")?;
+    let d = Device::open(&u).map_err(|x| x.to_string())?;
+    let slice = d.region_info(vfio::BAR2).map_err(e("region"))?.size as usize;
+    let m = d.mmap(vfio::BAR2, 0, slice).map_err(e("mmap"))?;
+    for at in [0, slice / 2, slice - secret.len(), slice - 4096] {
+        let mut b = vec![0u8; secret.len().min(slice - at)];
+        m.read_bytes(at, &mut b);
+        ensure!(b.iter().all(|&x| x == 0), "new instance reads non-zero VRAM at {at:#x}");
+    }
+    Ok(())
+}
+
 fn main() {
     let parent = std::env::args().nth(1).unwrap_or_default();
     let mut results: Vec<(String, R)> = Vec::new();
@@ -901,6 +927,7 @@ fn main() {
                 close_tears_down_routes(&us[2])
             });
             t("isolation_between_instances", &mut || isolation(&us[2], &us[3]));
+            t("new_tenant_sees_zeroed_vram", &mut || new_tenant_sees_zeroed_vram(&parent, &us[3], &mut created));
         }
     }
     drop(created);
