@@ -49,12 +49,17 @@ fault_surprise_removal() {
 
 unbind_removed() {
 	wait_field "$P1" live_id 0xffffffff || return 1
-	create "$P1" eighth 31 || return 1
+	# The driver notices the device is gone: a new instance is refused
+	# (its VRAM scrub reads all-ones), nothing is left half-created.
+	out=$( (create "$P1" eighth 32) 2>&1) && { echo "create on a removed device succeeded"; return 1; }
+	echo "$out" | grep -q 'No such device' || { echo "create: $out"; return 1; }
+	[ ! -e "/sys/bus/mdev/devices/$(uuid 32)" ] || return 1
 	echo "$P1" >/sys/bus/pci/drivers/vslice/unbind || return 1
 	[ "$(instances)" = 0 ]
 }
 
 fault_removed_device_unbinds() {
+	create "$P1" eighth 31 || return 1
 	sync_host remove-again
 	r=0
 	unbind_removed || r=1

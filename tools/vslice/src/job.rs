@@ -42,6 +42,7 @@ pub struct Instance {
     pub contexts: u32,
     pub slice: u64,
     irqs: Vec<EventFd>,
+    req: EventFd,
     tail: Vec<u32>,
 }
 
@@ -163,6 +164,12 @@ impl Instance {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("context {c}: job {index} not done after {ms} ms (status {st:#x}, {irqs} interrupts)"),
+                ));
+            }
+            if self.req.wait(0)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the driver asked for the device back (REQ): abandoning the job and closing",
                 ));
             }
             if self.irqs[c as usize].wait(100)? {

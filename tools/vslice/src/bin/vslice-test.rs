@@ -927,7 +927,9 @@ fn main() {
                 close_tears_down_routes(&us[2])
             });
             t("isolation_between_instances", &mut || isolation(&us[2], &us[3]));
-            t("new_tenant_sees_zeroed_vram", &mut || new_tenant_sees_zeroed_vram(&parent, &us[3], &mut created));
+            t("new_tenant_sees_zeroed_vram", &mut || {
+                new_tenant_sees_zeroed_vram(&parent, &us[3], &mut created)
+            });
         }
     }
     drop(created);
