@@ -74,12 +74,17 @@ impl Instance {
         let irqs = (0..contexts).map(|_| EventFd::new()).collect::<io::Result<Vec<_>>>()?;
         let fds: Vec<i32> = irqs.iter().map(EventFd::raw).collect();
         dev.set_msix(0, &fds)?;
+        // The driver asks for the device back (instance removed, parent
+        // unbound) through REQ: waits then give up and the caller closes.
+        let req = EventFd::new()?;
+        dev.arm_request(&req)?;
         let mut inst = Instance {
             dev,
             vram,
             contexts,
             slice,
             irqs,
+            req,
             tail: vec![0; contexts as usize],
         };
         for c in 0..contexts {
