@@ -80,6 +80,18 @@ elif [ "$summary" != "$listed" ]; then
 fi
 
 # --- VM tests -------------------------------------------------------------
+# count_ktap FILE: one result per test of every KTAP document in FILE, as
+# the kernel's kunit.py parse reads them.
+count_ktap() {
+	local line
+	while read -r line; do
+		case "$line" in
+		"ok "*) result ok "vm.${line#ok }" ;;
+		"not ok "*) result fail "vm.${line#not ok }" ;;
+		"skip "*) result skip "vm.${line#skip }" "skipped in the guest" ;;
+		esac
+	done < <(python3 "$VSLICE_TOP/scripts/ktap-count.py" "$ksrc/tools/testing/kunit/kunit.py" "$1")
+}
 vmrc=0
 "$VSLICE_TOP/scripts/vm-run.sh" --script "$VSLICE_TOP/guest/tests/check.sh" --name check-vm \
 	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-faults.sh" >"$run/vm.out" 2>&1 || vmrc=$?
@@ -88,13 +100,7 @@ if [ "$vmrc" = 0 ]; then result ok "vm.boot_run_no_splat"; else
 	result fail "vm.boot_run_no_splat" "exit $vmrc, see $vmdir/console.log"
 	tail -n 40 "$run/vm.out" | sed 's/^/    /'
 fi
-while read -r line; do
-	case "$line" in
-	"ok "*) result ok "vm.${line#ok }" ;;
-	"not ok "*) result fail "vm.${line#not ok }" ;;
-	"skip "*) result skip "vm.${line#skip }" "skipped in the guest" ;;
-	esac
-done < <(python3 "$VSLICE_TOP/scripts/ktap-count.py" "$ksrc/tools/testing/kunit/kunit.py" "$vmdir/script.out")
+count_ktap "$vmdir/script.out"
 
 # Nested QEMU using an instance: its own VM run, so that the ~70 MB of
 # QEMU and libraries stay out of every other run's initramfs.
@@ -106,13 +112,7 @@ ndir=$(cat "$VSLICE_WORK/results/last")
 if [ "$nrc" = 0 ]; then result ok "vm.nested_run_no_splat"; else
 	result fail "vm.nested_run_no_splat" "exit $nrc, see $run/vm-nested.out and $ndir/console.log"
 fi
-while read -r line; do
-	case "$line" in
-	"ok "*) result ok "vm.${line#ok }" ;;
-	"not ok "*) result fail "vm.${line#not ok }" ;;
-	"skip "*) result skip "vm.${line#skip }" "skipped in the guest" ;;
-	esac
-done < <(python3 "$VSLICE_TOP/scripts/ktap-count.py" "$ksrc/tools/testing/kunit/kunit.py" "$ndir/script.out")
+count_ktap "$ndir/script.out"
 
 echo
 echo "logs: $run (VM: $vmdir, nested: $ndir)"

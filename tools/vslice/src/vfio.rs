@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const fn io(nr: u32) -> libc::c_ulong {
@@ -340,38 +341,12 @@ impl Device {
 
     /// pread at `off` in region `index`; returns the bytes read.
     pub fn read_at(&self, index: u32, off: u64, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for `buf.len()` bytes.
-        let r = unsafe {
-            libc::pread(
-                self.fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                (region_offset(index) + off) as libc::off_t,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
+        FileExt::read_at(&self.dev, buf, region_offset(index) + off)
     }
 
     /// pwrite at `off` in region `index`; returns the bytes written.
     pub fn write_at(&self, index: u32, off: u64, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for `buf.len()` bytes.
-        let r = unsafe {
-            libc::pwrite(
-                self.fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                (region_offset(index) + off) as libc::off_t,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
+        FileExt::write_at(&self.dev, buf, region_offset(index) + off)
     }
 
     /// A 32-bit register of the register window (BAR0).
