@@ -213,6 +213,34 @@ impl ParentState {
         Ok(())
     }
 
+    /// Writes descriptors (from `regs::desc_words`) one after the other at
+    /// absolute VRAM offset `at`.
+    fn write_descs(&self, at: u64, descs: &[[(usize, u32); 10]]) -> Result {
+        let vram = self.vram.try_access().ok_or(ENODEV)?;
+        for (slot, words) in descs.iter().enumerate() {
+            for &(off, v) in words {
+                vram.try_write32(v, at as usize + slot * regs::DESC_SIZE + off)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Points context `c`'s ring at slice offset `ring` (`slots` slots),
+    /// sets its interrupt mask, queues `jobs` descriptors and rings.
+    fn start_ring(&self, c: u32, ring: u64, slots: u32, irq_mask: u32, jobs: u32) -> Result {
+        for (off, v) in [
+            (regs::CTX_IRQ_MASK, irq_mask),
+            (regs::CTX_RING_BASE_LO, ring as u32),
+            (regs::CTX_RING_BASE_HI, (ring >> 32) as u32),
+            (regs::CTX_RING_SIZE, slots),
+            (regs::CTX_RING_TAIL, jobs),
+            (regs::CTX_DOORBELL, 1),
+        ] {
+            self.ctx_write(c, off, v)?;
+        }
+        Ok(())
+    }
+
     /// Zeroes an allocation's VRAM slice with the device's own fill engine,
     /// so that a new tenant never reads what the last one left. Runs on
     /// the allocation's first context, already programmed; its ring is
@@ -227,30 +255,23 @@ impl ParentState {
         if jobs > SCRUB_RING / regs::DESC_SIZE as u64 {
             return Err(EINVAL);
         }
-        {
-            let vram = self.vram.try_access().ok_or(ENODEV)?;
-            for k in 0..jobs {
-                let len = (ring - k * max).min(max) as u32;
-                let at = (base + ring) as usize + k as usize * regs::DESC_SIZE;
-                for (off, v) in regs::desc_words(regs::OP_FILL, 0, 0, k * max, len, 0) {
-                    vram.try_write32(v, at + off)?;
-                }
-            }
+        let mut descs = KVec::with_capacity(jobs as usize, GFP_KERNEL)?;
+        for k in 0..jobs {
+            let len = (ring - k * max).min(max) as u32;
+            descs.push(
+                regs::desc_words(regs::OP_FILL, 0, 0, k * max, len, 0),
+                GFP_KERNEL,
+            )?;
         }
+        self.write_descs(base + ring, &descs)?;
         let done0 = self.ctx_read(c, regs::CTX_COMPLETED)?;
-        for (off, v) in [
-            (regs::CTX_IRQ_MASK, regs::CTX_IRQ_DONE | regs::CTX_IRQ_ERROR),
-            (regs::CTX_RING_BASE_LO, ring as u32),
-            (regs::CTX_RING_BASE_HI, (ring >> 32) as u32),
-            (
-                regs::CTX_RING_SIZE,
-                (SCRUB_RING / regs::DESC_SIZE as u64) as u32,
-            ),
-            (regs::CTX_RING_TAIL, jobs as u32),
-            (regs::CTX_DOORBELL, 1),
-        ] {
-            self.ctx_write(c, off, v)?;
-        }
+        self.start_ring(
+            c,
+            ring,
+            (SCRUB_RING / regs::DESC_SIZE as u64) as u32,
+            regs::CTX_IRQ_DONE | regs::CTX_IRQ_ERROR,
+            jobs as u32,
+        )?;
         let mut waited = 0;
         let res = loop {
             let done = self.ctx_read(c, regs::CTX_COMPLETED)?;
@@ -493,19 +514,11 @@ impl ParentState {
     fn run_selftest(&self, a: &Alloc) -> Result {
         let pdev = &*self.pdev;
         let n = a.contexts().next().ok_or(EINVAL)?;
-        let ctx = regs::ctx_window(n);
-        let base = u64::from(a.unit) * self.unit_bytes();
-        let size = u64::from(a.units) * self.unit_bytes();
+        let (base, _) = self.slice(a);
         let vector = n as usize + 1;
-        self.wr(ctx + regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
-        self.wr(ctx + regs::CTX_VRAM_BASE_LO, base as u32)?;
-        self.wr(ctx + regs::CTX_VRAM_BASE_HI, (base >> 32) as u32)?;
-        self.wr(ctx + regs::CTX_VRAM_SIZE_LO, size as u32)?;
-        self.wr(ctx + regs::CTX_VRAM_SIZE_HI, (size >> 32) as u32)?;
-        self.wr(ctx + regs::CTX_RING_BASE_LO, 0)?;
-        self.wr(ctx + regs::CTX_RING_BASE_HI, 0)?;
-        self.wr(ctx + regs::CTX_RING_SIZE, 4)?;
-        self.wr(ctx + regs::CTX_IRQ_MASK, 0)?;
+        // Programmed like an instance's context, but owned by no instance
+        // (id 0), so its interrupts stay the driver's.
+        self.program(0, a)?;
         let jobs = [
             regs::desc_words(
                 regs::OP_FILL,
@@ -524,16 +537,9 @@ impl ParentState {
                 0,
             ),
         ];
-        for (slot, words) in jobs.iter().enumerate() {
-            let vram = self.vram.try_access().ok_or(ENODEV)?;
-            for &(off, v) in words {
-                vram.try_write32(v, base as usize + slot * regs::DESC_SIZE + off)?;
-            }
-        }
+        self.write_descs(base, &jobs)?;
         let before = self.irqs[vector].load(Relaxed);
-        self.wr(ctx + regs::CTX_CONTROL, regs::CTX_CTRL_ENABLE)?;
-        self.wr(ctx + regs::CTX_RING_TAIL, jobs.len() as u32)?;
-        self.wr(ctx + regs::CTX_DOORBELL, 1)?;
+        self.start_ring(n, 0, 4, 0, jobs.len() as u32)?;
         let status_at = base as usize + regs::DESC_SIZE + regs::DESC_STATUS;
         let mut waited = 0;
         let res = loop {

@@ -186,13 +186,14 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_info(
     let Some((id, a)) = c.alloc.live().nth(index as usize) else {
         return ENOENT.to_errno();
     };
+    let (vram_base, vram_size) = state.slice(a);
     // SAFETY: `info` is valid for writes per the contract.
     unsafe {
         info.write(ffi::vslice_instance_info {
             id: *id,
             type_: a.ty as u32,
-            vram_base: u64::from(a.unit) * state.unit_bytes(),
-            vram_size: u64::from(a.units) * state.unit_bytes(),
+            vram_base,
+            vram_size,
             first_context: a.contexts().next().unwrap_or(0),
             contexts: a.num_contexts(),
         })

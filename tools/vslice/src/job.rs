@@ -159,8 +159,7 @@ impl Instance {
                 // interrupt a moment to arrive if it has not yet.
                 if irqs == 0 && self.irqs[c as usize].wait(1000)? {
                     irqs += 1;
-                    let s = self.dev.reg(ctx_reg(c, CTX_IRQ_STATUS))?;
-                    self.dev.set_reg(ctx_reg(c, CTX_IRQ_STATUS), s)?;
+                    self.ack(c)?;
                 }
                 return Ok((d, irqs));
             }
@@ -179,12 +178,17 @@ impl Instance {
             }
             if self.irqs[c as usize].wait(100)? {
                 irqs += 1;
-                let s = self.dev.reg(ctx_reg(c, CTX_IRQ_STATUS))?;
-                self.dev.set_reg(ctx_reg(c, CTX_IRQ_STATUS), s)?;
+                self.ack(c)?;
             } else {
                 waited += 100;
             }
         }
+    }
+
+    /// Acknowledges context `c`'s pending interrupt causes (RW1C).
+    fn ack(&self, c: u32) -> io::Result<()> {
+        let s = self.dev.reg(ctx_reg(c, CTX_IRQ_STATUS))?;
+        self.dev.set_reg(ctx_reg(c, CTX_IRQ_STATUS), s)
     }
 
     /// The eventfd of MSI-X vector `c`.
