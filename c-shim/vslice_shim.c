@@ -123,6 +123,20 @@ static int vslice_state_show(struct seq_file *s, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(vslice_state);
 
+/* <root>/stats: module-wide object counts, from Rust. */
+static int vslice_stats_show(struct seq_file *s, void *unused)
+{
+	struct vslice_stats st = {};
+
+	vslice_rs_stats(&st);
+	seq_printf(s, "instances_made: %llu\ninstances_released: %llu\n",
+		   st.instances_made, st.instances_released);
+	seq_printf(s, "parents_made: %llu\nparents_released: %llu\n",
+		   st.parents_made, st.parents_released);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vslice_stats);
+
 /* <root>/<bdf>/selftest: any write runs the self-test (a parent-level op). */
 static ssize_t vslice_selftest_write(struct file *file, const char __user *buf,
 				     size_t count, loff_t *ppos)
@@ -869,6 +883,7 @@ int vslice_shim_init(void)
 		return ret;
 	}
 	vslice_debugfs_root = debugfs_create_dir("vslice", NULL);
+	debugfs_create_file("stats", 0444, vslice_debugfs_root, NULL, &vslice_stats_fops);
 	return 0;
 }
 

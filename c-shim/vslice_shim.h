@@ -59,6 +59,14 @@ struct vslice_parent_info {
 	u32 fatal_errors;
 };
 
+/* Module-wide object counts (debugfs vslice/stats): made - released = alive. */
+struct vslice_stats {
+	u64 instances_made;
+	u64 instances_released;
+	u64 parents_made;
+	u64 parents_released;
+};
+
 /* One instance type, as Rust defines it. */
 struct vslice_type_info {
 	char name[16];
@@ -110,6 +118,7 @@ int vslice_shim_parent_register(struct vslice_shim_parent *sp);
 void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
 
 /* Implemented in Rust, called from C. */
+void vslice_rs_stats(struct vslice_stats *out);
 void vslice_rs_parent_info(const struct vslice_rs_parent *rs,
 			   struct vslice_parent_info *info);
 int vslice_rs_instance_info(const struct vslice_rs_parent *rs, u32 index,

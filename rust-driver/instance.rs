@@ -23,6 +23,7 @@ use kernel::{
 use crate::carve::Alloc;
 use crate::parent::ParentState;
 use crate::regs;
+use crate::stats;
 use crate::vdev::{self, Reg, VConfig};
 
 /// One instance.
@@ -38,6 +39,7 @@ pub(crate) struct Instance {
     scratch: Atomic<u32>,
     bad_count: Atomic<u32>,
     bad_offset: Atomic<u32>,
+    _count: stats::Token,
 }
 
 fn le32(b: &[u8]) -> u32 {
@@ -83,6 +85,7 @@ impl Instance {
             scratch: Atomic::new(0),
             bad_count: Atomic::new(0),
             bad_offset: Atomic::new(0),
+            _count: stats::INSTANCES.token(),
         });
         // On error `inst` drops and gives the resources back.
         parent.program(id, &alloc).inspect_err(|e| {

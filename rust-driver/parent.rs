@@ -64,6 +64,7 @@ use kernel::{
 
 use crate::carve::{Alloc, AllocError, Allocator, Lifecycle, TYPES, UNITS};
 use crate::regs::{self, Caps};
+use crate::stats;
 
 /// Register BAR.
 pub(crate) type RegsBar = pci::DevresBar<{ regs::BAR0_SIZE as usize }>;
@@ -103,6 +104,7 @@ pub(crate) struct ParentState {
     selftest_checksum: Atomic<u64>,
     /// Device-level errors reported by the global vector.
     fatal_errors: Atomic<u32>,
+    _count: stats::Token,
 }
 
 impl ParentState {
@@ -136,6 +138,7 @@ impl ParentState {
                 selftest_irqs: Atomic::new(0),
                 selftest_checksum: Atomic::new(0),
                 fatal_errors: Atomic::new(0),
+                _count: stats::PARENTS.token(),
             }),
             GFP_KERNEL,
         )

@@ -10,6 +10,7 @@ use crate::carve::{Lifecycle, TYPES};
 use crate::instance::Instance;
 use crate::parent::{ParentState, NUM_TYPES};
 use crate::regs;
+use crate::stats;
 use crate::vdev;
 
 #[allow(
@@ -494,8 +495,29 @@ pub(crate) unsafe extern "C" fn vslice_rs_selftest(
     }
 }
 
+/// Module-wide object counts for debugfs `vslice/stats`.
+///
+/// # Safety
+///
+/// `out` must be valid for writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
+    let (instances_made, instances_released) = stats::INSTANCES.get();
+    let (parents_made, parents_released) = stats::PARENTS.get();
+    // SAFETY: `out` is valid for writes per the contract.
+    unsafe {
+        out.write(ffi::vslice_stats {
+            instances_made,
+            instances_released,
+            parents_made,
+            parents_released,
+        })
+    };
+}
+
 // Each definition above must match the header's declaration: bindgen's
 // extern declaration and ours coerce to one fn-pointer type or fail to build.
+const _: [unsafe extern "C" fn(*mut ffi::vslice_stats); 2] = [ffi::vslice_rs_stats, vslice_rs_stats];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, *mut ffi::vslice_parent_info); 2] =
     [ffi::vslice_rs_parent_info, vslice_rs_parent_info];
 const _: [unsafe extern "C" fn(

@@ -12,6 +12,7 @@ mod instance;
 mod parent;
 mod regs;
 mod shim;
+mod stats;
 mod vdev;
 
 #[pin_data]
