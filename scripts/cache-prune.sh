@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cache-prune.sh: deletes cached build roots and kernel trees whose key no
-# longer matches this checkout (old pins or config fragments), and all but
+# longer matches this checkout (old pins, config fragments or kernel
+# patches), unpacked sources no kept tree uses, and all but
 # the newest 20 results directories. Never touches the current ones.
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -22,6 +23,17 @@ prune() {
 		[ -e "$d" ] || continue
 		case " ${keep_k[*]} " in *" $d "*) continue ;; esac
 		log "removing old kernel tree $d"
+		rm -rf "$d"
+	done
+	# Unpacked sources no kept tree uses (old versions or patch sets).
+	local keep_src=" "
+	for d in "${keep_k[@]}"; do
+		[ -L "$d/source-tree" ] && keep_src+="$(readlink -f "$d/source-tree") "
+	done
+	for d in "$VSLICE_WORK"/kernel/src-*; do
+		[ -d "$d" ] || continue
+		case "$keep_src" in *" $d "*) continue ;; esac
+		log "removing old kernel source $d"
 		rm -rf "$d"
 	done
 	ls -1dt "$VSLICE_WORK"/results/*/ 2>/dev/null | tail -n +21 | xargs -r rm -rf

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds kernel VARIANT (debug|perf) from Debian's linux-source-7.3 in the
-# build root, into $VSLICE_WORK/kernel/<variant>-<key>. The key hashes the
-# build root's key, the config fragments and KERNEL_RECIPE, so that
+# build root, into $VSLICE_WORK/kernel/<variant>-<key>, with the fixes in
+# config/kernel/patches/*.patch applied (upstream bugs our tests found;
+# each patch says why). The key hashes the build root's key, the config
+# fragments, the patches and KERNEL_RECIPE, so that
 # changing any of them builds a new tree and nothing else does. Bump
 # KERNEL_RECIPE when a change to this script changes what gets built. Prints the tree's
 # path on stdout. Every option of the fragments is verified in .config.
@@ -13,8 +15,11 @@ cfgdir=$VSLICE_TOP/config/kernel
 
 KERNEL_RECIPE=1
 
+patches() { find "$cfgdir/patches" -name '*.patch' 2>/dev/null | sort; }
+
 kernel_key() {
-	echo "$(root_key)-$(hash_files "$cfgdir/base.config" "$cfgdir/$variant.config")-r$KERNEL_RECIPE"
+	# shellcheck disable=SC2046
+	echo "$(root_key)-$(hash_files "$cfgdir/base.config" "$cfgdir/$variant.config" $(patches))-r$KERNEL_RECIPE"
 }
 
 kdir() { echo "$VSLICE_WORK/kernel/$variant-$(kernel_key | sha256sum | cut -c1-16)"; }
@@ -27,11 +32,17 @@ build_kernel() {
 	fi
 	need_disk "$VSLICE_CACHE" 8
 	require_root
-	src=$VSLICE_WORK/kernel/src-$(grep -E '^linux-source-7.3' "$(root_dir)/.manifest" | cut -f2)
+	# The patched source is shared by the variants: keyed by the patches.
+	# shellcheck disable=SC2046
+	src=$VSLICE_WORK/kernel/src-$(grep -E '^linux-source-7.3' "$(root_dir)/.manifest" | cut -f2)-p$(hash_files /dev/null $(patches))
 	if [ ! -e "$src/.vslice-unpacked" ]; then
 		rm -rf "$src"
 		mkdir -p "$src"
 		stage "unpack linux-source" in_root "tar -C '$src' --strip-components=1 -xaf /usr/src/linux-source-7.3.tar.xz"
+		local p
+		for p in $(patches); do
+			stage "apply $(basename "$p")" in_root "patch -d '$src' -p1 --forward --batch <'$p'"
+		done
 		touch "$src/.vslice-unpacked"
 	fi
 	mkdir -p "$out"

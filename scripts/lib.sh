@@ -4,7 +4,7 @@
 # Cache layout (outside the work tree so that CI clones reuse it):
 #   $VSLICE_CACHE/root/<rootkey>/        trixie build root (chroot)
 #   $VSLICE_CACHE/work/                  bind-mounted at the same path in the root
-#     kernel/src-<ver>/                  unpacked linux-source
+#     kernel/src-<ver>-p<patches>/       unpacked linux-source, patches applied
 #     kernel/<variant>-<kkey>/           kernel build trees (O=), one per key
 #     build/                             module/initramfs outputs of the last run
 #     results/<stamp>-<what>/            logs of every run

@@ -56,7 +56,7 @@ guestbin=$VSLICE_TOP/target/guest/x86_64-unknown-linux-gnu/release
 # The per-run archive: script, environment, FILES.
 mkdir -p "$run/extra-root/run" "$run/extra-root/extra" "$run/extra-root/usr/bin"
 cp "$script" "$run/extra-root/run/script.sh"
-cp "$guestbin/vslice" "$guestbin/vslice-test" "$run/extra-root/usr/bin/"
+cp "$guestbin/vslice" "$guestbin/vslice-test" "$guestbin/vslice-stress" "$run/extra-root/usr/bin/"
 printf 'VSLICE_LOAD=%s\nVSLICE_DEVICES=%s\nVSLICE_KERNEL=%s\n' "$load" "$devices" "$variant" \
 	>"$run/extra-root/run/env"
 [ -z "$files" ] || cp -a "$files/." "$run/extra-root/extra/"
@@ -85,13 +85,15 @@ for ((i = 0; i < devices; i++)); do
 done
 
 mem=${VSLICE_VM_MEM:-1024}
+# loglevel=5: WARN() and lockdep reports are KERN_WARNING; at the usual
+# quiet level 4 they never reach the console that splat-scan.sh reads.
 qemu=(timeout --kill-after=10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max
 	-smp "${VSLICE_VM_SMP:-2}" -m "${mem}M"
 	-object "memory-backend-memfd,id=mem,size=${mem}M,share=on"
 	-machine "q35,memory-backend=mem" -display none -vga none -no-reboot
 	-monitor none -serial "file:$run/console.log" -serial "file:$run/script.out"
 	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$run/initrd.cpio.gz"
-	-append "console=ttyS0 panic=-1 oops=panic hung_task_panic=0 printk.time=1 quiet loglevel=4"
+	-append "console=ttyS0 panic=-1 oops=panic hung_task_panic=0 printk.time=1 loglevel=5"
 	"${qdev[@]}")
 printf '%q ' "${qemu[@]}" >"$run/qemu.cmd"
 : >"$run/script.out"

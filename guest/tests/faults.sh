@@ -75,10 +75,99 @@ fault_removed_device_unbinds() {
 	wait_field "$P1" live_id 0x56534c43 && expect_avail "$P1" "8 4 2 1"
 }
 
+# client_stopped PID OUT: the background client ends within 20 s, with a
+# clean error (the device reads all-ones), never a data mismatch.
+client_stopped() {
+	k=0
+	while kill -0 "$1" 2>/dev/null && [ $k -lt 100 ]; do sleep 0.2; k=$((k + 1)); done
+	if kill -0 "$1" 2>/dev/null; then
+		kill "$1"
+		echo "client still running 20 s after the fault"
+		return 1
+	fi
+	wait "$1" && { echo "client succeeded on a dead device: $(cat "$2")"; return 1; }
+	cat "$2"
+	grep -q 'reads all-ones' "$2" || return 1
+	! grep -q 'differs\|checksum\|panicked' "$2"
+}
+
+removed_during_jobs() {
+	wait_field "$P1" live_id 0xffffffff || return 1
+	client_stopped "$2" /tmp/run-removed.out || return 1
+	# The instance goes cleanly while the device is still gone.
+	remove 33 && [ ! -e "/sys/bus/mdev/devices/$1" ]
+}
+
+# Surprise removal while every context of an instance runs jobs.
+fault_surprise_removal_during_jobs() {
+	create "$P1" quarter 33 || return 1
+	vslice run --rounds 100000 --len 65536 "$(uuid 33)" >/tmp/run-removed.out 2>&1 &
+	rp=$!
+	sleep 1
+	sync_host remove-jobs
+	r=0
+	removed_during_jobs "$(uuid 33)" $rp || r=1
+	sync_host restore-jobs
+	[ $r = 0 ] || return 1
+	wait_field "$P1" live_id 0x56534c43 || return 1
+	expect_avail "$P1" "8 4 2 1" || return 1
+	# A new tenant works on the restored device.
+	u=$(vslice create "$P1" eighth) && vslice run --len 65536 "$u" && vslice remove "$u"
+}
+
+# A device hang (2 s, below QEMU's 5 s message timeout) in the middle of
+# jobs: everything stalls, then resumes; every result still verifies.
+fault_hang_during_jobs() {
+	u=$(vslice create "$P1" eighth) || return 1
+	vslice run --rounds 400 --len 65536 "$u" >/tmp/run-hang.out 2>&1 &
+	rp=$!
+	sleep 0.5
+	sync_host hang
+	r=0
+	wait $rp || r=1
+	cat /tmp/run-hang.out
+	vslice remove "$u" || return 1
+	[ $r = 0 ] || return 1
+	s=$(sed -n 's/.* in \([0-9]*\)\.[0-9] s, 0 failed$/\1/p' /tmp/run-hang.out)
+	[ "${s:-0}" -ge 2 ] || { echo "the run took ${s:-?} s: the 2 s hang did not hit it"; return 1; }
+	expect_avail "$P1" "8 4 2 1"
+}
+
 run_faults_suite() {
-	ktap_begin vslice_faults 3
+	ktap_begin vslice_faults 5
 	t fault_error_interrupt fault_error_interrupt
 	t fault_surprise_removal fault_surprise_removal
 	t fault_removed_device_unbinds fault_removed_device_unbinds
+	t fault_surprise_removal_during_jobs fault_surprise_removal_during_jobs
+	t fault_hang_during_jobs fault_hang_during_jobs
+	ktap_end
+}
+
+# The device's process dies (hw-sim exits: QEMU's accesses to it fail for
+# good) while an instance on P2 runs jobs. Last in the VM run: P2 does not
+# come back.
+fault_hwsim_exit_during_jobs() {
+	[ -n "$P2" ] || { echo "needs two devices"; return 1; }
+	u=$(vslice create "$P2" quarter) || return 1
+	vslice run --rounds 100000 --len 65536 "$u" >/tmp/run-exit.out 2>&1 &
+	rp=$!
+	sleep 1
+	sync_host exit
+	wait_field "$P2" live_id 0xffffffff || { kill $rp; return 1; }
+	client_stopped $rp /tmp/run-exit.out || return 1
+	# PCI removal of the dead device completes and takes its instance.
+	echo 1 >"/sys/bus/pci/devices/$P2/remove" || return 1
+	[ ! -e "/sys/bus/mdev/devices/$u" ] || { echo "instance outlived its parent"; return 1; }
+	grep -q 'parents_made' /sys/kernel/debug/vslice/stats || return 1
+	made=$(sed -n 's/^instances_made: //p' /sys/kernel/debug/vslice/stats)
+	rel=$(sed -n 's/^instances_released: //p' /sys/kernel/debug/vslice/stats)
+	[ "$made" = "$rel" ] || { cat /sys/kernel/debug/vslice/stats; return 1; }
+	# The other parent is unaffected.
+	echo 1 >"/sys/kernel/debug/vslice/$P1/selftest"
+}
+
+run_device_death_suite() {
+	ktap_begin vslice_device_death 1
+	t fault_hwsim_exit_during_jobs fault_hwsim_exit_during_jobs
 	ktap_end
 }

@@ -24,4 +24,10 @@ step remove remove
 step restore restore
 step remove-again remove
 step restore-again restore
+step remove-jobs remove
+step restore-jobs restore
+step hang hang 2000
+wait_for exit
+# hw-sim exits before it can reply: the guest checks that the device died.
+python3 "$ctl" "$VSLICE_CTL1" exit || true
 echo "all faults injected"

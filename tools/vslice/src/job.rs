@@ -181,6 +181,14 @@ impl Instance {
                 self.ack(c)?;
             } else {
                 waited += 100;
+                // A device that is gone (surprise removal, dead server)
+                // reads all-ones: no job will finish, say so now.
+                if self.dev.reg(ctx_reg(c, CTX_STATUS))? == u32::MAX {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        format!("context {c}: the device reads all-ones (removed or dead); job {index} abandoned"),
+                    ));
+                }
             }
         }
     }
@@ -189,6 +197,11 @@ impl Instance {
     fn ack(&self, c: u32) -> io::Result<()> {
         let s = self.dev.reg(ctx_reg(c, CTX_IRQ_STATUS))?;
         self.dev.set_reg(ctx_reg(c, CTX_IRQ_STATUS), s)
+    }
+
+    /// Whether the driver has asked for the device back (REQ signalled).
+    pub fn requested(&self) -> io::Result<bool> {
+        self.req.wait(0)
     }
 
     /// The eventfd of MSI-X vector `c`.

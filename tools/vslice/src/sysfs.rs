@@ -110,13 +110,62 @@ pub fn create(parent: &str, ty: &str, uuid: &str) -> io::Result<()> {
         format!("vslice-{ty}")
     };
     let f = types_dir(parent).join(&ty).join("create");
-    fs::write(&f, uuid).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))
+    fs::write(&f, uuid).map_err(|e| crate::context(e, f.display()))
 }
 
 /// Removes instance `uuid`.
 pub fn remove(uuid: &str) -> io::Result<()> {
     let f = Path::new(MDEV_DEVICES).join(uuid).join("remove");
-    fs::write(&f, "1").map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))
+    fs::write(&f, "1").map_err(|e| crate::context(e, f.display()))
+}
+
+const PCI_DEVICES: &str = "/sys/bus/pci/devices";
+const VSLICE_DRIVER: &str = "/sys/bus/pci/drivers/vslice";
+
+fn write_attr(path: &Path, val: &str) -> io::Result<()> {
+    fs::write(path, val).map_err(|e| crate::context(e, path.display()))
+}
+
+/// vslice PCI devices on the bus (bound or not), by vendor:device.
+pub fn pci_devices() -> Vec<String> {
+    let want = (
+        format!("{:#06x}", crate::regs::PCI_VENDOR_ID),
+        format!("{:#06x}", crate::regs::PCI_DEVICE_ID),
+    );
+    names(Path::new(PCI_DEVICES))
+        .into_iter()
+        .filter(|b| {
+            let d = Path::new(PCI_DEVICES).join(b);
+            (read(&d.join("vendor")), read(&d.join("device"))) == want
+        })
+        .collect()
+}
+
+/// Whether `bdf` is bound to vslice and registered as an mdev parent.
+pub fn is_parent(bdf: &str) -> bool {
+    Path::new(MDEV_BUS).join(bdf).exists()
+        && fs::read_link(Path::new(PCI_DEVICES).join(bdf).join("driver"))
+            .is_ok_and(|d| d.file_name().is_some_and(|n| n == "vslice"))
+}
+
+/// `echo 1 > /sys/bus/pci/devices/BDF/remove`.
+pub fn pci_remove(bdf: &str) -> io::Result<()> {
+    write_attr(&Path::new(PCI_DEVICES).join(bdf).join("remove"), "1")
+}
+
+/// `echo 1 > /sys/bus/pci/rescan`.
+pub fn pci_rescan() -> io::Result<()> {
+    write_attr(Path::new("/sys/bus/pci/rescan"), "1")
+}
+
+/// Unbinds `bdf` from vslice.
+pub fn unbind(bdf: &str) -> io::Result<()> {
+    write_attr(&Path::new(VSLICE_DRIVER).join("unbind"), bdf)
+}
+
+/// Binds `bdf` to vslice.
+pub fn bind(bdf: &str) -> io::Result<()> {
+    write_attr(&Path::new(VSLICE_DRIVER).join("bind"), bdf)
 }
 
 #[cfg(test)]

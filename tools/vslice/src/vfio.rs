@@ -211,7 +211,7 @@ pub struct Device {
 pub fn cdev_path(uuid: &str) -> io::Result<PathBuf> {
     let dir = Path::new("/sys/bus/mdev/devices").join(uuid).join("vfio-dev");
     let name = std::fs::read_dir(&dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e} (no such instance?)", dir.display())))?
+        .map_err(|e| crate::context(e, format!("{} (no such instance?)", dir.display())))?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.starts_with("vfio"))
@@ -228,12 +228,12 @@ impl Device {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::context(e, path.display()))?;
         let iommufd = OpenOptions::new()
             .read(true)
             .write(true)
             .open("/dev/iommu")
-            .map_err(|e| io::Error::new(e.kind(), format!("/dev/iommu: {e}")))?;
+            .map_err(|e| crate::context(e, "/dev/iommu"))?;
         let mut bind = BindIommufd {
             argsz: std::mem::size_of::<BindIommufd>() as u32,
             flags: 0,
@@ -241,14 +241,13 @@ impl Device {
             out_devid: 0,
         };
         ioctl(dev.as_raw_fd(), VFIO_DEVICE_BIND_IOMMUFD, &mut bind)
-            .map_err(|e| io::Error::new(e.kind(), format!("VFIO_DEVICE_BIND_IOMMUFD: {e}")))?;
+            .map_err(|e| crate::context(e, "VFIO_DEVICE_BIND_IOMMUFD"))?;
         let mut ioas = IoasAlloc {
             size: std::mem::size_of::<IoasAlloc>() as u32,
             flags: 0,
             out_ioas_id: 0,
         };
-        ioctl(iommufd.as_raw_fd(), IOMMU_IOAS_ALLOC, &mut ioas)
-            .map_err(|e| io::Error::new(e.kind(), format!("IOMMU_IOAS_ALLOC: {e}")))?;
+        ioctl(iommufd.as_raw_fd(), IOMMU_IOAS_ALLOC, &mut ioas).map_err(|e| crate::context(e, "IOMMU_IOAS_ALLOC"))?;
         let mut at = AttachPt {
             argsz: std::mem::size_of::<AttachPt>() as u32,
             flags: 0,
@@ -256,7 +255,7 @@ impl Device {
             pasid: 0,
         };
         ioctl(dev.as_raw_fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut at)
-            .map_err(|e| io::Error::new(e.kind(), format!("VFIO_DEVICE_ATTACH_IOMMUFD_PT: {e}")))?;
+            .map_err(|e| crate::context(e, "VFIO_DEVICE_ATTACH_IOMMUFD_PT"))?;
         Ok(Device { dev, _iommufd: iommufd })
     }
 

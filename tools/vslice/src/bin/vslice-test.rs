@@ -24,7 +24,7 @@ macro_rules! ensure {
 }
 
 fn errno(r: io::Result<impl Sized>) -> Option<i32> {
-    r.err().and_then(|e| e.raw_os_error())
+    r.err().and_then(|e| vslice::errno_of(&e))
 }
 
 fn expect_errno(what: &str, r: io::Result<impl Sized>, want: i32) -> R {

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Kernel fault injection on the create, open and probe paths: for n = 1,
+//! 2, ... the n-th allocation (slab or page, failslab/fail_page_alloc via
+//! `/proc/thread-self/fail-nth`) made by this thread during the operation
+//! fails, until an operation completes without reaching its n-th one. So
+//! every allocation on the path fails once, in order, reproducibly
+//! (`--stride S`: every S-th one, for the short run in `make check`).
+//!
+//! After each failed operation: a clean errno, nothing half-made (no
+//! instance in sysfs or alive in the driver, capacity whole, a failed
+//! probe leaves the device unbound and no parent alive), and at most a
+//! few error lines in the log. At the end: kmemleak finds nothing and
+//! the paths work again.
+
+use std::cell::RefCell;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use vslice::health::{self, DriverStats, Kmsg};
+use vslice::job;
+use vslice::sysfs;
+
+use crate::report::{Report, CLEAN_UNDER_FAULTS};
+
+const ATTRS: &[(&str, &str)] = &[
+    // GFP_KERNEL allocations (the ones that matter) are skipped unless...
+    ("failslab/ignore-gfp-wait", "N"),
+    ("fail_page_alloc/ignore-gfp-wait", "N"),
+    ("fail_page_alloc/ignore-gfp-highmem", "N"),
+    ("fail_page_alloc/min-order", "0"),
+    // One line per injected fault, no stack dump (that would read as a splat).
+    ("failslab/verbose", "1"),
+    ("fail_page_alloc/verbose", "1"),
+];
+
+fn set_attrs(restore: bool) -> io::Result<()> {
+    for (f, v) in ATTRS {
+        let v = match (restore, *f) {
+            (true, f) if f.ends_with("ignore-gfp-wait") || f.ends_with("ignore-gfp-highmem") => "Y",
+            (true, f) if f.ends_with("verbose") => "2",
+            _ => v,
+        };
+        let p = Path::new("/sys/kernel/debug").join(f);
+        fs::write(&p, v).map_err(|e| vslice::context(e, p.display()))?;
+    }
+    Ok(())
+}
+
+/// This thread's fail-nth.
+struct FailNth(fs::File);
+
+impl FailNth {
+    fn open() -> io::Result<FailNth> {
+        let p = "/proc/thread-self/fail-nth";
+        Ok(FailNth(
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .map_err(|e| vslice::context(e, p))?,
+        ))
+    }
+
+    fn arm(&self, n: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.0.write_at(n.to_string().as_bytes(), 0).map(|_| ())
+    }
+
+    /// Disarms; whether the armed fault fired.
+    fn disarm(&self) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 32];
+        let n = self.0.read_at(&mut b, 0)?;
+        let left: u64 = String::from_utf8_lossy(&b[..n]).trim().parse().unwrap_or(0);
+        self.0.write_at(b"0", 0)?;
+        Ok(left == 0)
+    }
+}
+
+/// What one step left behind that it should not have.
+type Check<'a> = &'a dyn Fn() -> Result<(), String>;
+
+/// Sweeps `op` (Ok: it succeeded, undo it) with the n-th fault for n = 1..;
+/// returns the number of fault points found.
+/// How a sweep runs (see `run`).
+#[derive(Clone, Copy)]
+pub struct How {
+    pub max_n: u64,
+    pub keep_going: bool,
+    pub stride: u64,
+}
+
+fn sweep(
+    name: &str,
+    how: How,
+    r: &mut Report,
+    kmsg: &mut Kmsg,
+    op: &mut dyn FnMut() -> io::Result<()>,
+    undo: &mut dyn FnMut() -> io::Result<()>,
+    check: Check<'_>,
+) -> u64 {
+    let How {
+        max_n,
+        keep_going,
+        stride,
+    } = how;
+    let fnth = match FailNth::open() {
+        Ok(f) => f,
+        Err(e) => {
+            r.fail(format!("{name}: {e}"));
+            return 0;
+        }
+    };
+    let mut max_err_lines = 0;
+    for n in (1..=max_n).step_by(stride.max(1) as usize) {
+        if let Err(e) = fnth.arm(n) {
+            r.fail(format!("{name}: arming fail-nth {n}: {e}"));
+            return n;
+        }
+        let res = op();
+        let fired = match fnth.disarm() {
+            Ok(f) => f,
+            Err(e) => {
+                r.fail(format!("{name}: fail-nth: {e}"));
+                return n;
+            }
+        };
+        match &res {
+            Ok(()) => {
+                r.tally.ok(&format!("{name}_ok"));
+                if let Err(e) = undo() {
+                    r.fail(format!("{name}: fault {n}: undoing a successful {name}: {e}"));
+                }
+            }
+            Err(e) => {
+                let errno = r.tally.err(name, e);
+                if errno == "DATA" {
+                    r.fail(format!("{name}: fault {n}: {e}"));
+                }
+            }
+        }
+        if let Err(e) = check() {
+            r.fail(format!(
+                "{name}: fault {n} ({}): {e}",
+                if res.is_ok() { "succeeded" } else { "failed" }
+            ));
+        }
+        let recs = kmsg.new_records();
+        let errs = recs
+            .iter()
+            .filter(|x| x.level <= 3 && x.text.contains("vslice"))
+            .count();
+        max_err_lines = max_err_lines.max(errs);
+        let splats: Vec<String> = recs
+            .into_iter()
+            .map(|x| x.text)
+            .filter(|t| health::is_splat(t))
+            .collect();
+        if !splats.is_empty() {
+            r.fail(format!("{name}: fault {n}: kernel splat: {}", splats[0]));
+            r.splats.extend(splats);
+        }
+        if !r.failures.is_empty() && !keep_going {
+            return n;
+        }
+        if !fired {
+            // The operation made fewer than n allocations: all covered.
+            r.extra.insert(format!("{name}_fault_points"), n - 1);
+            r.extra
+                .insert(format!("{name}_faults_injected"), (n - 1).div_ceil(stride.max(1)));
+            r.extra
+                .insert(format!("{name}_max_error_lines_per_fault"), max_err_lines as u64);
+            if max_err_lines > 4 {
+                r.fail(format!(
+                    "{name}: one failure logged {max_err_lines} error lines (log storm)"
+                ));
+            }
+            return n - 1;
+        }
+    }
+    r.fail(format!(
+        "{name}: still failing after {max_n} fault points (raise --max-n)"
+    ));
+    max_n
+}
+
+fn no_instances() -> Result<(), String> {
+    let n = sysfs::instances().len();
+    let s = DriverStats::read().map_err(|e| e.to_string())?;
+    if n != 0 || s.instances_alive() != 0 {
+        return Err(format!(
+            "{n} instance(s) in sysfs, {} alive in the driver",
+            s.instances_alive()
+        ));
+    }
+    Ok(())
+}
+
+fn full(p: &str) -> Result<(), String> {
+    let t = sysfs::types(p);
+    let avail: Vec<u32> = ["eighth", "quarter", "half", "full"]
+        .iter()
+        .map(|n| {
+            t.iter()
+                .find(|x| x.name == format!("vslice-{n}"))
+                .map_or(0, |x| x.available)
+        })
+        .collect();
+    if avail != [8, 4, 2, 1] {
+        return Err(format!("{p}: available_instances {avail:?}, want [8, 4, 2, 1]"));
+    }
+    Ok(())
+}
+
+/// `how.keep_going`: do not stop a sweep at its first failure (to see
+/// them all); `how.stride`: inject at fault points 1, 1 + stride, ...
+pub fn run(how: How, r: &mut Report, kmsg: &mut Kmsg) {
+    let parents: Vec<String> = sysfs::pci_devices()
+        .into_iter()
+        .filter(|b| sysfs::is_parent(b))
+        .collect();
+    let Some(p) = parents.first().cloned() else {
+        return r.fail("no bound vslice parent".into());
+    };
+    r.tally.clean = CLEAN_UNDER_FAULTS;
+    if let Err(e) = set_attrs(false) {
+        return r.fail(format!("fault injection not available: {e}"));
+    }
+    // Create.
+    let mut uuid = String::new();
+    sweep(
+        "create",
+        how,
+        r,
+        kmsg,
+        &mut || {
+            uuid = sysfs::new_uuid()?;
+            sysfs::create(&p, "eighth", &uuid)
+        },
+        &mut || {
+            let u = sysfs::instances().into_iter().next().map(|x| x.0).unwrap_or_default();
+            sysfs::remove(&u)
+        },
+        &|| {
+            no_instances()?;
+            full(&p)
+        },
+    );
+    // Open (device, iommufd, MSI-X and REQ eventfds, mmap, ring setup).
+    let held = sysfs::new_uuid().and_then(|u| sysfs::create(&p, "quarter", &u).map(|()| u));
+    match held {
+        Ok(u) => {
+            let inst: RefCell<Option<job::Instance>> = RefCell::new(None);
+            sweep(
+                "open",
+                how,
+                r,
+                kmsg,
+                &mut || {
+                    *inst.borrow_mut() = Some(job::Instance::open(&u)?);
+                    Ok(())
+                },
+                &mut || {
+                    let mut i = inst.take().ok_or_else(|| io::Error::other("no instance"))?;
+                    job::round(&mut i, 0, 4096, 0x0f0f_0f0f).map(|_| ())
+                },
+                &|| {
+                    let s = DriverStats::read().map_err(|e| e.to_string())?;
+                    if s.instances_alive() != 1 {
+                        return Err(format!("{} instances alive, want 1", s.instances_alive()));
+                    }
+                    Ok(())
+                },
+            );
+            drop(inst.take());
+            // The instance still works after every failed open.
+            let after = job::Instance::open(&u).and_then(|mut i| job::round(&mut i, 1, 65536, 0x1234_5678).map(|_| ()));
+            if let Err(e) = after {
+                r.fail(format!("open: the instance does not work after the sweep: {e}"));
+            }
+            if let Err(e) = sysfs::remove(&u) {
+                r.fail(format!("open: removing the instance: {e}"));
+            }
+        }
+        Err(e) => r.fail(format!("open: cannot create the instance: {e}")),
+    }
+    // Probe (bind): on the last parent, unbound for the sweep.
+    let q = parents.last().cloned().unwrap_or_default();
+    let others = parents.len() as u64 - 1;
+    if let Err(e) = sysfs::unbind(&q) {
+        r.fail(format!("probe: unbinding {q}: {e}"));
+    } else {
+        sweep(
+            "probe",
+            how,
+            r,
+            kmsg,
+            &mut || sysfs::bind(&q),
+            &mut || {
+                full(&q).map_err(io::Error::other)?;
+                sysfs::unbind(&q)
+            },
+            &|| {
+                let s = DriverStats::read().map_err(|e| e.to_string())?;
+                if sysfs::is_parent(&q) || Path::new("/sys/kernel/debug/vslice").join(&q).exists() {
+                    return Err(format!("{q} left half-bound"));
+                }
+                if s.parents_alive() != others {
+                    return Err(format!("{} parents alive, want {others}", s.parents_alive()));
+                }
+                Ok(())
+            },
+        );
+        if let Err(e) = sysfs::bind(&q) {
+            r.fail(format!("probe: binding {q} after the sweep: {e}"));
+        } else if let Err(e) = fs::write(Path::new("/sys/kernel/debug/vslice").join(&q).join("selftest"), "1") {
+            r.fail(format!("probe: self-test of {q} after the sweep: {e}"));
+        }
+    }
+    if let Err(e) = set_attrs(true) {
+        r.fail(format!("restoring fault injection settings: {e}"));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    if let Some(l) = health::kmemleak_scan() {
+        r.leaks.extend(l);
+    }
+    r.splats.extend(kmsg.new_splats());
+}

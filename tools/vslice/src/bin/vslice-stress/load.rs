@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The load scenario: on every parent at once, creator threads create and
+//! remove instances of mixed types and user threads open instances, run
+//! verified jobs and register accesses, while the main thread removes the
+//! parents (`echo 1 > .../remove`, every fourth cycle a driver unbind),
+//! then rescans or rebinds them. After every cycle: no splat, no instance
+//! left in sysfs or alive in the driver, every parent back with all its
+//! capacity, no unbind slower than its bound, only clean errors.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use vslice::health::{self, DriverStats, Kmsg};
+use vslice::job::{self, DATA_BASE};
+use vslice::regs::*;
+use vslice::sysfs;
+
+use crate::report::{Report, Rng, Tally};
+
+pub struct Opts {
+    pub cycles: u64,
+    pub run_ms: u64,
+    pub creators: u32,
+    pub users: u32,
+    pub seed: u64,
+    pub unbind_bound_ms: u64,
+    pub leak_every: u64,
+    pub parents: usize,
+}
+
+const TYPES: &[&str] = &["eighth", "quarter", "half", "full"];
+
+/// Creates and removes instances of random types until `stop`; returns
+/// the instances it still had (which the parent's removal must take).
+fn creator(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<String>) {
+    let mut rng = Rng::new(seed);
+    let mut t = Tally::default();
+    let mut mine: Vec<String> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if mine.is_empty() || (mine.len() < 3 && rng.chance(55)) {
+            let u = match sysfs::new_uuid() {
+                Ok(u) => u,
+                Err(e) => {
+                    t.err("uuid", &e);
+                    continue;
+                }
+            };
+            let ty = *rng.pick::<&str>(TYPES);
+            match sysfs::create(&parent, ty, &u) {
+                Ok(()) => {
+                    t.ok("create");
+                    mine.push(u);
+                }
+                Err(e) => {
+                    t.err("create", &e);
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+        } else {
+            let u = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+            match sysfs::remove(&u) {
+                Ok(()) => t.ok("remove"),
+                Err(e) => {
+                    t.err("remove", &e);
+                }
+            }
+        }
+    }
+    (t, mine)
+}
+
+/// A new tenant's VRAM must read zero: samples the data area.
+fn stale_vram(inst: &job::Instance) -> Option<u64> {
+    let step = (inst.slice - DATA_BASE) / 8;
+    let mut buf = vec![0u8; 4096];
+    for k in 0..8 {
+        let at = DATA_BASE + k * step;
+        inst.vram.read_bytes(at as usize, &mut buf);
+        if buf.iter().any(|&b| b != 0) {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// One tenant: open, check, jobs and register accesses until `stop`, REQ
+/// or an error.
+fn tenant(u: &str, rng: &mut Rng, t: &mut Tally, stop: &AtomicBool) -> io::Result<()> {
+    let mut inst = job::Instance::open(u)?;
+    t.ok("open");
+    if let Some(at) = stale_vram(&inst) {
+        t.unclean(format!("{u}: a new tenant reads non-zero VRAM at {at:#x}"));
+    }
+    let rounds = 1 + rng.below(6);
+    for _ in 0..rounds {
+        if stop.load(Ordering::Relaxed) && rng.chance(50) {
+            break;
+        }
+        if inst.requested()? {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "REQ"));
+        }
+        let c = rng.below(u64::from(inst.contexts)) as u32;
+        let len = 4096 << rng.below(5);
+        job::round(&mut inst, c, len as u32, rng.next() as u32)?;
+        t.ok("round");
+        // Shadowed, forwarded and refused registers.
+        let v = rng.next() as u32;
+        inst.dev.set_reg(REG_SCRATCH, v)?;
+        let back = inst.dev.reg(REG_SCRATCH)?;
+        if back != v {
+            t.unclean(format!("{u}: scratch wrote {v:#x}, read {back:#x}"));
+        }
+        inst.dev.reg(ctx_window(c) + CTX_COMPLETED)?;
+        inst.dev.set_reg(REG_CONTROL, 0)?;
+        t.ok("registers");
+    }
+    Ok(())
+}
+
+/// Creates an instance, uses it, removes it, until `stop`.
+fn user(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<String>) {
+    let mut rng = Rng::new(seed);
+    let mut t = Tally::default();
+    let mut left = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let u = match sysfs::new_uuid() {
+            Ok(u) => u,
+            Err(e) => {
+                t.err("uuid", &e);
+                continue;
+            }
+        };
+        let ty = *rng.pick::<&str>(&TYPES[..2]);
+        if let Err(e) = sysfs::create(&parent, ty, &u) {
+            t.err("create", &e);
+            thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        t.ok("create");
+        if let Err(e) = tenant(&u, &mut rng, &mut t, &stop) {
+            t.err("use", &e);
+        }
+        match sysfs::remove(&u) {
+            Ok(()) => t.ok("remove"),
+            Err(e) => {
+                if t.err("remove", &e) != "ENOENT" {
+                    left.push(u);
+                }
+            }
+        }
+    }
+    (t, left)
+}
+
+/// Vslice instances sysfs shows.
+fn present() -> usize {
+    sysfs::instances().len()
+}
+
+/// Every type's available_instances, per parent.
+fn capacity(p: &str) -> BTreeMap<String, u32> {
+    sysfs::types(p).into_iter().map(|t| (t.name, t.available)).collect()
+}
+
+fn wait_until(ms: u64, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if t0.elapsed() > Duration::from_millis(ms) {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn run(o: &Opts, r: &mut Report) {
+    let mut kmsg = match Kmsg::open() {
+        Ok(k) => k,
+        Err(e) => return r.fail(format!("{e}")),
+    };
+    let parents: Vec<String> = sysfs::pci_devices()
+        .into_iter()
+        .filter(|b| sysfs::is_parent(b))
+        .collect();
+    if parents.len() < o.parents {
+        return r.fail(format!(
+            "{} bound vslice parent(s), the scenario needs {}",
+            parents.len(),
+            o.parents
+        ));
+    }
+    let full: BTreeMap<String, BTreeMap<String, u32>> = parents.iter().map(|p| (p.clone(), capacity(p))).collect();
+    if present() != 0 {
+        return r.fail(format!("{} instance(s) exist before the first cycle", present()));
+    }
+    let mut seeds = Rng::new(o.seed);
+    let mut made = 0u64;
+    let mut created = 0u64;
+    for cycle in 0..o.cycles {
+        let before = match DriverStats::read() {
+            Ok(s) => s,
+            Err(e) => return r.fail(format!("{e}")),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for p in &parents {
+            for _ in 0..o.creators {
+                let (p, s, st) = (p.clone(), seeds.next(), stop.clone());
+                workers.push(thread::spawn(move || creator(p, s, st)));
+            }
+            for _ in 0..o.users {
+                let (p, s, st) = (p.clone(), seeds.next(), stop.clone());
+                workers.push(thread::spawn(move || user(p, s, st)));
+            }
+        }
+        thread::sleep(Duration::from_millis(o.run_ms / 2 + seeds.below(o.run_ms.max(1))));
+        // Every fourth cycle unbinds the driver instead of removing the
+        // PCI device: both paths run the same parent removal.
+        let pci_remove = cycle % 4 != 3;
+        let removers: Vec<_> = parents
+            .iter()
+            .map(|p| {
+                let p = p.clone();
+                thread::spawn(move || {
+                    let t0 = Instant::now();
+                    let res = if pci_remove {
+                        sysfs::pci_remove(&p)
+                    } else {
+                        sysfs::unbind(&p)
+                    };
+                    (p, res, t0.elapsed().as_secs_f64() * 1000.0)
+                })
+            })
+            .collect();
+        let mut fails = Vec::new();
+        for h in removers {
+            match h.join() {
+                Ok((p, res, ms)) => {
+                    r.unbind_ms.push(ms);
+                    if let Err(e) = res {
+                        fails.push(format!("cycle {cycle}: removing {p}: {e}"));
+                    }
+                    if ms > o.unbind_bound_ms as f64 {
+                        fails.push(format!(
+                            "cycle {cycle}: removing {p} took {ms:.0} ms (bound {} ms)",
+                            o.unbind_bound_ms
+                        ));
+                    }
+                }
+                Err(_) => fails.push(format!("cycle {cycle}: a remover thread panicked")),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut left = Vec::new();
+        for h in workers {
+            match h.join() {
+                Ok((t, l)) => {
+                    created += t.ops.get("create").copied().unwrap_or(0)
+                        - t.errors
+                            .iter()
+                            .filter(|(k, _)| k.starts_with("create:"))
+                            .map(|(_, v)| v)
+                            .sum::<u64>();
+                    r.tally.merge(t);
+                    left.extend(l);
+                }
+                Err(_) => fails.push(format!("cycle {cycle}: a worker thread panicked")),
+            }
+        }
+        // The parents are gone: so are all their instances.
+        for p in &parents {
+            if sysfs::is_parent(p) {
+                fails.push(format!("cycle {cycle}: {p} is still a parent after its removal"));
+            }
+        }
+        if present() != 0 {
+            fails.push(format!(
+                "cycle {cycle}: {} instance(s) left after the parents' removal",
+                present()
+            ));
+        }
+        if let Some(u) = left
+            .iter()
+            .find(|u| std::path::Path::new("/sys/bus/mdev/devices").join(u).exists())
+        {
+            fails.push(format!("cycle {cycle}: instance {u} outlived its parent"));
+        }
+        let mut now = DriverStats::default();
+        let gone = wait_until(2000, || {
+            now = DriverStats::read().unwrap_or_default();
+            now.instances_alive() == 0 && now.parents_alive() == 0
+        });
+        if !gone {
+            fails.push(format!(
+                "cycle {cycle}: the driver still has {} instance(s) and {} parent(s) alive after removal",
+                now.instances_alive(),
+                now.parents_alive()
+            ));
+        }
+        made += now.instances_made - before.instances_made;
+        // Bring the parents back.
+        let back = if pci_remove {
+            sysfs::pci_rescan()
+        } else {
+            parents.iter().try_for_each(|p| sysfs::bind(p))
+        };
+        if let Err(e) = back {
+            fails.push(format!(
+                "cycle {cycle}: {} failed: {e}",
+                if pci_remove { "rescan" } else { "bind" }
+            ));
+        }
+        let restored = wait_until(20_000, || {
+            parents.iter().all(|p| sysfs::is_parent(p) && capacity(p) == full[p])
+        });
+        if !restored {
+            let caps: Vec<String> = parents.iter().map(|p| format!("{p}: {:?}", capacity(p))).collect();
+            fails.push(format!(
+                "cycle {cycle}: parents not back with full capacity: {}",
+                caps.join("; ")
+            ));
+        }
+        match DriverStats::read() {
+            Ok(s) if s.parents_alive() == parents.len() as u64 && s.instances_alive() == 0 => {}
+            Ok(s) => fails.push(format!("cycle {cycle}: after rebind the driver counts {s:?}")),
+            Err(e) => fails.push(format!("cycle {cycle}: {e}")),
+        }
+        let splats = kmsg.new_splats();
+        if !splats.is_empty() {
+            fails.push(format!("cycle {cycle}: kernel splat: {}", splats[0]));
+            r.splats.extend(splats);
+        }
+        if o.leak_every > 0 && (cycle + 1) % o.leak_every == 0 {
+            if let Some(l) = health::kmemleak_scan() {
+                r.leaks.extend(l);
+            }
+        }
+        r.cycles = cycle + 1;
+        let ms = r.unbind_ms[r.unbind_ms.len() - parents.len()..]
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>();
+        println!(
+            "cycle {}/{} {}: unbind {} ms; {} ops so far, {} unclean",
+            cycle + 1,
+            o.cycles,
+            if pci_remove { "pci-remove+rescan" } else { "unbind+bind" },
+            ms.join("/"),
+            r.tally.ops.values().sum::<u64>(),
+            r.tally.unclean_count
+        );
+        let stop_now = !fails.is_empty() || r.tally.unclean_count > 0 || !r.leaks.is_empty();
+        for f in fails {
+            r.fail(f);
+        }
+        if stop_now {
+            break;
+        }
+    }
+    // Leaks show only once an object is older than kmemleak's 5 s.
+    thread::sleep(Duration::from_secs(6));
+    if let Some(l) = health::kmemleak_scan() {
+        r.leaks.extend(l);
+    }
+    r.splats.extend(kmsg.new_splats());
+    // Every create a client saw succeed made one driver instance (more
+    // only if a creation failed after the driver made its object).
+    if made < created {
+        r.fail(format!(
+            "clients saw {created} creates succeed, the driver made {made} instances"
+        ));
+    }
+    r.extra.insert("instances_created".into(), created);
+    r.extra.insert("driver_instances_made".into(), made);
+    r.extra.insert("parents".into(), parents.len() as u64);
+}
