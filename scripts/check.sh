@@ -101,6 +101,7 @@ if [ "$vmrc" = 0 ]; then result ok "vm.boot_run_no_splat"; else
 	tail -n 40 "$run/vm.out" | sed 's/^/    /'
 fi
 count_ktap "$vmdir/script.out"
+save_reports "$vmdir/script.out" "$run/reports"
 
 # Nested QEMU using an instance: its own VM run, so that the ~70 MB of
 # QEMU and libraries stay out of every other run's initramfs.
@@ -116,6 +117,7 @@ count_ktap "$ndir/script.out"
 
 echo
 echo "logs: $run (VM: $vmdir, nested: $ndir)"
+echo "reliability reports: $run/reports/*.json (docs/reliability.md says how to read them)"
 [ "$fail" = 0 ] || printf 'failed: %s\n' "${failed[@]}"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]

@@ -108,3 +108,12 @@ stage() {
 	fi
 	log "$name done in $(($(date +%s) - start))s (log: $logf)"
 }
+
+# save_reports SCRIPT_OUT DIR: the guest's "VSLICE-REPORT <name> <json>"
+# lines (reliability scenarios) as DIR/<name>.json.
+save_reports() {
+	mkdir -p "$2"
+	tr -d '\r' <"$1" | sed -n 's/^VSLICE-REPORT //p' | while read -r name json; do
+		printf '%s\n' "$json" >"$2/$name.json"
+	done
+}

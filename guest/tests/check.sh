@@ -100,6 +100,10 @@ run_lifecycle_suite
 run_faults_suite
 . /guest/tests/vfio.sh
 run_vfio_suite
+. /guest/tests/reliability.sh
+run_reliability_suite
+# Last of the device tests: it kills P2's simulated device for good.
+run_device_death_suite
 
 insmod /vslice/kunit/vslice_shim_kunit.ko
 insmod /vslice/kunit/vslice_kunit.ko

@@ -22,7 +22,7 @@ fuzz_seeded() {
 }
 
 fault_injection_create_open_probe() {
-	scenario faultinj faultinj --max-n 2000
+	scenario faultinj faultinj --stride "${VSLICE_FI_STRIDE:-7}"
 }
 
 # uid 1000 was given instance A (its cdev chowned to it, /dev/iommu open

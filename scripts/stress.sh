@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# stress.sh: `make stress`, the long reliability run on the debug kernel
+# (lockdep, KASAN, kmemleak). Sizes (environment):
+#   VSLICE_STRESS_CYCLES  load cycles (PCI remove/unbind of both parents
+#                         under load), default 1000
+#   VSLICE_STRESS_SEEDS   fuzz seeds, default 1..20, 2000 steps each
+#   VSLICE_STRESS_SEED    the load scenario's seed, default 1
+# Fault injection runs at every fault point (stride 1). Reports (JSON) go to
+# $VSLICE_WORK/results/<stamp>-stress-*/reports/; docs/reliability.md says
+# how to read them. Exits non-zero on any failure.
+. "$(dirname "$0")/lib.sh"
+need_root
+require_root
+cycles=${VSLICE_STRESS_CYCLES:-1000}
+seeds=${VSLICE_STRESS_SEEDS:-$(seq -s, 1 20)}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/stress.sh" <<EOS
+export VSLICE_CYCLES=$cycles VSLICE_SEED=${VSLICE_STRESS_SEED:-1}
+export VSLICE_FUZZ_SEEDS=$seeds VSLICE_FUZZ_STEPS=2000 VSLICE_FI_STRIDE=1
+. /guest/stress.sh
+EOS
+# About 8 s per load cycle under TCG, plus the fuzzer and the full sweeps.
+timeout=$((cycles * 15 + 3600))
+rc=0
+"$VSLICE_TOP/scripts/vm-run.sh" --script "$tmp/stress.sh" --name stress --devices 2 \
+	--timeout "$timeout" || rc=$?
+dir=$(cat "$VSLICE_WORK/results/last")
+save_reports "$dir/script.out" "$dir/reports"
+kdir=$("$VSLICE_TOP/scripts/kernel.sh" debug)
+python3 "$VSLICE_TOP/scripts/ktap-count.py" "$(readlink -f "$kdir/source-tree")/tools/testing/kunit/kunit.py" \
+	"$dir/script.out" | tail -n 1 | {
+	read -r _ p f s
+	echo "stress: $p passed, $f failed, $s skipped; reports in $dir/reports"
+	[ "$f" = 0 ] && [ "$p" -gt 0 ]
+} || rc=1
+exit "$rc"
