@@ -305,6 +305,7 @@ pub fn run(o: &Opts, r: &mut Report) {
         }
         made += now.instances_made - before.instances_made;
         // Bring the parents back.
+        let t_back = Instant::now();
         let back = if pci_remove {
             sysfs::pci_rescan()
         } else {
@@ -319,6 +320,9 @@ pub fn run(o: &Opts, r: &mut Report) {
         let restored = wait_until(20_000, || {
             parents.iter().all(|p| sysfs::is_parent(p) && capacity(p) == full[p])
         });
+        let back_ms = t_back.elapsed().as_millis() as u64;
+        let e = r.extra.entry("max_rebind_ms".into()).or_default();
+        *e = (*e).max(back_ms);
         if !restored {
             let caps: Vec<String> = parents.iter().map(|p| format!("{p}: {:?}", capacity(p))).collect();
             fails.push(format!(
@@ -347,11 +351,12 @@ pub fn run(o: &Opts, r: &mut Report) {
             .map(|m| format!("{m:.0}"))
             .collect::<Vec<_>>();
         println!(
-            "cycle {}/{} {}: unbind {} ms; {} ops so far, {} unclean",
+            "cycle {}/{} {}: unbind {} ms, back in {} ms; {} ops so far, {} unclean",
             cycle + 1,
             o.cycles,
             if pci_remove { "pci-remove+rescan" } else { "unbind+bind" },
             ms.join("/"),
+            back_ms,
             r.tally.ops.values().sum::<u64>(),
             r.tally.unclean_count
         );
