@@ -517,7 +517,8 @@ pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
 
 // Each definition above must match the header's declaration: bindgen's
 // extern declaration and ours coerce to one fn-pointer type or fail to build.
-const _: [unsafe extern "C" fn(*mut ffi::vslice_stats); 2] = [ffi::vslice_rs_stats, vslice_rs_stats];
+const _: [unsafe extern "C" fn(*mut ffi::vslice_stats); 2] =
+    [ffi::vslice_rs_stats, vslice_rs_stats];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, *mut ffi::vslice_parent_info); 2] =
     [ffi::vslice_rs_parent_info, vslice_rs_parent_info];
 const _: [unsafe extern "C" fn(

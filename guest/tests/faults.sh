@@ -145,23 +145,28 @@ run_faults_suite() {
 
 # The device's process dies (hw-sim exits: QEMU's accesses to it fail for
 # good) while an instance on P2 runs jobs. Last in the VM run: P2 does not
-# come back.
+# come back. The parent stays bound: QEMU 11.1.3 can abort (error_setv
+# assertion after "invalid PCI interrupt pin") when the guest disables
+# MSI-X on a device whose vfio-user server is gone, which unbinding does;
+# unbinding a device that reads all-ones is fault_removed_device_unbinds.
 fault_hwsim_exit_during_jobs() {
 	[ -n "$P2" ] || { echo "needs two devices"; return 1; }
 	u=$(vslice create "$P2" quarter) || return 1
+	before=$(sed -n 's/^instances_released: //p' /sys/kernel/debug/vslice/stats)
 	vslice run --rounds 100000 --len 65536 "$u" >/tmp/run-exit.out 2>&1 &
 	rp=$!
 	sleep 1
 	sync_host exit
 	wait_field "$P2" live_id 0xffffffff || { kill $rp; return 1; }
 	client_stopped $rp /tmp/run-exit.out || return 1
-	# PCI removal of the dead device completes and takes its instance.
-	echo 1 >"/sys/bus/pci/devices/$P2/remove" || return 1
-	[ ! -e "/sys/bus/mdev/devices/$u" ] || { echo "instance outlived its parent"; return 1; }
-	grep -q 'parents_made' /sys/kernel/debug/vslice/stats || return 1
-	made=$(sed -n 's/^instances_made: //p' /sys/kernel/debug/vslice/stats)
+	# The dead device's instance goes, and the driver releases it.
+	echo 1 >"/sys/bus/mdev/devices/$u/remove" || return 1
+	[ ! -e "/sys/bus/mdev/devices/$u" ] || { echo "instance still there"; return 1; }
 	rel=$(sed -n 's/^instances_released: //p' /sys/kernel/debug/vslice/stats)
-	[ "$made" = "$rel" ] || { cat /sys/kernel/debug/vslice/stats; return 1; }
+	[ "$rel" = "$((before + 1))" ] || { cat /sys/kernel/debug/vslice/stats; return 1; }
+	# A new instance on the dead device is refused cleanly.
+	out=$( (vslice create "$P2" eighth) 2>&1) && { echo "create on a dead device succeeded"; return 1; }
+	echo "$out" | grep -q 'No such device' || { echo "create: $out"; return 1; }
 	# The other parent is unaffected.
 	echo 1 >"/sys/kernel/debug/vslice/$P1/selftest"
 }

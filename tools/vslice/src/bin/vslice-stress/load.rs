@@ -30,6 +30,8 @@ pub struct Opts {
     pub unbind_bound_ms: u64,
     pub leak_every: u64,
     pub parents: usize,
+    /// Stop starting cycles after this many seconds (0: no limit).
+    pub max_seconds: u64,
 }
 
 const TYPES: &[&str] = &["eighth", "quarter", "half", "full"];
@@ -202,7 +204,13 @@ pub fn run(o: &Opts, r: &mut Report) {
     let mut seeds = Rng::new(o.seed);
     let mut made = 0u64;
     let mut created = 0u64;
+    let t_start = Instant::now();
     for cycle in 0..o.cycles {
+        if o.max_seconds > 0 && t_start.elapsed().as_secs() >= o.max_seconds {
+            println!("load: time limit of {} s reached after {cycle} cycles", o.max_seconds);
+            r.extra.insert("stopped_by_time_limit".into(), 1);
+            break;
+        }
         let before = match DriverStats::read() {
             Ok(s) => s,
             Err(e) => return r.fail(format!("{e}")),

@@ -3,6 +3,7 @@
 //!
 //!   vslice-stress load [--cycles N] [--run-ms MS] [--creators N] [--users N]
 //!                      [--parents N] [--unbind-bound-ms MS] [--leak-every N]
+//!                      [--max-seconds S]
 //!   vslice-stress fuzz [--seeds A,B,..] [--iterations N]
 //!   vslice-stress faultinj [--max-n N] [--stride S] [--keep-going 1]
 //!   vslice-stress security --uid UID --parent BDF --given UUID --other UUID
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
                 unbind_bound_ms: num("unbind-bound-ms", 30_000),
                 leak_every: num("leak-every", 10),
                 parents: num("parents", 2) as usize,
+                max_seconds: num("max-seconds", 0),
             };
             load::run(&o, &mut r);
         }
