@@ -141,11 +141,15 @@ pub fn pci_devices() -> Vec<String> {
         .collect()
 }
 
-/// Whether `bdf` is bound to vslice and registered as an mdev parent.
+/// Whether `bdf` is bound to vslice.
+pub fn is_bound(bdf: &str) -> bool {
+    fs::read_link(Path::new(PCI_DEVICES).join(bdf).join("driver"))
+        .is_ok_and(|d| d.file_name().is_some_and(|n| n == "vslice"))
+}
+
+/// Whether `bdf` is bound to vslice and listed as an mdev parent.
 pub fn is_parent(bdf: &str) -> bool {
-    Path::new(MDEV_BUS).join(bdf).exists()
-        && fs::read_link(Path::new(PCI_DEVICES).join(bdf).join("driver"))
-            .is_ok_and(|d| d.file_name().is_some_and(|n| n == "vslice"))
+    Path::new(MDEV_BUS).join(bdf).exists() && is_bound(bdf)
 }
 
 /// `echo 1 > /sys/bus/pci/devices/BDF/remove`.
