@@ -103,6 +103,16 @@ fi
 count_ktap "$vmdir/script.out"
 save_reports "$vmdir/script.out" "$run/reports"
 
+# The second device's hw-sim dies: its own VM run with a fresh device.
+drc=0
+"$VSLICE_TOP/scripts/vm-run.sh" --script "$VSLICE_TOP/guest/device-death.sh" --name check-death \
+	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-death.sh" >"$run/vm-death.out" 2>&1 || drc=$?
+ddir=$(cat "$VSLICE_WORK/results/last")
+if [ "$drc" = 0 ]; then result ok "vm.death_run_no_splat"; else
+	result fail "vm.death_run_no_splat" "exit $drc, see $run/vm-death.out and $ddir/console.log"
+fi
+count_ktap "$ddir/script.out"
+
 # Nested QEMU using an instance: its own VM run, so that the ~70 MB of
 # QEMU and libraries stay out of every other run's initramfs.
 nrc=0
@@ -116,7 +126,7 @@ fi
 count_ktap "$ndir/script.out"
 
 echo
-echo "logs: $run (VM: $vmdir, nested: $ndir)"
+echo "logs: $run (VM: $vmdir, device death: $ddir, nested: $ndir)"
 echo "reliability reports: $run/reports/*.json (docs/reliability.md says how to read them)"
 [ "$fail" = 0 ] || printf 'failed: %s\n' "${failed[@]}"
 echo "$pass passed, $fail failed, $skip skipped"

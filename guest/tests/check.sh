@@ -102,8 +102,6 @@ run_faults_suite
 run_vfio_suite
 . /guest/tests/reliability.sh
 run_reliability_suite
-# Last of the device tests: it kills P2's simulated device for good.
-run_device_death_suite
 
 insmod /vslice/kunit/vslice_shim_kunit.ko
 insmod /vslice/kunit/vslice_kunit.ko

@@ -144,10 +144,10 @@ run_faults_suite() {
 }
 
 # The device's process dies (hw-sim exits: QEMU's accesses to it fail for
-# good) while an instance on P2 runs jobs. Last in the VM run: P2 does not
-# come back. The parent stays bound: QEMU 11.1.3 can abort (error_setv
-# assertion after "invalid PCI interrupt pin") when the guest disables
-# MSI-X on a device whose vfio-user server is gone, which unbinding does;
+# good) while an instance on P2 runs jobs. Its own VM run
+# (guest/device-death.sh): P2 does not come back, and QEMU 11.1.3 has
+# aborted (error_setv assertion) when the server of a device that had
+# been through many bind/unbind cycles died. The parent stays bound;
 # unbinding a device that reads all-ones is fault_removed_device_unbinds.
 fault_hwsim_exit_during_jobs() {
 	[ -n "$P2" ] || { echo "needs two devices"; return 1; }

@@ -45,8 +45,10 @@ print_reports() {
 	done
 }
 
+# run_reliability_suite [SUITE]: the four scenarios as one KTAP suite
+# (vslice_reliability in make check, vslice_stress in make stress).
 run_reliability_suite() {
-	ktap_begin vslice_reliability 4
+	ktap_begin "${1:-vslice_reliability}" 4
 	t load_two_parents_pci_remove_under_load load_under_pci_remove
 	t fuzz_sysfs_ioctl_region_mmap_eventfd fuzz_seeded
 	t fault_injection_create_open_probe fault_injection_create_open_probe

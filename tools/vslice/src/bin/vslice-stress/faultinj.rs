@@ -223,7 +223,7 @@ pub fn run(how: How, r: &mut Report, kmsg: &mut Kmsg) {
     let Some(p) = parents.first().cloned() else {
         return r.fail("no bound vslice parent".into());
     };
-    r.tally.clean = CLEAN_UNDER_FAULTS;
+    r.tally.also_clean = CLEAN_UNDER_FAULTS;
     if let Err(e) = set_attrs(false) {
         return r.fail(format!("fault injection not available: {e}"));
     }
