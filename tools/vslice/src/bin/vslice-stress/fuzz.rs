@@ -465,6 +465,10 @@ pub fn run_seed(parent: &str, seed: u64, iterations: u64, r: &mut Report, kmsg: 
         };
         let kind = what.split_whitespace().next().unwrap_or("?").to_string();
         r.tally.ok(&kind);
+        // Every step's description ends with its outcome: count errnos.
+        if let Some(e) = what.rsplit(": ").next().filter(|e| e.starts_with('E')) {
+            *r.tally.errors.entry(format!("{kind}:{e}")).or_default() += 1;
+        }
         if st.log.len() == 8 {
             st.log.pop_front();
         }

@@ -36,6 +36,10 @@ pub struct Opts {
 
 const TYPES: &[&str] = &["eighth", "quarter", "half", "full"];
 
+/// Pause after a failed create: while the parents are away, workers
+/// retrying at full speed only slow the removal down (2 vCPUs under TCG).
+const ERROR_BACKOFF: Duration = Duration::from_millis(20);
+
 /// Creates and removes instances of random types until `stop`; returns
 /// the instances it still had (which the parent's removal must take).
 fn creator(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<String>) {
@@ -59,7 +63,7 @@ fn creator(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<Stri
                 }
                 Err(e) => {
                     t.err("create", &e);
-                    thread::sleep(Duration::from_millis(5));
+                    thread::sleep(ERROR_BACKOFF);
                 }
             }
         } else {
@@ -139,7 +143,7 @@ fn user(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<String>
         let ty = *rng.pick::<&str>(&TYPES[..2]);
         if let Err(e) = sysfs::create(&parent, ty, &u) {
             t.err("create", &e);
-            thread::sleep(Duration::from_millis(5));
+            thread::sleep(ERROR_BACKOFF);
             continue;
         }
         t.ok("create");
