@@ -32,6 +32,7 @@ const SPLATS: &[&str] = &[
     "general protection fault",
     "refcount_t:",
     "Call Trace:",
+    "memory leak detector disabled",
 ];
 
 /// Whether a kernel log line is (the start of) a splat.
@@ -101,10 +102,11 @@ const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 
 /// Asks kmemleak for a scan; returns the reports (the first lines of each
 /// "unreferenced object" block) and clears them, so that the next call
-/// only shows new ones. None without kmemleak.
-pub fn kmemleak_scan() -> Option<Vec<String>> {
-    fs::write(KMEMLEAK, "scan").ok()?;
-    let text = fs::read_to_string(KMEMLEAK).ok()?;
+/// only shows new ones. An error if kmemleak is absent or disabled: a
+/// leak check that cannot run must not pass.
+pub fn kmemleak_scan() -> io::Result<Vec<String>> {
+    fs::write(KMEMLEAK, "scan").map_err(|e| crate::context(e, "kmemleak scan"))?;
+    let text = fs::read_to_string(KMEMLEAK).map_err(|e| crate::context(e, KMEMLEAK))?;
     let _ = fs::write(KMEMLEAK, "clear");
     let mut leaks = Vec::new();
     let mut cur: Option<String> = None;
@@ -123,7 +125,7 @@ pub fn kmemleak_scan() -> Option<Vec<String>> {
         }
     }
     leaks.extend(cur);
-    Some(leaks)
+    Ok(leaks)
 }
 
 /// The driver's object counts (debugfs `vslice/stats`).

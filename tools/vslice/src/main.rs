@@ -102,10 +102,13 @@ fn run_jobs(args: &[String]) -> Result<(), String> {
                     let mut inst = job::Instance::open(u).map_err(|e| format!("{u}: {e}"))?;
                     let mut irqs = 0;
                     let mut bytes = 0u64;
+                    let mut longest = 0u128;
                     for r in 0..rounds {
                         for c in 0..inst.contexts {
                             let pattern = 0x5100_0000 | (k as u32) << 16 | (r as u32) << 8 | c;
+                            let t0 = Instant::now();
                             let out = job::round(&mut inst, c, len, pattern).map_err(|e| format!("{u}: {e}"))?;
+                            longest = longest.max(t0.elapsed().as_millis());
                             irqs += out.irqs;
                             bytes += u64::from(out.bytes);
                         }
@@ -117,7 +120,7 @@ fn run_jobs(args: &[String]) -> Result<(), String> {
                         rounds * inst.contexts as usize,
                         len >> 10,
                         irqs
-                    ) + &format!(" ({} MiB filled)", bytes >> 20))
+                    ) + &format!(" ({} MiB filled, longest round {longest} ms)", bytes >> 20))
                 })
             })
             .collect();

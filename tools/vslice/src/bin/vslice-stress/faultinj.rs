@@ -165,7 +165,14 @@ fn sweep(
             return n;
         }
         if !fired {
-            // The operation made fewer than n allocations: all covered.
+            // The operation made fewer than n allocations: all covered,
+            // provided it worked and the sweep reached a fault at all.
+            if let Err(e) = &res {
+                r.fail(format!("{name}: failed with no fault injected (n = {n}): {e}"));
+            }
+            if n == 1 {
+                r.fail(format!("{name}: the operation reached no fault point"));
+            }
             r.extra.insert(format!("{name}_fault_points"), n - 1);
             r.extra
                 .insert(format!("{name}_faults_injected"), (n - 1).div_ceil(stride.max(1)));
@@ -197,7 +204,8 @@ fn no_instances() -> Result<(), String> {
     Ok(())
 }
 
-fn full(p: &str) -> Result<(), String> {
+/// Every type of `p` back to its whole capacity.
+pub fn full(p: &str) -> Result<(), String> {
     let t = sysfs::types(p);
     let avail: Vec<u32> = ["eighth", "quarter", "half", "full"]
         .iter()
@@ -334,8 +342,6 @@ pub fn run(how: How, r: &mut Report, kmsg: &mut Kmsg) {
         r.fail(format!("restoring fault injection settings: {e}"));
     }
     std::thread::sleep(std::time::Duration::from_secs(6));
-    if let Some(l) = health::kmemleak_scan() {
-        r.leaks.extend(l);
-    }
+    r.leak_scan();
     r.splats.extend(kmsg.new_splats());
 }

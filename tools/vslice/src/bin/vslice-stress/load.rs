@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use vslice::health::{self, DriverStats, Kmsg};
+use vslice::health::{DriverStats, Kmsg};
 use vslice::job::{self, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
 
-use crate::report::{Report, Rng, Tally};
+use crate::report::{Report, Rng, Tally, CLEAN};
 
 pub struct Opts {
     pub cycles: u64,
@@ -40,18 +40,38 @@ const TYPES: &[&str] = &["eighth", "quarter", "half", "full"];
 /// retrying at full speed only slow the removal down (2 vCPUs under TCG).
 const ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
+/// What the main thread tells the workers.
+#[derive(Default)]
+struct Flags {
+    /// Stop after the current operation.
+    stop: AtomicBool,
+    /// The parents' removal has started: from now on errors are expected.
+    removing: AtomicBool,
+}
+
+/// Counts a failed `op`. Before the removal starts nothing may fail but a
+/// create on a full parent: "clean" errors then are errors all the same.
+fn failed(t: &mut Tally, op: &str, e: &io::Error, f: &Flags) -> String {
+    let name = t.err(op, e);
+    let expected = f.removing.load(Ordering::SeqCst) || (op == "create" && name == "ENOSPC");
+    if !expected && (CLEAN.contains(&name.as_str()) || name == "EACCES") {
+        t.unclean(format!("{op}: {e} ({name}) before any removal started"));
+    }
+    name
+}
+
 /// Creates and removes instances of random types until `stop`; returns
 /// the instances it still had (which the parent's removal must take).
-fn creator(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<String>) {
+fn creator(parent: String, seed: u64, f: Arc<Flags>) -> (Tally, Vec<String>) {
     let mut rng = Rng::new(seed);
     let mut t = Tally::default();
     let mut mine: Vec<String> = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
+    while !f.stop.load(Ordering::Relaxed) {
         if mine.is_empty() || (mine.len() < 3 && rng.chance(55)) {
             let u = match sysfs::new_uuid() {
                 Ok(u) => u,
                 Err(e) => {
-                    t.err("uuid", &e);
+                    failed(&mut t, "uuid", &e, &f);
                     continue;
                 }
             };
@@ -62,7 +82,7 @@ fn creator(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<Stri
                     mine.push(u);
                 }
                 Err(e) => {
-                    t.err("create", &e);
+                    failed(&mut t, "create", &e, &f);
                     thread::sleep(ERROR_BACKOFF);
                 }
             }
@@ -71,7 +91,7 @@ fn creator(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<Stri
             match sysfs::remove(&u) {
                 Ok(()) => t.ok("remove"),
                 Err(e) => {
-                    t.err("remove", &e);
+                    failed(&mut t, "remove", &e, &f);
                 }
             }
         }
@@ -128,32 +148,32 @@ fn tenant(u: &str, rng: &mut Rng, t: &mut Tally, stop: &AtomicBool) -> io::Resul
 }
 
 /// Creates an instance, uses it, removes it, until `stop`.
-fn user(parent: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, Vec<String>) {
+fn user(parent: String, seed: u64, f: Arc<Flags>) -> (Tally, Vec<String>) {
     let mut rng = Rng::new(seed);
     let mut t = Tally::default();
     let mut left = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
+    while !f.stop.load(Ordering::Relaxed) {
         let u = match sysfs::new_uuid() {
             Ok(u) => u,
             Err(e) => {
-                t.err("uuid", &e);
+                failed(&mut t, "uuid", &e, &f);
                 continue;
             }
         };
         let ty = *rng.pick::<&str>(&TYPES[..2]);
         if let Err(e) = sysfs::create(&parent, ty, &u) {
-            t.err("create", &e);
+            failed(&mut t, "create", &e, &f);
             thread::sleep(ERROR_BACKOFF);
             continue;
         }
         t.ok("create");
-        if let Err(e) = tenant(&u, &mut rng, &mut t, &stop) {
-            t.err("use", &e);
+        if let Err(e) = tenant(&u, &mut rng, &mut t, &f.stop) {
+            failed(&mut t, "use", &e, &f);
         }
         match sysfs::remove(&u) {
             Ok(()) => t.ok("remove"),
             Err(e) => {
-                if t.err("remove", &e) != "ENOENT" {
+                if failed(&mut t, "remove", &e, &f) != "ENOENT" {
                     left.push(u);
                 }
             }
@@ -219,15 +239,15 @@ pub fn run(o: &Opts, r: &mut Report) {
             Ok(s) => s,
             Err(e) => return r.fail(format!("{e}")),
         };
-        let stop = Arc::new(AtomicBool::new(false));
+        let flags = Arc::new(Flags::default());
         let mut workers = Vec::new();
         for p in &parents {
             for _ in 0..o.creators {
-                let (p, s, st) = (p.clone(), seeds.next(), stop.clone());
+                let (p, s, st) = (p.clone(), seeds.next(), flags.clone());
                 workers.push(thread::spawn(move || creator(p, s, st)));
             }
             for _ in 0..o.users {
-                let (p, s, st) = (p.clone(), seeds.next(), stop.clone());
+                let (p, s, st) = (p.clone(), seeds.next(), flags.clone());
                 workers.push(thread::spawn(move || user(p, s, st)));
             }
         }
@@ -235,6 +255,7 @@ pub fn run(o: &Opts, r: &mut Report) {
         // Every fourth cycle unbinds the driver instead of removing the
         // PCI device: both paths run the same parent removal.
         let pci_remove = cycle % 4 != 3;
+        flags.removing.store(true, Ordering::SeqCst);
         let removers: Vec<_> = parents
             .iter()
             .map(|p| {
@@ -268,7 +289,9 @@ pub fn run(o: &Opts, r: &mut Report) {
                 Err(_) => fails.push(format!("cycle {cycle}: a remover thread panicked")),
             }
         }
-        stop.store(true, Ordering::Relaxed);
+        flags.stop.store(true, Ordering::Relaxed);
+        let rounds_before = r.tally.ops.get("round").copied().unwrap_or(0);
+        let created_before = created;
         let mut left = Vec::new();
         for h in workers {
             match h.join() {
@@ -284,6 +307,13 @@ pub fn run(o: &Opts, r: &mut Report) {
                 }
                 Err(_) => fails.push(format!("cycle {cycle}: a worker thread panicked")),
             }
+        }
+        // Every cycle must have done real work before the removal.
+        if r.tally.ops.get("round").copied().unwrap_or(0) == rounds_before {
+            fails.push(format!("cycle {cycle}: no verified job round ran"));
+        }
+        if created == created_before {
+            fails.push(format!("cycle {cycle}: no instance was created"));
         }
         // The parents are gone: so are all their instances.
         for p in &parents {
@@ -303,19 +333,23 @@ pub fn run(o: &Opts, r: &mut Report) {
         {
             fails.push(format!("cycle {cycle}: instance {u} outlived its parent"));
         }
-        let mut now = DriverStats::default();
-        let gone = wait_until(2000, || {
-            now = DriverStats::read().unwrap_or_default();
-            now.instances_alive() == 0 && now.parents_alive() == 0
+        let mut now = None;
+        let gone = wait_until(2000, || match DriverStats::read() {
+            Ok(s) => {
+                now = Some(s);
+                s.instances_alive() == 0 && s.parents_alive() == 0
+            }
+            Err(_) => false,
         });
-        if !gone {
-            fails.push(format!(
+        match now {
+            Some(n) if !gone => fails.push(format!(
                 "cycle {cycle}: the driver still has {} instance(s) and {} parent(s) alive after removal",
-                now.instances_alive(),
-                now.parents_alive()
-            ));
+                n.instances_alive(),
+                n.parents_alive()
+            )),
+            Some(n) => made += n.instances_made.saturating_sub(before.instances_made),
+            None => fails.push(format!("cycle {cycle}: debugfs vslice/stats unreadable")),
         }
-        made += now.instances_made - before.instances_made;
         // Bring the parents back.
         let t_back = Instant::now();
         let back = if pci_remove {
@@ -353,9 +387,7 @@ pub fn run(o: &Opts, r: &mut Report) {
             r.splats.extend(splats);
         }
         if o.leak_every > 0 && (cycle + 1) % o.leak_every == 0 {
-            if let Some(l) = health::kmemleak_scan() {
-                r.leaks.extend(l);
-            }
+            r.leak_scan();
         }
         r.cycles = cycle + 1;
         let ms = r.unbind_ms[r.unbind_ms.len() - parents.len()..]
@@ -382,9 +414,7 @@ pub fn run(o: &Opts, r: &mut Report) {
     }
     // Leaks show only once an object is older than kmemleak's 5 s.
     thread::sleep(Duration::from_secs(6));
-    if let Some(l) = health::kmemleak_scan() {
-        r.leaks.extend(l);
-    }
+    r.leak_scan();
     r.splats.extend(kmsg.new_splats());
     // Every create a client saw succeed made one driver instance (more
     // only if a creation failed after the driver made its object).

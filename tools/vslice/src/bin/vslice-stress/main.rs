@@ -44,6 +44,17 @@ fn main() -> ExitCode {
             }
         }
     }
+    // A number option that does not parse is an error, not its default.
+    let bad: Vec<&String> = opt
+        .iter()
+        .filter(|(k, _)| !["report", "parent", "given", "other", "seeds"].contains(&k.as_str()))
+        .filter(|(_, v)| v.parse::<u64>().is_err())
+        .map(|(k, _)| k)
+        .collect();
+    if !bad.is_empty() {
+        eprintln!("vslice-stress: --{} needs a number", bad[0]);
+        return ExitCode::from(2);
+    }
     let num = |k: &str, d: u64| -> u64 { opt.get(k).and_then(|v| v.parse().ok()).unwrap_or(d) };
     let seed = num("seed", 1);
     let mut r = Report::new(&cmd, seed);
@@ -67,6 +78,10 @@ fn main() -> ExitCode {
                 .get("seeds")
                 .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
                 .unwrap_or_else(|| vec![seed]);
+            if seeds.is_empty() || opt.get("seeds").is_some_and(|v| v.split(',').count() != seeds.len()) {
+                eprintln!("vslice-stress: --seeds needs numbers separated by commas");
+                return ExitCode::from(2);
+            }
             let parent = sysfs::pci_devices().into_iter().find(|b| sysfs::is_parent(b));
             match (parent, Kmsg::open()) {
                 (Some(p), Ok(mut k)) => {
@@ -79,9 +94,7 @@ fn main() -> ExitCode {
                         }
                     }
                     std::thread::sleep(std::time::Duration::from_secs(6));
-                    if let Some(l) = vslice::health::kmemleak_scan() {
-                        r.leaks.extend(l);
-                    }
+                    r.leak_scan();
                 }
                 (None, _) => r.fail("no bound vslice parent".into()),
                 (_, Err(e)) => r.fail(e.to_string()),

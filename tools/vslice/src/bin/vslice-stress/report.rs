@@ -170,6 +170,14 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
 }
 
 impl Report {
+    /// Adds a kmemleak scan's reports; a scan that cannot run fails.
+    pub fn leak_scan(&mut self) {
+        match health::kmemleak_scan() {
+            Ok(l) => self.leaks.extend(l),
+            Err(e) => self.fail(format!("{e}")),
+        }
+    }
+
     pub fn new(scenario: &str, seed: u64) -> Report {
         Report {
             scenario: scenario.into(),

@@ -49,6 +49,19 @@ pub fn run(uid: u32, parent: &str, given: &str, other: &str, r: &mut Report) {
             Err(e) => r.fail(format!("{u}: {e}")),
         }
     }
+    // debugfs itself is 0700, which would hide a file's own mode: check it.
+    for (f, deny) in [("stats", 0o022), ("selftest", 0o077)] {
+        let p = if f == "stats" {
+            Path::new("/sys/kernel/debug/vslice").join(f)
+        } else {
+            Path::new("/sys/kernel/debug/vslice").join(parent).join(f)
+        };
+        match fs::metadata(&p) {
+            Ok(m) if m.mode() & deny == 0 => r.tally.ok("debugfs_mode"),
+            Ok(m) => r.fail(format!("{}: mode {:o} lets others in", p.display(), m.mode() & 0o777)),
+            Err(e) => r.fail(format!("{}: {e}", p.display())),
+        }
+    }
     if let Err(e) = drop_to(uid) {
         return r.fail(format!("cannot become uid {uid}: {e}"));
     }
