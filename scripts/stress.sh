@@ -9,8 +9,9 @@
 #   VSLICE_STRESS_RUN_MS  load time per cycle before the removal, default 1500
 #   VSLICE_STRESS_MAX_SECONDS  stop the load after this long (default: none;
 #                         the report then says how many cycles ran)
-# Time: about 8 s per load cycle under TCG (about 2 h 15 min for 1000),
-# 20 min for the fuzzer, 16 min for the full fault-injection sweeps.
+# Time (measured, 2 shared cores, TCG): 3.3 s per load cycle (about 55 min
+# for 1000), ~27 s per 1000 fuzz steps, ~8 min for the full
+# fault-injection sweeps: about 1 h 30 min with the defaults.
 # Fault injection runs at every fault point (stride 1). Reports (JSON) go to
 # $VSLICE_WORK/results/<stamp>-stress-*/reports/; docs/reliability.md says
 # how to read them. Exits non-zero on any failure.
