@@ -92,41 +92,41 @@ count_ktap() {
 		esac
 	done < <(python3 "$VSLICE_TOP/scripts/ktap-count.py" "$ksrc/tools/testing/kunit/kunit.py" "$1")
 }
-vmrc=0
-"$VSLICE_TOP/scripts/vm-run.sh" --script "$VSLICE_TOP/guest/tests/check.sh" --name check-vm \
-	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-faults.sh" >"$run/vm.out" 2>&1 || vmrc=$?
-vmdir=$(cat "$VSLICE_WORK/results/last")
-if [ "$vmrc" = 0 ]; then result ok "vm.boot_run_no_splat"; else
-	result fail "vm.boot_run_no_splat" "exit $vmrc, see $vmdir/console.log"
-	tail -n 40 "$run/vm.out" | sed 's/^/    /'
-fi
-count_ktap "$vmdir/script.out"
+# vm_check TEST OUT VM-RUN-ARGS...: one VM run as test TEST (non-zero
+# exit, splat or timeout fails it; vm-run's output in $run/OUT), then its
+# KTAP results; $vmdir is the run's results directory.
+vm_check() {
+	local test=$1 out=$2 rc=0
+	shift 2
+	"$VSLICE_TOP/scripts/vm-run.sh" "$@" >"$run/$out" 2>&1 || rc=$?
+	vmdir=$(cat "$VSLICE_WORK/results/last")
+	if [ "$rc" = 0 ]; then result ok "$test"; else
+		result fail "$test" "exit $rc, see $run/$out and $vmdir/console.log"
+		tail -n 40 "$run/$out" | sed 's/^/    /'
+	fi
+	count_ktap "$vmdir/script.out"
+}
+vm_check vm.boot_run_no_splat vm.out --script "$VSLICE_TOP/guest/tests/check.sh" --name check-vm \
+	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-faults.sh"
 save_reports "$vmdir/script.out" "$run/reports"
+main=$vmdir
 
 # The second device's hw-sim dies: its own VM run with a fresh device.
-drc=0
-"$VSLICE_TOP/scripts/vm-run.sh" --script "$VSLICE_TOP/guest/device-death.sh" --name check-death \
-	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-death.sh" >"$run/vm-death.out" 2>&1 || drc=$?
-ddir=$(cat "$VSLICE_WORK/results/last")
-if [ "$drc" = 0 ]; then result ok "vm.death_run_no_splat"; else
-	result fail "vm.death_run_no_splat" "exit $drc, see $run/vm-death.out and $ddir/console.log"
-fi
-count_ktap "$ddir/script.out"
+vm_check vm.death_run_no_splat vm-death.out --script "$VSLICE_TOP/guest/device-death.sh" --name check-death \
+	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-death.sh"
+death=$vmdir
 
 # Nested QEMU using an instance: its own VM run, so that the ~70 MB of
 # QEMU and libraries stay out of every other run's initramfs.
-nrc=0
-nested=$("$VSLICE_TOP/scripts/nested-qemu.sh" "$VSLICE_WORK/build/nested" 2>"$run/nested-stage.log") || nrc=$?
-[ "$nrc" != 0 ] || "$VSLICE_TOP/scripts/vm-run.sh" --script "$VSLICE_TOP/guest/nested-qemu.sh" --files "$nested" \
-	--name check-nested --devices 1 --timeout 600 >"$run/vm-nested.out" 2>&1 || nrc=$?
-ndir=$(cat "$VSLICE_WORK/results/last")
-if [ "$nrc" = 0 ]; then result ok "vm.nested_run_no_splat"; else
-	result fail "vm.nested_run_no_splat" "exit $nrc, see $run/vm-nested.out and $ndir/console.log"
+if nested=$("$VSLICE_TOP/scripts/nested-qemu.sh" "$VSLICE_WORK/build/nested" 2>"$run/nested-stage.log"); then
+	vm_check vm.nested_run_no_splat vm-nested.out --script "$VSLICE_TOP/guest/nested-qemu.sh" --files "$nested" \
+		--name check-nested --devices 1 --timeout 600
+else
+	result fail vm.nested_run_no_splat "staging QEMU failed, see $run/nested-stage.log"
 fi
-count_ktap "$ndir/script.out"
 
 echo
-echo "logs: $run (VM: $vmdir, device death: $ddir, nested: $ndir)"
+echo "logs: $run (VM: $main, device death: $death, nested: $vmdir)"
 echo "reliability reports: $run/reports/*.json (docs/reliability.md says how to read them)"
 [ "$fail" = 0 ] || printf 'failed: %s\n' "${failed[@]}"
 echo "$pass passed, $fail failed, $skip skipped"
