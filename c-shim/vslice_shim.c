@@ -105,7 +105,7 @@ static int vslice_state_show(struct seq_file *s, void *unused)
 	seq_printf(s, "id: 0x%08x\nversion: %u.%u\ncontexts: %u\nvectors: %u\nvram_bytes: %llu\n",
 		   info.id, info.version >> 16, info.version & 0xffff,
 		   info.contexts, info.vectors, info.vram_size);
-	seq_printf(s, "state: %s\ninstances: %u\nvram_units_used: 0x%02x\nvram_unit_bytes: %llu\nfree_contexts: %u\n",
+	seq_printf(s, "state: %s\ninstances: %u\nvram_units_used: 0x%llx\nvram_unit_bytes: %llu\nfree_contexts: %u\n",
 		   state[min_t(u32, info.state, ARRAY_SIZE(state) - 1)],
 		   info.instances, info.units_used, info.unit_bytes,
 		   info.free_contexts);
@@ -755,9 +755,10 @@ static ssize_t vslice_mdev_show_description(struct mdev_type *mtype, char *buf)
 {
 	struct vslice_shim_type *t = container_of(mtype, struct vslice_shim_type, type);
 
-	return sysfs_emit(buf, "%llu MiB VRAM, %u contexts, %u MSI-X vectors\n",
+	return sysfs_emit(buf, "%llu MiB VRAM, %u context%s, %u MSI-X vector%s\n",
 			  t->info.vram_bytes >> 20, t->info.contexts,
-			  t->info.vectors);
+			  t->info.contexts == 1 ? "" : "s", t->info.vectors,
+			  t->info.vectors == 1 ? "" : "s");
 }
 
 static struct mdev_driver vslice_mdev_driver = {

@@ -51,7 +51,7 @@ struct vslice_parent_info {
 	u64 selftest_checksum;
 	u32 state;
 	u32 instances;
-	u32 units_used;
+	u64 units_used;
 	u32 free_contexts;
 	u64 unit_bytes;
 	/* REG_ID read now: all-ones when the device does not answer */

@@ -180,32 +180,46 @@ mod carve_tests {
 
     /// The model: what the live allocations imply, computed from scratch.
     fn check(a: &Allocator, contexts: u32) {
-        let mut units = 0u32;
+        let units = device_units(contexts);
+        assert!(units <= MAX_UNITS && units <= contexts);
+        assert!(units == 0 || (units.is_power_of_two() && units * 2 > contexts.min(MAX_UNITS)));
+        let mut used = 0u64;
         let mut ctx = [0u64; 4];
         let mut ctx_count = 0;
         for (_, al) in a.live() {
-            let mask = ((1u32 << al.units) - 1) << al.unit;
-            assert_eq!(units & mask, 0, "VRAM units overlap");
+            let mask = (u64::MAX >> (64 - al.units)) << al.unit;
+            assert_eq!(used & mask, 0, "VRAM units overlap");
             assert_eq!(al.unit % al.units, 0, "block not aligned");
-            units |= mask;
-            for (w, m) in ctx.iter_mut().zip(al.ctx) {
-                assert_eq!(*w & m, 0, "contexts overlap");
-                *w |= m;
+            assert!(al.unit + al.units <= units);
+            used |= mask;
+            for c in al.contexts() {
+                assert!(c < contexts);
+                let (w, bit) = (c as usize / 64, 1u64 << (c % 64));
+                assert_eq!(ctx[w] & bit, 0, "contexts overlap");
+                ctx[w] |= bit;
             }
+            assert_eq!(al.units, a.units_for(al.ty));
             assert_eq!(al.num_contexts(), a.contexts_for(al.ty));
-            assert!(al.contexts().all(|c| c < contexts));
+            assert_eq!(al.contexts().count() as u32, al.num_contexts());
             ctx_count += al.num_contexts();
         }
-        assert_eq!(units, a.units_used());
+        assert_eq!(used, a.units_used());
+        assert!(ctx_count <= contexts);
         for (t, ty) in TYPES.iter().enumerate() {
-            let n = ty.units;
-            let blocks = (0..UNITS)
-                .step_by(n as usize)
-                .filter(|s| units & (((1 << n) - 1) << s) == 0)
-                .count() as u32;
-            let by_ctx = (contexts - ctx_count) / a.contexts_for(t);
-            let slots = (MAX_INSTANCES - a.count()) as u32;
-            assert_eq!(a.available(t), blocks.min(by_ctx).min(slots), "type {}", t);
+            let n = match ty.div {
+                0 => units.min(1),
+                d => units / d,
+            };
+            assert_eq!(a.units_for(t), n, "type {}", t);
+            let blocks = if n == 0 {
+                0
+            } else {
+                (0..units)
+                    .step_by(n as usize)
+                    .filter(|s| used & ((u64::MAX >> (64 - n)) << s) == 0)
+                    .count() as u32
+            };
+            assert_eq!(a.available(t), blocks, "type {}", t);
             // Exactness: allocating succeeds iff available > 0, and takes
             // exactly one from it.
             let mut b = a.clone();
@@ -234,7 +248,7 @@ mod carve_tests {
         let ids: [u32; MAX_INSTANCES] = {
             let mut ids = [0; MAX_INSTANCES];
             for (slot, (id, _)) in ids.iter_mut().zip(a.live()) {
-                *slot = *id;
+                *slot = id;
             }
             ids
         };
@@ -257,7 +271,7 @@ mod carve_tests {
 
     #[test]
     fn long_random_sequences_match_the_model() {
-        for (seed, contexts) in [(1u64, 16u32), (7, 12), (42, 255)] {
+        for (seed, contexts) in [(1u64, 16u32), (7, 12), (42, 255), (3, 64), (5, 0)] {
             let mut a = Allocator::new(contexts);
             let mut s = seed;
             let mut ids = [0u32; MAX_INSTANCES];
@@ -282,32 +296,54 @@ mod carve_tests {
         }
     }
 
-    fn all_available(a: &Allocator) -> [u32; 4] {
-        [0, 1, 2, 3].map(|t| a.available(t))
+    fn all_available(a: &Allocator) -> [u32; 5] {
+        [0, 1, 2, 3, 4].map(|t| a.available(t))
     }
 
     #[test]
     fn full_device_and_back() {
         let mut a = Allocator::new(16);
-        assert_eq!(all_available(&a), [8, 4, 2, 1]);
+        assert_eq!(all_available(&a), [8, 4, 2, 1, 16]);
         let (id, full) = a.alloc(3).unwrap_or_default();
         assert_eq!(full.num_contexts(), 16);
-        assert_eq!(all_available(&a), [0, 0, 0, 0]);
+        assert_eq!(all_available(&a), [0, 0, 0, 0, 0]);
         assert_eq!(a.alloc(0), Err(AllocError::NoSpace));
         assert_eq!(a.alloc(9), Err(AllocError::BadType));
         assert!(a.free(id));
-        assert_eq!(all_available(&a), [8, 4, 2, 1]);
+        assert_eq!(all_available(&a), [8, 4, 2, 1, 16]);
+    }
+
+    #[test]
+    fn the_device_sets_the_scale() {
+        // 64 contexts: 64 one-context units, the most there can be.
+        let mut a = Allocator::new(64);
+        assert_eq!(all_available(&a), [8, 4, 2, 1, 64]);
+        for i in 0..64 {
+            let (_, u) = a.alloc(SMALLEST).unwrap_or_default();
+            assert_eq!((u.unit, u.contexts()), (i, i..i + 1));
+        }
+        assert_eq!(a.alloc(SMALLEST), Err(AllocError::NoSpace));
+        assert_eq!(a.count(), MAX_INSTANCES);
+        // 255 contexts: still 64 units, of 3 contexts each.
+        let a = Allocator::new(255);
+        assert_eq!((a.available(SMALLEST), a.contexts_for(SMALLEST)), (64, 3));
+        assert_eq!(a.contexts_for(3), 192);
+        // 4 contexts: an eighth is smaller than a unit, so not available.
+        let a = Allocator::new(4);
+        assert_eq!(all_available(&a), [0, 4, 2, 1, 4]);
+        assert_eq!(all_available(&Allocator::new(0)), [0; 5]);
     }
 
     #[test]
     fn fragmentation_is_counted_exactly() {
         let mut a = Allocator::new(16);
-        // Eighths in units 0 and 2 leave no aligned half free on that side.
+        // Eighths in units 0-1 and 4-5 leave no aligned half free on that
+        // side.
         let (x, _) = a.alloc(0).unwrap_or_default();
         let (y, _) = a.alloc(0).unwrap_or_default();
         let (z, _) = a.alloc(0).unwrap_or_default();
         assert!(a.free(y));
-        assert_eq!(a.units_used(), 0b101);
+        assert_eq!(a.units_used(), 0b11_0011);
         assert_eq!([a.available(1), a.available(2), a.available(3)], [2, 1, 0]);
         assert!(a.free(x) && a.free(z));
     }

@@ -4,17 +4,21 @@
 //! no allocation): the caller serialises access; kunit/vslice_kunit.rs
 //! compiles this file in and checks it against a model.
 //!
-//! VRAM is cut into `UNITS` equal units. A type takes a power-of-two
-//! number of units, naturally aligned (a buddy layout), and contexts in
-//! proportion (at least one); each context brings its MSI-X vector.
+//! The device is cut into `units` equal units, the largest power of two
+//! that is at most its context count and `MAX_UNITS`: a unit is 1/units of
+//! the VRAM plus `contexts / units` contexts (any remainder stays idle), so
+//! VRAM and contexts are carved together. A type takes a power-of-two
+//! number of units, naturally aligned (a buddy layout): `unit` is one
+//! unit (the most instances: `units` of them), the fractions take 1/8 …
+//! all of the device, and a fraction smaller than one unit is not
+//! available on that device. Each context brings its MSI-X vector.
 //! `available(t)` is exact: it is the number of instances of `t` that
 //! `alloc(t)` would grant one after the other from the current state.
 
-/// VRAM units per device.
-pub(crate) const UNITS: u32 = 8;
+/// Most units (and so instances) per device: the width of the unit bitmap.
+pub(crate) const MAX_UNITS: u32 = 64;
 /// Most instances at once (each takes at least one unit).
-pub(crate) const MAX_INSTANCES: usize = UNITS as usize;
-const CTX_WORDS: usize = 4;
+pub(crate) const MAX_INSTANCES: usize = MAX_UNITS as usize;
 
 /// An instance type.
 #[derive(Clone, Copy, Debug)]
@@ -23,33 +27,42 @@ pub(crate) struct TypeDesc {
     pub(crate) name: &'static str,
     /// Human-readable name.
     pub(crate) pretty: &'static str,
-    /// VRAM units (a power of two dividing `UNITS`).
-    pub(crate) units: u32,
+    /// The share of the device: 1/`div` of it; 0 means one unit.
+    pub(crate) div: u32,
 }
 
-/// The types, smallest first.
-pub(crate) const TYPES: [TypeDesc; 4] = [
+/// The types. Indices are ABI towards the C shim's type table; `unit`
+/// came last, so it is last.
+pub(crate) const TYPES: [TypeDesc; 5] = [
     TypeDesc {
         name: "eighth",
         pretty: "vslice 1/8",
-        units: 1,
+        div: 8,
     },
     TypeDesc {
         name: "quarter",
         pretty: "vslice 1/4",
-        units: 2,
+        div: 4,
     },
     TypeDesc {
         name: "half",
         pretty: "vslice 1/2",
-        units: 4,
+        div: 2,
     },
     TypeDesc {
         name: "full",
         pretty: "vslice 1/1",
-        units: 8,
+        div: 1,
+    },
+    TypeDesc {
+        name: "unit",
+        pretty: "vslice unit (smallest slice)",
+        div: 0,
     },
 ];
+
+/// Index of `unit`, the smallest type (available on any device).
+pub(crate) const SMALLEST: usize = 4;
 
 /// What one instance holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,20 +73,41 @@ pub(crate) struct Alloc {
     pub(crate) unit: u32,
     /// Number of VRAM units.
     pub(crate) units: u32,
-    /// Contexts, as a bitmap.
-    pub(crate) ctx: [u64; CTX_WORDS],
+    /// Contexts per unit on this device.
+    ctx_per_unit: u32,
 }
 
 impl Alloc {
-    /// The contexts this instance owns, in order.
-    pub(crate) fn contexts(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..(CTX_WORDS * 64) as u32).filter(|&c| self.ctx[c as usize / 64] & (1 << (c % 64)) != 0)
+    /// The contexts this instance owns, in order (contiguous).
+    pub(crate) fn contexts(&self) -> core::ops::Range<u32> {
+        self.unit * self.ctx_per_unit..(self.unit + self.units) * self.ctx_per_unit
     }
 
     /// Number of contexts.
     pub(crate) fn num_contexts(&self) -> u32 {
-        self.ctx.iter().map(|w| w.count_ones()).sum()
+        self.units * self.ctx_per_unit
     }
+
+    fn mask(&self) -> u64 {
+        block_mask(self.unit, self.units)
+    }
+}
+
+/// Units of a device with `contexts` contexts (see the top of the file).
+pub(crate) fn device_units(contexts: u32) -> u32 {
+    match contexts.min(MAX_UNITS) {
+        0 => 0,
+        n => 1 << n.ilog2(),
+    }
+}
+
+fn block_mask(start: u32, units: u32) -> u64 {
+    let ones = if units >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << units) - 1
+    };
+    ones << start
 }
 
 /// Why an allocation failed.
@@ -88,134 +122,122 @@ pub(crate) enum AllocError {
 /// The allocator of one parent.
 #[derive(Clone)]
 pub(crate) struct Allocator {
-    contexts: u32,
-    units_used: u32,
-    ctx_used: [u64; CTX_WORDS],
-    live: [Option<(u32, Alloc)>; MAX_INSTANCES],
+    units: u32,
+    ctx_per_unit: u32,
+    used: u64,
+    /// By first unit: the live instance's id and type index.
+    live: [Option<(u32, u8)>; MAX_INSTANCES],
     next_id: u32,
 }
 
 impl Allocator {
-    /// An allocator for a device with `contexts` contexts (at most 256).
+    /// An allocator for a device with `contexts` contexts.
     pub(crate) fn new(contexts: u32) -> Self {
+        let units = device_units(contexts);
         Allocator {
-            contexts: contexts.min((CTX_WORDS * 64) as u32),
-            units_used: 0,
-            ctx_used: [0; CTX_WORDS],
+            units,
+            ctx_per_unit: if units == 0 { 0 } else { contexts / units },
+            used: 0,
             live: [None; MAX_INSTANCES],
             next_id: 1,
         }
     }
 
-    /// Contexts an instance of type `ty` gets.
-    pub(crate) fn contexts_for(&self, ty: usize) -> u32 {
-        TYPES
-            .get(ty)
-            .map_or(0, |t| (self.contexts * t.units / UNITS).max(1))
+    /// Units an instance of type `ty` takes on this device (0: not
+    /// available here, or no such type).
+    pub(crate) fn units_for(&self, ty: usize) -> u32 {
+        match TYPES.get(ty) {
+            Some(t) if t.div == 0 => self.units.min(1),
+            Some(t) => self.units / t.div,
+            None => 0,
+        }
     }
 
-    fn free_contexts(&self) -> u32 {
-        self.contexts - self.ctx_used.iter().map(|w| w.count_ones()).sum::<u32>()
+    /// Contexts an instance of type `ty` gets.
+    pub(crate) fn contexts_for(&self, ty: usize) -> u32 {
+        self.units_for(ty) * self.ctx_per_unit
     }
 
     fn block_free(&self, start: u32, units: u32) -> bool {
-        let mask = ((1u32 << units) - 1) << start;
-        self.units_used & mask == 0
+        self.used & block_mask(start, units) == 0
+    }
+
+    fn free_blocks(&self, units: u32) -> impl Iterator<Item = u32> + '_ {
+        (0..self.units)
+            .step_by(units.max(1) as usize)
+            .filter(move |&s| units != 0 && self.block_free(s, units))
     }
 
     /// Instances of type `ty` that could be created one after the other.
     pub(crate) fn available(&self, ty: usize) -> u32 {
-        let Some(t) = TYPES.get(ty) else {
-            return 0;
-        };
-        let blocks = (0..UNITS)
-            .step_by(t.units as usize)
-            .filter(|&s| self.block_free(s, t.units))
-            .count() as u32;
-        let slots = self.live.iter().filter(|l| l.is_none()).count() as u32;
-        blocks
-            .min(self.free_contexts() / self.contexts_for(ty))
-            .min(slots)
+        self.free_blocks(self.units_for(ty)).count() as u32
     }
 
     /// Allocates an instance of type `ty`; returns its id and resources.
     pub(crate) fn alloc(&mut self, ty: usize) -> Result<(u32, Alloc), AllocError> {
-        let t = TYPES.get(ty).ok_or(AllocError::BadType)?;
-        if self.available(ty) == 0 {
-            return Err(AllocError::NoSpace);
+        if ty >= TYPES.len() {
+            return Err(AllocError::BadType);
         }
-        let unit = (0..UNITS)
-            .step_by(t.units as usize)
-            .find(|&s| self.block_free(s, t.units))
+        let units = self.units_for(ty);
+        let unit = self
+            .free_blocks(units)
+            .next()
             .ok_or(AllocError::NoSpace)?;
-        let slot = self
-            .live
-            .iter()
-            .position(|l| l.is_none())
-            .ok_or(AllocError::NoSpace)?;
-        let mut ctx = [0u64; CTX_WORDS];
-        let mut need = self.contexts_for(ty);
-        for c in 0..self.contexts {
-            if need == 0 {
-                break;
-            }
-            let (w, b) = (c as usize / 64, c % 64);
-            if self.ctx_used[w] & (1 << b) == 0 {
-                ctx[w] |= 1 << b;
-                need -= 1;
-            }
-        }
-        if need != 0 {
-            return Err(AllocError::NoSpace);
-        }
-        for (used, mine) in self.ctx_used.iter_mut().zip(ctx) {
-            *used |= mine;
-        }
-        self.units_used |= ((1u32 << t.units) - 1) << unit;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let a = Alloc {
             ty,
             unit,
-            units: t.units,
-            ctx,
+            units,
+            ctx_per_unit: self.ctx_per_unit,
         };
-        self.live[slot] = Some((id, a));
+        let slot = self
+            .live
+            .get_mut(unit as usize)
+            .ok_or(AllocError::NoSpace)?;
+        *slot = Some((id, ty as u8));
+        self.used |= a.mask();
         Ok((id, a))
     }
 
     /// Frees instance `id`'s resources; false if it holds none (already
     /// freed), so that freeing twice is harmless.
     pub(crate) fn free(&mut self, id: u32) -> bool {
-        let Some(slot) = self
-            .live
-            .iter_mut()
-            .find(|l| matches!(l, Some((i, _)) if *i == id))
-        else {
+        let Some((_, a)) = self.live().find(|(i, _)| *i == id) else {
             return false;
         };
-        if let Some((_, a)) = slot.take() {
-            self.units_used &= !(((1u32 << a.units) - 1) << a.unit);
-            for (used, mine) in self.ctx_used.iter_mut().zip(a.ctx) {
-                *used &= !mine;
-            }
+        if let Some(slot) = self.live.get_mut(a.unit as usize) {
+            *slot = None;
         }
+        self.used &= !a.mask();
         true
     }
 
-    /// The live allocations.
-    pub(crate) fn live(&self) -> impl Iterator<Item = &(u32, Alloc)> + '_ {
-        self.live.iter().flatten()
+    /// The live allocations: (id, resources), by first unit.
+    pub(crate) fn live(&self) -> impl Iterator<Item = (u32, Alloc)> + '_ {
+        self.live.iter().enumerate().filter_map(|(unit, l)| {
+            let (id, ty) = (*l)?;
+            let ty = usize::from(ty);
+            Some((
+                id,
+                Alloc {
+                    ty,
+                    unit: unit as u32,
+                    units: self.units_for(ty),
+                    ctx_per_unit: self.ctx_per_unit,
+                },
+            ))
+        })
     }
 
     /// Number of live instances.
     pub(crate) fn count(&self) -> usize {
-        self.live().count()
+        self.live.iter().flatten().count()
     }
 
     /// Bitmap of used VRAM units.
-    pub(crate) fn units_used(&self) -> u32 {
-        self.units_used
+    pub(crate) fn units_used(&self) -> u64 {
+        self.used
     }
 }
 

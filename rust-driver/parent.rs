@@ -62,7 +62,7 @@ use kernel::{
     time::{delay::fsleep, Delta},
 };
 
-use crate::carve::{Alloc, AllocError, Allocator, Lifecycle, TYPES, UNITS};
+use crate::carve::{self, Alloc, AllocError, Allocator, Lifecycle, TYPES};
 use crate::regs::{self, Caps};
 use crate::stats;
 
@@ -150,7 +150,10 @@ impl ParentState {
 
     /// Bytes of one VRAM unit.
     pub(crate) fn unit_bytes(&self) -> u64 {
-        self.caps.vram_size / u64::from(UNITS)
+        match carve::device_units(self.caps.contexts) {
+            0 => 0,
+            n => self.caps.vram_size / u64::from(n),
+        }
     }
 
     fn wr(&self, off: usize, v: u32) -> Result {
@@ -390,7 +393,7 @@ impl ParentState {
     /// context (which may belong to a newer instance by then).
     pub(crate) fn uncarve(&self, id: u32, a: &Alloc) {
         let mut c = self.carving.lock();
-        if c.alloc.live().any(|(i, _)| *i == id) {
+        if c.alloc.live().any(|(i, _)| i == id) {
             for ctx in a.contexts() {
                 if let Some(o) = self.owner.get(ctx as usize) {
                     o.store(0, Relaxed);
@@ -504,7 +507,7 @@ impl ParentState {
     /// result and that the completion interrupt arrived. The caller holds
     /// the per-parent rwsem shared.
     pub(crate) fn selftest(&self) -> Result {
-        let (id, a) = self.carve(0).inspect_err(|e| {
+        let (id, a) = self.carve(carve::SMALLEST).inspect_err(|e| {
             dev_err!(self.pdev, "self-test: no free 1/8 slice: {:?}\n", e);
         })?;
         let res = self.run_selftest(&a);

@@ -187,15 +187,15 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_info(
     let Some((id, a)) = c.alloc.live().nth(index as usize) else {
         return ENOENT.to_errno();
     };
-    let (vram_base, vram_size) = state.slice(a);
+    let (vram_base, vram_size) = state.slice(&a);
     // SAFETY: `info` is valid for writes per the contract.
     unsafe {
         info.write(ffi::vslice_instance_info {
-            id: *id,
+            id,
             type_: a.ty as u32,
             vram_base,
             vram_size,
-            first_context: a.contexts().next().unwrap_or(0),
+            first_context: a.contexts().start,
             contexts: a.num_contexts(),
         })
     };
@@ -218,9 +218,15 @@ pub(crate) unsafe extern "C" fn vslice_rs_type_info(
     let Some(t) = TYPES.get(index as usize) else {
         return ENOENT.to_errno();
     };
-    let contexts = state.carving.lock().alloc.contexts_for(index as usize);
+    let (units, contexts) = {
+        let c = state.carving.lock();
+        (
+            c.alloc.units_for(index as usize),
+            c.alloc.contexts_for(index as usize),
+        )
+    };
     let mut out = ffi::vslice_type_info {
-        vram_bytes: u64::from(t.units) * state.unit_bytes(),
+        vram_bytes: u64::from(units) * state.unit_bytes(),
         contexts,
         vectors: contexts,
         ..Default::default()

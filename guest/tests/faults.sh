@@ -44,7 +44,7 @@ fault_surprise_removal() {
 	sync_host restore
 	[ $r = 0 ] || return 1
 	wait_field "$P1" live_id 0x56534c43 || return 1
-	echo 1 >"/sys/kernel/debug/vslice/$P1/selftest" && expect_avail "$P1" "8 4 2 1"
+	echo 1 >"/sys/kernel/debug/vslice/$P1/selftest" && expect_avail "$P1" "8 4 2 1 16"
 }
 
 unbind_removed() {
@@ -72,7 +72,7 @@ fault_removed_device_unbinds() {
 		sleep 0.2
 		k=$((k + 1))
 	done
-	wait_field "$P1" live_id 0x56534c43 && expect_avail "$P1" "8 4 2 1"
+	wait_field "$P1" live_id 0x56534c43 && expect_avail "$P1" "8 4 2 1 16"
 }
 
 # client_stopped PID OUT: the background client ends within 20 s, with a
@@ -110,7 +110,7 @@ fault_surprise_removal_during_jobs() {
 	sync_host restore-jobs
 	[ $r = 0 ] || { kill $rp 2>/dev/null; wait $rp; remove 33 2>/dev/null; return 1; }
 	wait_field "$P1" live_id 0x56534c43 || return 1
-	expect_avail "$P1" "8 4 2 1" || return 1
+	expect_avail "$P1" "8 4 2 1 16" || return 1
 	# A new tenant works on the restored device.
 	u=$(vslice create "$P1" eighth) && vslice run --len 65536 "$u" && vslice remove "$u"
 }
@@ -131,7 +131,7 @@ fault_hang_during_jobs() {
 	# The hang stalled one round (not just the run as a whole).
 	ms=$(sed -n 's/.*longest round \([0-9]*\) ms.*/\1/p' /tmp/run-hang.out)
 	[ "${ms:-0}" -ge 1500 ] || { echo "longest round ${ms:-?} ms: the 2 s hang did not hit a round"; return 1; }
-	expect_avail "$P1" "8 4 2 1"
+	expect_avail "$P1" "8 4 2 1 16"
 }
 
 run_faults_suite() {

@@ -5,12 +5,12 @@ U=4a3b2c1d-0000-4000-8000-0000000000
 uuid() { printf '%s%02x' "$U" "$1"; }
 types_dir() { echo "/sys/class/mdev_bus/$1/mdev_supported_types"; }
 avail() { cat "$(types_dir "$1")/vslice-$2/available_instances"; }
-avail_all() { echo "$(avail "$1" eighth) $(avail "$1" quarter) $(avail "$1" half) $(avail "$1" full)"; }
+avail_all() { echo "$(avail "$1" eighth) $(avail "$1" quarter) $(avail "$1" half) $(avail "$1" full) $(avail "$1" unit)"; }
 create() { echo "$(uuid "$3")" >"$(types_dir "$1")/vslice-$2/create"; }
 remove() { echo 1 >"/sys/bus/mdev/devices/$(uuid "$1")/remove"; }
 expect_avail() {
 	got=$(avail_all "$1")
-	[ "$got" = "$2" ] || { echo "available_instances (eighth quarter half full) = '$got', want '$2'"; return 1; }
+	[ "$got" = "$2" ] || { echo "available_instances (eighth quarter half full unit) = '$got', want '$2'"; return 1; }
 }
 instances() { ls /sys/bus/mdev/devices 2>/dev/null | wc -l; }
 P1=$(vslice_devices | head -n1)
@@ -18,29 +18,30 @@ P2=$(vslice_devices | sed -n 2p)
 
 types_are_described() {
 	d=$(types_dir "$P1")
-	[ "$(ls "$d" | tr '\n' ' ')" = "vslice-eighth vslice-full vslice-half vslice-quarter " ] || { ls "$d"; return 1; }
-	for t in eighth quarter half full; do
+	[ "$(ls "$d" | tr '\n' ' ')" = "vslice-eighth vslice-full vslice-half vslice-quarter vslice-unit " ] || { ls "$d"; return 1; }
+	for t in eighth quarter half full unit; do
 		[ "$(cat "$d/vslice-$t/device_api")" = vfio-pci ] || return 1
 	done
 	grep -qx '32 MiB VRAM, 2 contexts, 2 MSI-X vectors' "$d/vslice-eighth/description" || return 1
 	grep -qx '256 MiB VRAM, 16 contexts, 16 MSI-X vectors' "$d/vslice-full/description" || return 1
-	expect_avail "$P1" "8 4 2 1"
+	grep -qx '16 MiB VRAM, 1 context, 1 MSI-X vector' "$d/vslice-unit/description" || return 1
+	expect_avail "$P1" "8 4 2 1 16"
 }
 
 available_is_exact_for_mixed_sequences() {
-	create "$P1" quarter 1 && expect_avail "$P1" "6 3 1 0" || return 1
-	create "$P1" eighth 2 && expect_avail "$P1" "5 2 1 0" || return 1
-	create "$P1" half 3 && expect_avail "$P1" "1 0 0 0" || return 1
-	remove 1 && expect_avail "$P1" "3 1 0 0" || return 1
-	create "$P1" eighth 4 && expect_avail "$P1" "2 0 0 0" || return 1
-	remove 3 && expect_avail "$P1" "6 2 1 0" || return 1
+	create "$P1" quarter 1 && expect_avail "$P1" "6 3 1 0 12" || return 1
+	create "$P1" eighth 2 && expect_avail "$P1" "5 2 1 0 10" || return 1
+	create "$P1" half 3 && expect_avail "$P1" "1 0 0 0 2" || return 1
+	remove 1 && expect_avail "$P1" "3 1 0 0 6" || return 1
+	create "$P1" eighth 4 && expect_avail "$P1" "2 0 0 0 4" || return 1
+	remove 3 && expect_avail "$P1" "6 2 1 0 12" || return 1
 	# Whatever says 1 or more can be created, and then says one less.
-	create "$P1" half 5 && expect_avail "$P1" "2 0 0 0" || return 1
-	remove 2 && remove 4 && remove 5 && expect_avail "$P1" "8 4 2 1"
+	create "$P1" half 5 && expect_avail "$P1" "2 0 0 0 4" || return 1
+	remove 2 && remove 4 && remove 5 && expect_avail "$P1" "8 4 2 1 16"
 }
 
 every_available_slot_can_be_used() {
-	for t in eighth quarter half full; do
+	for t in eighth quarter half full unit; do
 		n=$(avail "$P1" $t)
 		i=0
 		while [ $i -lt "$n" ]; do
@@ -54,14 +55,14 @@ every_available_slot_can_be_used() {
 		i=0
 		while [ $i -lt "$n" ]; do remove $((16 + i)) || return 1; i=$((i + 1)); done
 	done
-	expect_avail "$P1" "8 4 2 1"
+	expect_avail "$P1" "8 4 2 1 16"
 }
 
 duplicate_uuid_is_eexist() {
 	create "$P1" eighth 6 || return 1
 	out=$(create "$P1" quarter 6 2>&1) && return 1
 	echo "$out" | grep -q 'File exists' || { echo "errno: $out"; return 1; }
-	remove 6 && expect_avail "$P1" "8 4 2 1"
+	remove 6 && expect_avail "$P1" "8 4 2 1 16"
 }
 
 malformed_uuid_is_einval() {
@@ -70,16 +71,16 @@ malformed_uuid_is_einval() {
 		out=$( (echo "$bad" >"$d") 2>&1) && { echo "accepted '$bad'"; return 1; }
 		echo "$out" | grep -q 'Invalid argument' || { echo "'$bad': $out"; return 1; }
 	done
-	[ "$(instances)" = 0 ] && expect_avail "$P1" "8 4 2 1"
+	[ "$(instances)" = 0 ] && expect_avail "$P1" "8 4 2 1 16"
 }
 
 mdevctl_start_list_stop() {
 	u=$(uuid 8)
 	mdevctl start -p "$P1" -t vslice-quarter -u "$u" || return 1
 	mdevctl list | grep -q "$u $P1 vslice-quarter" || { mdevctl list; return 1; }
-	expect_avail "$P1" "6 3 1 0" || return 1
+	expect_avail "$P1" "6 3 1 0 12" || return 1
 	mdevctl stop -u "$u" || return 1
-	[ -z "$(mdevctl list)" ] && expect_avail "$P1" "8 4 2 1"
+	[ -z "$(mdevctl list)" ] && expect_avail "$P1" "8 4 2 1 16"
 }
 
 remove_racing_create() {
@@ -97,9 +98,9 @@ remove_racing_create() {
 		[ ! -e "/sys/bus/mdev/devices/$(uuid 9)/remove" ] || { echo "instance left with a remove file"; return 1; }
 		echo "# mdev core lost the remove attribute (known core issue)"
 	fi
-	expect_avail "$P1" "$((8 - n)) $((4 - n)) $((2 - n)) $((1 - n))" || return 1
+	expect_avail "$P1" "$((8 - n)) $((4 - n)) $((2 - n)) $((1 - n)) $((16 - 2 * n))" || return 1
 	echo "$P1" >/sys/bus/pci/drivers/vslice/unbind && echo "$P1" >/sys/bus/pci/drivers/vslice/bind || return 1
-	[ "$(instances)" = 0 ] && expect_avail "$P1" "8 4 2 1"
+	[ "$(instances)" = 0 ] && expect_avail "$P1" "8 4 2 1 16"
 }
 
 bind_unbind_many_times() {
@@ -110,7 +111,7 @@ bind_unbind_many_times() {
 		[ "$(instances)" = 0 ] || { echo "instance survived unbind"; return 1; }
 		[ ! -e "/sys/class/mdev_bus/$P1" ] || return 1
 		echo "$P1" >/sys/bus/pci/drivers/vslice/bind || return 1
-		expect_avail "$P1" "8 4 2 1" || return 1
+		expect_avail "$P1" "8 4 2 1 16" || return 1
 		i=$((i + 1))
 	done
 }
@@ -137,7 +138,7 @@ pci_remove_under_load() {
 		echo 1 >/sys/bus/pci/rescan
 		k=0
 		while [ ! -e "/sys/class/mdev_bus/$P1" ] && [ $k -lt 50 ]; do sleep 0.2; k=$((k + 1)); done
-		expect_avail "$P1" "8 4 2 1" || return 1
+		expect_avail "$P1" "8 4 2 1 16" || return 1
 		c=$((c + 1))
 	done
 }
@@ -148,14 +149,14 @@ module_unload_with_instances() {
 	rmmod vslice || return 1
 	[ "$(instances)" = 0 ] || return 1
 	insmod /vslice/vslice.ko || return 1
-	expect_avail "$P1" "8 4 2 1"
+	expect_avail "$P1" "8 4 2 1 16"
 }
 
 two_parents_are_independent() {
 	[ -n "$P2" ] || { echo "needs two devices"; return 1; }
 	create "$P2" quarter 20 && create "$P2" eighth 21 || return 1
-	expect_avail "$P2" "5 2 1 0" || return 1
-	expect_avail "$P1" "8 4 2 1" || return 1
+	expect_avail "$P2" "5 2 1 0 10" || return 1
+	expect_avail "$P1" "8 4 2 1 16" || return 1
 	# Unbind P1 while P2 is being used; P2 keeps its instances and works.
 	(i=0; while [ $i -lt 30 ]; do create "$P2" eighth 22 2>/dev/null; remove 22 2>/dev/null; i=$((i + 1)); done) &
 	echo "$P1" >/sys/bus/pci/drivers/vslice/unbind || return 1
@@ -163,7 +164,7 @@ two_parents_are_independent() {
 	[ -e "/sys/bus/mdev/devices/$(uuid 20)" ] || { echo "P2 lost an instance"; return 1; }
 	echo 1 >"/sys/kernel/debug/vslice/$P2/selftest" || return 1
 	echo "$P1" >/sys/bus/pci/drivers/vslice/bind || return 1
-	remove 20 && remove 21 && expect_avail "$P2" "8 4 2 1" && expect_avail "$P1" "8 4 2 1"
+	remove 20 && remove 21 && expect_avail "$P2" "8 4 2 1 16" && expect_avail "$P1" "8 4 2 1 16"
 }
 
 run_lifecycle_suite() {

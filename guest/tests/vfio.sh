@@ -31,12 +31,12 @@ do_remove() { echo 1 >"/sys/bus/mdev/devices/$1/remove"; }
 request_on_unbind() {
 	held_then unbind do_unbind || return 1
 	echo "$P1" >/sys/bus/pci/drivers/vslice/bind || return 1
-	expect_avail "$P1" "8 4 2 1"
+	expect_avail "$P1" "8 4 2 1 16"
 }
 
 request_on_instance_remove() {
 	held_then remove do_remove || return 1
-	expect_avail "$P1" "8 4 2 1"
+	expect_avail "$P1" "8 4 2 1 16"
 }
 
 client_errors_are_clear() {
