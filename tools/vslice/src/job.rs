@@ -108,6 +108,14 @@ impl Instance {
     /// Queues `jobs` on context `c` (the last one raises an interrupt) and
     /// rings the doorbell; returns their ring indices.
     pub fn submit(&mut self, c: u32, jobs: &[Job]) -> io::Result<Vec<u32>> {
+        let idx = self.queue(c, jobs)?;
+        self.ring(c)?;
+        Ok(idx)
+    }
+
+    /// Writes `jobs` into context `c`'s ring and moves the tail, without
+    /// the doorbell (the device starts on `ring`).
+    pub fn queue(&mut self, c: u32, jobs: &[Job]) -> io::Result<Vec<u32>> {
         if jobs.len() > RING_SLOTS as usize {
             return Err(io::Error::other("more jobs than ring slots"));
         }
@@ -133,8 +141,12 @@ impl Instance {
             self.tail[c as usize] = i.wrapping_add(1);
         }
         self.dev.set_reg(ctx_reg(c, CTX_RING_TAIL), self.tail[c as usize])?;
-        self.dev.set_reg(ctx_reg(c, CTX_DOORBELL), 1)?;
         Ok(idx)
+    }
+
+    /// Rings context `c`'s doorbell.
+    pub fn ring(&self, c: u32) -> io::Result<()> {
+        self.dev.set_reg(ctx_reg(c, CTX_DOORBELL), 1)
     }
 
     /// A submitted job's status and result (status 0: not done yet).
@@ -194,7 +206,7 @@ impl Instance {
     }
 
     /// Acknowledges context `c`'s pending interrupt causes (RW1C).
-    fn ack(&self, c: u32) -> io::Result<()> {
+    pub fn ack(&self, c: u32) -> io::Result<()> {
         let s = self.dev.reg(ctx_reg(c, CTX_IRQ_STATUS))?;
         self.dev.set_reg(ctx_reg(c, CTX_IRQ_STATUS), s)
     }

@@ -4,6 +4,7 @@
 //! health as the reliability suite checks it.
 pub mod health;
 pub mod job;
+pub mod measure;
 pub mod regs;
 pub mod sysfs;
 pub mod vfio;

@@ -109,8 +109,23 @@ pub fn create(parent: &str, ty: &str, uuid: &str) -> io::Result<()> {
     } else {
         format!("vslice-{ty}")
     };
-    let f = types_dir(parent).join(&ty).join("create");
+    create_typed(parent, &ty, uuid)
+}
+
+/// Creates an instance of type directory `ty` (any mdev parent's, e.g.
+/// `mtty-1`) on `parent`.
+pub fn create_typed(parent: &str, ty: &str, uuid: &str) -> io::Result<()> {
+    let f = types_dir(parent).join(ty).join("create");
     fs::write(&f, uuid).map_err(|e| crate::context(e, f.display()))
+}
+
+/// `available_instances` of type directory `ty` on `parent`.
+pub fn available(parent: &str, ty: &str) -> io::Result<u32> {
+    let f = types_dir(parent).join(ty).join("available_instances");
+    let s = fs::read_to_string(&f).map_err(|e| crate::context(e, f.display()))?;
+    s.trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("{}: not a number: {s:?}", f.display())))
 }
 
 /// Removes instance `uuid`.

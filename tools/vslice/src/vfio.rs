@@ -195,6 +195,18 @@ impl EventFd {
         Ok(n == 8)
     }
 
+    /// Signals it (adds 1 to its counter).
+    pub fn signal(&self) -> io::Result<()> {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writing 8 bytes from a local buffer.
+        let n = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
+        if n == 8 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// The fd.
     pub fn raw(&self) -> RawFd {
         self.0.as_raw_fd()

@@ -348,7 +348,7 @@ fn churn(st: &mut State, rng: &mut Rng) -> String {
             let Ok(u) = sysfs::new_uuid() else {
                 return "uuid failed".into();
             };
-            let ty = *rng.pick(&["eighth", "quarter", "half", "full"]);
+            let ty = *rng.pick(&["eighth", "quarter", "half", "full", "unit"]);
             format!("create {ty}: {}", errno(&sysfs::create(&st.parent, ty, &u)))
         }
         1 => {

@@ -34,7 +34,7 @@ pub struct Opts {
     pub max_seconds: u64,
 }
 
-const TYPES: &[&str] = &["eighth", "quarter", "half", "full"];
+const TYPES: &[&str] = &["eighth", "quarter", "half", "full", "unit"];
 
 /// Pause after a failed create: while the parents are away, workers
 /// retrying at full speed only slow the removal down (2 vCPUs under TCG).

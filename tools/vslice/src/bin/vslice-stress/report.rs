@@ -4,10 +4,11 @@
 //! scenario merges them into its `Report`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::io;
 
 use vslice::health;
+pub use vslice::measure::percentile;
+use vslice::measure::json_str as esc;
 
 /// Seeded, reproducible randomness (splitmix64).
 pub struct Rng(u64);
@@ -132,24 +133,6 @@ pub struct Report {
     pub extra: BTreeMap<String, u64>,
 }
 
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 fn obj(m: &BTreeMap<String, u64>) -> String {
     let v: Vec<String> = m.iter().map(|(k, v)| format!("{}: {v}", esc(k))).collect();
     format!("{{{}}}", v.join(", "))
@@ -158,17 +141,6 @@ fn obj(m: &BTreeMap<String, u64>) -> String {
 fn arr(v: &[String]) -> String {
     let v: Vec<String> = v.iter().map(|s| esc(s)).collect();
     format!("[{}]", v.join(", "))
-}
-
-/// The `p`-th percentile (0..=100) of `v`, nearest rank.
-pub fn percentile(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
-    s[rank.clamp(1, s.len()) - 1]
 }
 
 impl Report {
