@@ -5,6 +5,7 @@
 #   make demo                      boot the VM with the simulated device, show vslice working
 #   make check                     build everything, run every test, "N passed, N failed"
 #   make stress                    the long reliability run (>= 1000 cycles; docs/reliability.md)
+#   make bench                     vslice vs mtty/mdpy/mbochs on the perf kernel (docs/benchmarks.md)
 #   make vm-run SCRIPT=f [FILES=dir] [DEVICES=n] [KERNEL=debug|perf]
 #   make modules [KERNEL=...]      build vslice.ko and the KUnit modules (also: make)
 #   make kernel [KERNEL=...]       build the kernel variant
@@ -16,7 +17,7 @@ KERNEL ?= debug
 DEVICES ?= 1
 SCRIPTS := $(CURDIR)/scripts
 
-.PHONY: all modules kernel buildroot check stress demo vm-run nested-qemu cache-prune clean
+.PHONY: all modules kernel buildroot check stress bench demo vm-run nested-qemu cache-prune clean
 
 all: modules
 
@@ -34,6 +35,9 @@ check:
 
 stress:
 	@$(SCRIPTS)/stress.sh
+
+bench:
+	@$(SCRIPTS)/bench.sh
 
 demo:
 	@$(SCRIPTS)/demo.sh

@@ -56,7 +56,7 @@ guestbin=$VSLICE_TOP/target/guest/x86_64-unknown-linux-gnu/release
 # The per-run archive: script, environment, FILES.
 mkdir -p "$run/extra-root/run" "$run/extra-root/extra" "$run/extra-root/usr/bin"
 cp "$script" "$run/extra-root/run/script.sh"
-cp "$guestbin/vslice" "$guestbin/vslice-test" "$guestbin/vslice-stress" "$run/extra-root/usr/bin/"
+cp "$guestbin/vslice" "$guestbin/vslice-test" "$guestbin/vslice-stress" "$guestbin/vslice-bench" "$run/extra-root/usr/bin/"
 printf 'VSLICE_LOAD=%s\nVSLICE_DEVICES=%s\nVSLICE_KERNEL=%s\n' "$load" "$devices" "$variant" \
 	>"$run/extra-root/run/env"
 [ -z "$files" ] || cp -a "$files/." "$run/extra-root/extra/"

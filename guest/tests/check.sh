@@ -102,6 +102,8 @@ run_faults_suite
 run_vfio_suite
 . /guest/tests/reliability.sh
 run_reliability_suite
+. /guest/tests/bench.sh
+run_bench_smoke_suite
 
 insmod /vslice/kunit/vslice_shim_kunit.ko
 insmod /vslice/kunit/vslice_kunit.ko
