@@ -202,6 +202,7 @@ pub fn errno_name(e: i32) -> String {
         libc::ENOTCONN => "ENOTCONN",
         libc::ECONNABORTED => "ECONNABORTED",
         libc::EMSGSIZE => "EMSGSIZE",
+        libc::EUSERS => "EUSERS",
         _ => return format!("E{e}"),
     };
     n.to_string()
