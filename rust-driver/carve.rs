@@ -179,10 +179,7 @@ impl Allocator {
             return Err(AllocError::BadType);
         }
         let units = self.units_for(ty);
-        let unit = self
-            .free_blocks(units)
-            .next()
-            .ok_or(AllocError::NoSpace)?;
+        let unit = self.free_blocks(units).next().ok_or(AllocError::NoSpace)?;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let a = Alloc {

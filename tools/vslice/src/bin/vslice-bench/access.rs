@@ -36,7 +36,10 @@ fn rd(d: &Device, off: u64, len: usize) -> io::Result<()> {
 fn wr(d: &Device, off: u64, v: &[u8]) -> io::Result<()> {
     match d.write_at(vfio::BAR0, off, v)? {
         n if n == v.len() => Ok(()),
-        n => Err(io::Error::other(format!("short region write: {n} of {} bytes", v.len()))),
+        n => Err(io::Error::other(format!(
+            "short region write: {n} of {} bytes",
+            v.len()
+        ))),
     }
 }
 

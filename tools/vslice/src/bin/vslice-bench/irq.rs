@@ -31,12 +31,18 @@ fn doorbell_to_wakeup(inst: &mut Instance, warm: usize, reps: usize) -> io::Resu
         let t0 = Instant::now();
         inst.ring(0)?;
         if !inst.irq(0).wait(5000)? {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "P6: no MSI-X within 5 s of the doorbell"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "P6: no MSI-X within 5 s of the doorbell",
+            ));
         }
         let dt = us(t0);
         let d = inst.done(0, idx[0]);
         if d.status != DESC_STATUS_DONE {
-            return Err(io::Error::other(format!("P6: NOP job ended with status {:#x}", d.status)));
+            return Err(io::Error::other(format!(
+                "P6: NOP job ended with status {:#x}",
+                d.status
+            )));
         }
         inst.ack(0)?;
         if i >= warm {
@@ -67,7 +73,10 @@ fn eventfd_round_trip(warm: usize, reps: usize) -> io::Result<Vec<f64>> {
             let t0 = Instant::now();
             ping.signal()?;
             if !pong.wait(5000)? {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "P6: eventfd echo thread silent for 5 s"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "P6: eventfd echo thread silent for 5 s",
+                ));
             }
             if i >= warm {
                 v.push(us(t0));

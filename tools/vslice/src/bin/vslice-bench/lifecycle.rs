@@ -60,10 +60,20 @@ fn remove_all(uuids: &[String]) -> io::Result<()> {
 
 /// P1: latency of create, remove and the pair, then the rate of pairs
 /// with `threads` parallel creators (each on its own UUIDs).
-pub fn p1(targets: &[Target], warm: usize, reps: usize, threads: usize, secs: f64, res: &mut Results) -> io::Result<()> {
+pub fn p1(
+    targets: &[Target],
+    warm: usize,
+    reps: usize,
+    threads: usize,
+    secs: f64,
+    res: &mut Results,
+) -> io::Result<()> {
     let (mut c, mut r, mut pair, mut rate) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for t in targets {
-        println!("P1: {} create/remove x{reps} (+{warm} warm-up), {threads} creators x {secs} s", t.label);
+        println!(
+            "P1: {} create/remove x{reps} (+{warm} warm-up), {threads} creators x {secs} s",
+            t.label
+        );
         let (mut cv, mut rv, mut pv) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..warm + reps {
             let (u, ct) = create(t)?;
@@ -163,7 +173,9 @@ fn bind_back(bdf: &str, units: u32) -> io::Result<()> {
         }
         thread::sleep(Duration::from_millis(20));
     }
-    Err(io::Error::other(format!("{bdf}: not back as a parent with {units} free units after bind")))
+    Err(io::Error::other(format!(
+        "{bdf}: not back as a parent with {units} free units after bind"
+    )))
 }
 
 /// P4: unbinding `bdf` with `n` instances, idle and under a storm, against
@@ -202,13 +214,15 @@ pub fn p4(bdf: &str, units: u32, sizes: &[u32], reps: usize, res: &mut Results) 
                 let (k, bad) = h.join().map_err(|_| io::Error::other("storm thread panicked"))?;
                 storm_pairs += k;
                 if let Some(b) = bad.first() {
-                    res.problems.push(format!("P4 storm: {} unexpected error(s), first: {b}", bad.len()));
+                    res.problems
+                        .push(format!("P4 storm: {} unexpected error(s), first: {b}", bad.len()));
                 }
             }
             r?;
             bind_back(bdf, units)?;
             if sysfs::instances().iter().any(|(_, p, _)| p == bdf) {
-                res.problems.push(format!("P4: instances of {bdf} left after unbind and bind"));
+                res.problems
+                    .push(format!("P4: instances of {bdf} left after unbind and bind"));
             }
         }
         res.fact(format!("p4.storm_pairs_completed.n{n}"), storm_pairs as f64);
@@ -216,13 +230,19 @@ pub fn p4(bdf: &str, units: u32, sizes: &[u32], reps: usize, res: &mut Results) 
             "P4",
             format!("unbind with {n} instances, idle, vs removing them one by one"),
             "ms",
-            vec![Series::new("unbind (idle)", idle), Series::new("remove one by one", one.clone())],
+            vec![
+                Series::new("unbind (idle)", idle),
+                Series::new("remove one by one", one.clone()),
+            ],
         ));
         res.push(Row::new(
             "P4",
             format!("unbind with {n} instances under a create/remove storm, vs one by one"),
             "ms",
-            vec![Series::new("unbind (storm)", busy), Series::new("remove one by one", one)],
+            vec![
+                Series::new("unbind (storm)", busy),
+                Series::new("remove one by one", one),
+            ],
         ));
     }
     Ok(())
@@ -239,7 +259,9 @@ fn kmem_kib() -> io::Result<f64> {
         let mut w = l.split_whitespace();
         if let (Some(k), Some(v)) = (w.next(), w.next()) {
             if want.contains(&k) {
-                sum += v.parse::<f64>().map_err(|_| io::Error::other(format!("meminfo: {l}")))?;
+                sum += v
+                    .parse::<f64>()
+                    .map_err(|_| io::Error::other(format!("meminfo: {l}")))?;
                 seen += 1;
             }
         }
@@ -296,9 +318,8 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
     }
     res.fact(format!("p5.max_instances.{}", vslice.label), max as f64);
     let k = (max / 8).max(1);
-    let pool = |r: std::ops::Range<usize>| -> Vec<f64> {
-        r.filter_map(|i| by_index.get(&i)).flatten().copied().collect()
-    };
+    let pool =
+        |r: std::ops::Range<usize>| -> Vec<f64> { r.filter_map(|i| by_index.get(&i)).flatten().copied().collect() };
     for b in (0..max).step_by(k) {
         let v = pool(b..(b + k).min(max));
         res.fact(
@@ -311,7 +332,10 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
         format!("create latency as the parent fills: the last {k} of {max} vs the first {k}"),
         "us",
         vec![
-            Series::new(format!("{} #{}..{}", vslice.label, max - k + 1, max), pool(max - k..max)),
+            Series::new(
+                format!("{} #{}..{}", vslice.label, max - k + 1, max),
+                pool(max - k..max),
+            ),
             Series::new(format!("{} #1..{k}", vslice.label), pool(0..k)),
         ],
     ));

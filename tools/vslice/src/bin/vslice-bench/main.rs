@@ -70,7 +70,9 @@ fn peer(parent: &str, ty: &str) -> io::Result<Target> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     if !types.iter().any(|t| t == ty) {
-        return Err(io::Error::other(format!("{parent} has no type {ty} (it has {types:?})")));
+        return Err(io::Error::other(format!(
+            "{parent} has no type {ty} (it has {types:?})"
+        )));
     }
     Ok(Target {
         label: ty.into(),
@@ -84,7 +86,10 @@ fn peer(parent: &str, ty: &str) -> io::Result<Target> {
 fn map_region(d: &Device, index: u32) -> io::Result<Mmap> {
     let r = d.region_info(index)?;
     if r.flags & vfio::REGION_MMAP == 0 {
-        return Err(io::Error::other(format!("region {index} is not mmap-able (flags {:#x})", r.flags)));
+        return Err(io::Error::other(format!(
+            "region {index} is not mmap-able (flags {:#x})",
+            r.flags
+        )));
     }
     Mmap::new(d.fd(), r.offset, r.size as usize, libc::MAP_SHARED)
 }
@@ -95,7 +100,9 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
         .find(|b| sysfs::is_parent(b))
         .ok_or_else(|| io::Error::other("no bound vslice parent"))?;
     if sysfs::instances().iter().any(|(_, p, _)| *p == bdf) {
-        return Err(io::Error::other(format!("{bdf} has instances already: the bench needs it empty")));
+        return Err(io::Error::other(format!(
+            "{bdf} has instances already: the bench needs it empty"
+        )));
     }
     let units = sysfs::available(&bdf, UNIT)?;
     meta.insert("parent".into(), bdf.clone());
@@ -152,10 +159,15 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
     if o.wants("P5") {
         let r = if o.smoke { 1 } else { 3 };
         lifecycle::p5(&vs, &[mtty, mdpy, mbochs], r, res)?;
-        let max = res.facts.get(&format!("p5.max_instances.{UNIT}")).copied().unwrap_or(0.0);
+        let max = res
+            .facts
+            .get(&format!("p5.max_instances.{UNIT}"))
+            .copied()
+            .unwrap_or(0.0);
         if max != f64::from(units) {
-            res.problems
-                .push(format!("P5: {max} instances fit, but the parent said {units} were available"));
+            res.problems.push(format!(
+                "P5: {max} instances fit, but the parent said {units} were available"
+            ));
         }
     }
     if o.wants("P4") {
@@ -189,7 +201,10 @@ fn main() -> ExitCode {
         let sizes = opt.get("p4-sizes").map_or(if smoke { "2,4" } else { "8,64" }, |s| s);
         let p4_sizes: Vec<u32> = sizes
             .split(',')
-            .map(|x| x.parse().map_err(|_| "--p4-sizes needs numbers separated by commas".to_string()))
+            .map(|x| {
+                x.parse()
+                    .map_err(|_| "--p4-sizes needs numbers separated by commas".to_string())
+            })
             .collect::<Result<_, _>>()?;
         if let Some(k) = opt
             .keys()

@@ -62,8 +62,10 @@ impl Results {
     pub fn push(&mut self, r: Row) {
         for s in &r.series {
             if s.v.is_empty() || s.v.iter().any(|x| !x.is_finite()) {
-                self.problems
-                    .push(format!("{} {}: {}: no valid samples ({:?})", r.id, r.what, s.label, s.v));
+                self.problems.push(format!(
+                    "{} {}: {}: no valid samples ({:?})",
+                    r.id, r.what, s.label, s.v
+                ));
             }
         }
         self.rows.push(r);
@@ -166,7 +168,10 @@ mod tests {
             "P9",
             "thing",
             "us",
-            vec![Series::new("vslice", vec![4.0, 4.0, 4.0]), Series::new("peer", vec![2.0, 2.0])],
+            vec![
+                Series::new("vslice", vec![4.0, 4.0, 4.0]),
+                Series::new("peer", vec![2.0, 2.0]),
+            ],
         ));
         r.push(Row::new("P9", "empty", "us", vec![Series::new("vslice", vec![])]));
         r.fact("max", 64.0);
@@ -176,6 +181,9 @@ mod tests {
         assert!(t.contains("peer (n=2)") && t.contains("2.00"), "{t}");
         let j = r.json(&BTreeMap::from([("kernel".to_string(), "7.3".to_string())]));
         assert!(j.contains("\"ratio\": 2.000"), "{j}");
-        assert!(j.contains("\"max\": 64.000") && j.contains("\"kernel\": \"7.3\""), "{j}");
+        assert!(
+            j.contains("\"max\": 64.000") && j.contains("\"kernel\": \"7.3\""),
+            "{j}"
+        );
     }
 }

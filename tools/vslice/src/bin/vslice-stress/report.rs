@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::io;
 
 use vslice::health;
-pub use vslice::measure::percentile;
 use vslice::measure::json_str as esc;
+pub use vslice::measure::percentile;
 
 /// Seeded, reproducible randomness (splitmix64).
 pub struct Rng(u64);
