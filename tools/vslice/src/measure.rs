@@ -1,9 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Small helpers shared by the stress and bench reports: nearest-rank
-//! percentiles and JSON string quoting (the static guest binaries carry
-//! no serde).
+//! Small helpers shared by the stress and bench tools: `--name VALUE`
+//! options, nearest-rank percentiles and JSON string quoting (the static
+//! guest binaries carry no serde).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+
+/// `--name VALUE` pairs; an argument that is not one is an error.
+pub fn options(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut opt = BTreeMap::new();
+    let mut it = args.iter();
+    while let Some(k) = it.next() {
+        match (k.strip_prefix("--"), it.next()) {
+            (Some(k), Some(v)) => {
+                opt.insert(k.to_string(), v.clone());
+            }
+            _ => return Err(format!("bad option '{k}' (options are --name VALUE)")),
+        }
+    }
+    Ok(opt)
+}
 
 /// The `p`-th percentile (0..=100) of `v`, nearest rank; 0 if empty.
 pub fn percentile(v: &[f64], p: f64) -> f64 {
@@ -56,6 +72,16 @@ mod tests {
         assert_eq!(percentile(&v, 10.0), 10.0);
         assert_eq!(percentile(&[3.0, 1.0, 2.0], 50.0), 2.0);
         assert_eq!(percentile(&[], 99.0), 0.0);
+    }
+
+    #[test]
+    fn options_are_name_value_pairs() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = options(&a(&["--reps", "3", "--only", "P1"])).unwrap_or_default();
+        assert_eq!(o.get("reps").map(String::as_str), Some("3"));
+        assert_eq!(o.len(), 2);
+        assert!(options(&a(&["--reps"])).is_err());
+        assert!(options(&a(&["reps", "3"])).is_err());
     }
 
     #[test]

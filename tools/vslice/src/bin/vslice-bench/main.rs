@@ -179,19 +179,13 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut opt: BTreeMap<String, String> = BTreeMap::new();
-    let mut it = args.iter();
-    while let Some(k) = it.next() {
-        match (k.strip_prefix("--"), it.next()) {
-            (Some(k), Some(v)) => {
-                opt.insert(k.to_string(), v.clone());
-            }
-            _ => {
-                eprintln!("vslice-bench: bad option '{k}' (options are --name VALUE; see the source header)");
-                return ExitCode::from(2);
-            }
+    let opt = match vslice::measure::options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("vslice-bench: {e}; see the source header");
+            return ExitCode::from(2);
         }
-    }
+    };
     let num = |k: &str, d: u64| -> Result<u64, String> {
         opt.get(k)
             .map_or(Ok(d), |v| v.parse().map_err(|_| format!("--{k} needs a number")))

@@ -18,7 +18,6 @@ mod load;
 mod report;
 mod security;
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use report::Report;
@@ -31,19 +30,13 @@ fn main() -> ExitCode {
         eprintln!("usage: vslice-stress load|fuzz|faultinj|security [options] (see the source header)");
         return ExitCode::from(2);
     };
-    let mut opt: BTreeMap<String, String> = BTreeMap::new();
-    let mut it = args[1..].iter();
-    while let Some(k) = it.next() {
-        match (k.strip_prefix("--"), it.next()) {
-            (Some(k), Some(v)) => {
-                opt.insert(k.to_string(), v.clone());
-            }
-            _ => {
-                eprintln!("vslice-stress: bad option '{k}' (options are --name VALUE)");
-                return ExitCode::from(2);
-            }
+    let opt = match vslice::measure::options(&args[1..]) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("vslice-stress: {e}");
+            return ExitCode::from(2);
         }
-    }
+    };
     // A number option that does not parse is an error, not its default.
     let bad: Vec<&String> = opt
         .iter()
