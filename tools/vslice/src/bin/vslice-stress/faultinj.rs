@@ -204,10 +204,11 @@ fn no_instances() -> Result<(), String> {
     Ok(())
 }
 
-/// Every type of `p` back to its whole capacity.
+/// Every type of `p` back to its whole capacity (a default device: 16
+/// contexts, 16 units).
 pub fn full(p: &str) -> Result<(), String> {
     let t = sysfs::types(p);
-    let avail: Vec<u32> = ["eighth", "quarter", "half", "full"]
+    let avail: Vec<u32> = ["eighth", "quarter", "half", "full", "unit"]
         .iter()
         .map(|n| {
             t.iter()
@@ -215,8 +216,8 @@ pub fn full(p: &str) -> Result<(), String> {
                 .map_or(0, |x| x.available)
         })
         .collect();
-    if avail != [8, 4, 2, 1] {
-        return Err(format!("{p}: available_instances {avail:?}, want [8, 4, 2, 1]"));
+    if avail != [8, 4, 2, 1, 16] {
+        return Err(format!("{p}: available_instances {avail:?}, want [8, 4, 2, 1, 16]"));
     }
     Ok(())
 }
