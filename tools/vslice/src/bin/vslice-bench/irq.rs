@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! P6: interrupt latency. A NOP job is queued untimed; the clock runs from
 //! the doorbell write (a trapped pwrite) until the context's MSI-X eventfd
-//! wakes this thread. The peer is a plain eventfd round trip between two
-//! threads of the same guest: the floor of any wakeup.
+//! wakes this thread. The peers are plain eventfd round trips between two
+//! threads of the same guest, pinned to one vCPU (a wakeup without an
+//! IPI: the floor) and to two (each wakeup kicks the other vCPU, which
+//! TCG may have halted).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,12 +54,44 @@ fn doorbell_to_wakeup(inst: &mut Instance, warm: usize, reps: usize) -> io::Resu
     Ok(v)
 }
 
-fn eventfd_round_trip(warm: usize, reps: usize) -> io::Result<Vec<f64>> {
+/// Pins the calling thread to CPU `cpu`.
+fn pin(cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+    // sched_setaffinity only touch that local set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(vslice::context(io::Error::last_os_error(), format!("pin to CPU {cpu}")));
+        }
+    }
+    Ok(())
+}
+
+/// Unpins the calling thread (every CPU).
+fn unpin() -> io::Result<()> {
+    // SAFETY: as in `pin`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for c in 0..libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Round trips with this thread on CPU 0 and the echo thread on `echo_cpu`.
+fn eventfd_round_trip(warm: usize, reps: usize, echo_cpu: usize) -> io::Result<Vec<f64>> {
+    pin(0)?;
     let (ping, pong) = (Arc::new(EventFd::new()?), Arc::new(EventFd::new()?));
     let stop = Arc::new(AtomicBool::new(false));
     let echo = {
         let (ping, pong, stop) = (ping.clone(), pong.clone(), stop.clone());
         thread::spawn(move || -> io::Result<()> {
+            pin(echo_cpu)?;
             loop {
                 ping.wait(-1)?;
                 if stop.load(Ordering::Relaxed) {
@@ -88,20 +122,23 @@ fn eventfd_round_trip(warm: usize, reps: usize) -> io::Result<Vec<f64>> {
     stop.store(true, Ordering::Relaxed);
     ping.signal()?;
     echo.join().map_err(|_| io::Error::other("echo thread panicked"))??;
+    unpin()?;
     r.map(|()| v)
 }
 
 pub fn p6(inst: &mut Instance, warm: usize, reps: usize, res: &mut Results) -> io::Result<()> {
     println!("P6: doorbell -> MSI-X -> eventfd x{reps} (+{warm} warm-up), eventfd round trip x{reps}");
     let dev = doorbell_to_wakeup(inst, warm, reps)?;
-    let efd = eventfd_round_trip(warm, reps)?;
+    let one = eventfd_round_trip(warm, reps, 0)?;
+    let two = eventfd_round_trip(warm, reps, 1)?;
     res.push(Row::new(
         "P6",
         "interrupt latency: doorbell write -> MSI-X -> eventfd wakeup, vs an eventfd round trip",
         "us",
         vec![
             Series::new("vslice doorbell -> eventfd", dev),
-            Series::new("eventfd round trip (two threads)", efd),
+            Series::new("eventfd round trip, two threads on one vCPU", one),
+            Series::new("eventfd round trip, two threads on two vCPUs", two),
         ],
     ));
     Ok(())

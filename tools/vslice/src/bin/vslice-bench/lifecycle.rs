@@ -188,9 +188,15 @@ pub fn p4(bdf: &str, units: u32, sizes: &[u32], reps: usize, res: &mut Results) 
     };
     for &n in sizes {
         println!("P4: {n} instances on {bdf}: one-by-one removal, unbind idle, unbind under a storm, x{reps}");
-        let (mut one, mut idle, mut busy) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut one, mut idle, mut busy, mut empty) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut storm_pairs = 0;
         for _ in 0..reps {
+            // The fixed cost: an unbind with nothing to remove.
+            let t0 = Instant::now();
+            sysfs::unbind(bdf)?;
+            empty.push(ms(t0));
+            bind_back(bdf, units)?;
+
             let uu = fill(&t, n)?;
             let t0 = Instant::now();
             remove_all(&uu)?;
@@ -233,6 +239,7 @@ pub fn p4(bdf: &str, units: u32, sizes: &[u32], reps: usize, res: &mut Results) 
             vec![
                 Series::new("unbind (idle)", idle),
                 Series::new("remove one by one", one.clone()),
+                Series::new("unbind with no instance", empty.clone()),
             ],
         ));
         res.push(Row::new(
@@ -242,6 +249,7 @@ pub fn p4(bdf: &str, units: u32, sizes: &[u32], reps: usize, res: &mut Results) 
             vec![
                 Series::new("unbind (storm)", busy),
                 Series::new("remove one by one", one),
+                Series::new("unbind with no instance", empty),
             ],
         ));
     }
