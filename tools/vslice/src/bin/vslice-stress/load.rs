@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -47,7 +47,15 @@ struct Flags {
     stop: AtomicBool,
     /// The parents' removal has started: from now on errors are expected.
     removing: AtomicBool,
+    /// Successful creates and verified job rounds this cycle (progress).
+    creates: AtomicU64,
+    rounds: AtomicU64,
 }
+
+/// Longest a cycle's load may take to make progress (one create, one
+/// verified round) before its removal starts anyway and the cycle fails:
+/// a stall, not slowness (a busy host slows TCG guests several times).
+const PROGRESS_BOUND: Duration = Duration::from_secs(60);
 
 /// Counts a failed `op`. Before the removal starts nothing may fail but a
 /// create on a full parent: "clean" errors then are errors all the same.
@@ -79,6 +87,7 @@ fn creator(parent: String, seed: u64, f: Arc<Flags>) -> (Tally, Vec<String>) {
             match sysfs::create(&parent, ty, &u) {
                 Ok(()) => {
                     t.ok("create");
+                    f.creates.fetch_add(1, Ordering::Relaxed);
                     mine.push(u);
                 }
                 Err(e) => {
@@ -115,7 +124,7 @@ fn stale_vram(inst: &job::Instance) -> Option<u64> {
 
 /// One tenant: open, check, jobs and register accesses until `stop`, REQ
 /// or an error.
-fn tenant(u: &str, rng: &mut Rng, t: &mut Tally, stop: &AtomicBool) -> io::Result<()> {
+fn tenant(u: &str, rng: &mut Rng, t: &mut Tally, f: &Flags) -> io::Result<()> {
     let mut inst = job::Instance::open(u)?;
     t.ok("open");
     if let Some(at) = stale_vram(&inst) {
@@ -123,7 +132,7 @@ fn tenant(u: &str, rng: &mut Rng, t: &mut Tally, stop: &AtomicBool) -> io::Resul
     }
     let rounds = 1 + rng.below(6);
     for _ in 0..rounds {
-        if stop.load(Ordering::Relaxed) && rng.chance(50) {
+        if f.stop.load(Ordering::Relaxed) && rng.chance(50) {
             break;
         }
         if inst.requested()? {
@@ -133,6 +142,7 @@ fn tenant(u: &str, rng: &mut Rng, t: &mut Tally, stop: &AtomicBool) -> io::Resul
         let len = 4096 << rng.below(5);
         job::round(&mut inst, c, len as u32, rng.next() as u32)?;
         t.ok("round");
+        f.rounds.fetch_add(1, Ordering::Relaxed);
         // Shadowed, forwarded and refused registers.
         let v = rng.next() as u32;
         inst.dev.set_reg(REG_SCRATCH, v)?;
@@ -167,7 +177,8 @@ fn user(parent: String, seed: u64, f: Arc<Flags>) -> (Tally, Vec<String>) {
             continue;
         }
         t.ok("create");
-        if let Err(e) = tenant(&u, &mut rng, &mut t, &f.stop) {
+        f.creates.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = tenant(&u, &mut rng, &mut t, &f) {
             failed(&mut t, "use", &e, &f);
         }
         match sysfs::remove(&u) {
@@ -252,6 +263,13 @@ pub fn run(o: &Opts, r: &mut Report) {
             }
         }
         thread::sleep(Duration::from_millis(o.run_ms / 2 + seeds.below(o.run_ms.max(1))));
+        // Load until this cycle made progress, so that a slow (shared,
+        // TCG) machine stretches cycles instead of failing them.
+        let progressed = || flags.creates.load(Ordering::Relaxed) > 0 && flags.rounds.load(Ordering::Relaxed) > 0;
+        if !progressed() {
+            *r.extra.entry("cycles_stretched_for_progress".into()).or_default() += 1;
+            wait_until(PROGRESS_BOUND.as_millis() as u64, progressed);
+        }
         // Every fourth cycle unbinds the driver instead of removing the
         // PCI device: both paths run the same parent removal.
         let pci_remove = cycle % 4 != 3;
