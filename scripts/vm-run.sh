@@ -40,6 +40,9 @@ require_root
 
 run=$VSLICE_WORK/results/$(date +%Y%m%d-%H%M%S)-$name-$$
 mkdir -p "$run"
+# "last" names this run from the start, so that a caller looking for
+# its logs finds them even when a build stage fails.
+echo "$run" >"$VSLICE_WORK/results/last"
 export VSLICE_LOGDIR=$run
 kdir=$("$VSLICE_TOP/scripts/kernel.sh" "$variant")
 stage "build vslice modules and initramfs ($variant)" \
