@@ -263,7 +263,7 @@ pub fn p4(bdf: &str, units: u32, sizes: &[u32], reps: usize, res: &mut Results) 
 /// is shrunk first: SLUB counts free objects cached per CPU as active.
 /// Large kmallocs (over 8 KiB) come from the page allocator and are not
 /// seen.
-fn kmem_kib() -> io::Result<f64> {
+fn kmem_kib() -> io::Result<BTreeMap<String, f64>> {
     let caches = std::fs::read_dir("/sys/kernel/slab").map_err(|e| vslice::context(e, "/sys/kernel/slab"))?;
     for c in caches.flatten() {
         // Aliases (symlinks) share a cache; a refused write is harmless.
@@ -271,14 +271,14 @@ fn kmem_kib() -> io::Result<f64> {
     }
     let bad = |what: &str, l: &str| io::Error::other(format!("{what}: cannot parse '{l}'"));
     let slab = std::fs::read_to_string("/proc/slabinfo").map_err(|e| vslice::context(e, "/proc/slabinfo"))?;
-    let mut sum = 0.0;
+    let mut kib = BTreeMap::new();
     for l in slab.lines().skip(2) {
         let w: Vec<&str> = l.split_whitespace().collect();
         let (Some(active), Some(size)) = (w.get(1), w.get(3)) else {
             return Err(bad("slabinfo", l));
         };
         let n = |v: &str| v.parse::<f64>().map_err(|_| bad("slabinfo", l));
-        sum += n(active)? * n(size)? / 1024.0;
+        *kib.entry(w[0].to_string()).or_default() += n(active)? * n(size)? / 1024.0;
     }
     let s = std::fs::read_to_string("/proc/meminfo")?;
     let want = ["VmallocUsed:", "Percpu:", "KernelStack:", "PageTables:"];
@@ -287,7 +287,10 @@ fn kmem_kib() -> io::Result<f64> {
         let mut w = l.split_whitespace();
         if let (Some(k), Some(v)) = (w.next(), w.next()) {
             if want.contains(&k) {
-                sum += v.parse::<f64>().map_err(|_| bad("meminfo", l))?;
+                kib.insert(
+                    k.trim_end_matches(':').to_string(),
+                    v.parse::<f64>().map_err(|_| bad("meminfo", l))?,
+                );
                 seen += 1;
             }
         }
@@ -295,12 +298,13 @@ fn kmem_kib() -> io::Result<f64> {
     if seen != want.len() {
         return Err(io::Error::other("meminfo lacks a kernel memory field"));
     }
-    Ok(sum)
+    Ok(kib)
 }
 
-/// Fills `t` until it refuses (ENOSPC, EUSERS) or `cap`; returns (create times,
-/// KiB of kernel memory per instance). The instances are removed again.
-fn fill_up(t: &Target, cap: u32) -> io::Result<(Vec<f64>, f64)> {
+/// Fills `t` until it refuses (ENOSPC, EUSERS) or `cap`; returns the
+/// create times and the KiB of kernel memory per instance, by source (slab
+/// cache or meminfo field). The instances are removed again.
+fn fill_up(t: &Target, cap: u32) -> io::Result<(Vec<f64>, BTreeMap<String, f64>)> {
     thread::sleep(Duration::from_millis(200));
     let before = kmem_kib()?;
     let (mut uu, mut lat) = (Vec::new(), Vec::new());
@@ -323,7 +327,15 @@ fn fill_up(t: &Target, cap: u32) -> io::Result<(Vec<f64>, f64)> {
     let after = kmem_kib();
     remove_all(&uu)?;
     end?;
-    let per = (after? - before) / (uu.len().max(1) as f64);
+    let n = uu.len().max(1) as f64;
+    let per = after?
+        .into_iter()
+        .map(|(k, v)| {
+            let d = (v - before.get(&k).copied().unwrap_or(0.0)) / n;
+            (k, d)
+        })
+        .filter(|(_, d)| *d != 0.0)
+        .collect();
     Ok((lat, per))
 }
 
@@ -332,15 +344,26 @@ fn fill_up(t: &Target, cap: u32) -> io::Result<(Vec<f64>, f64)> {
 pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> io::Result<()> {
     let mut by_index: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     let mut mem = Vec::new();
+    let mut by_source = BTreeMap::new();
     let mut max = 0;
     println!("P5: fill {} until it refuses, x{reps}", vslice.parent);
     for _ in 0..reps {
         let (lat, per) = fill_up(vslice, u32::MAX)?;
         max = lat.len();
+        mem.push(per.values().sum());
+        by_source = per;
         for (i, l) in lat.into_iter().enumerate() {
             by_index.entry(i).or_default().push(l);
         }
-        mem.push(per);
+    }
+    // Where an instance's memory goes (the last fill): the largest sources.
+    let mut top: Vec<(String, f64)> = by_source.into_iter().collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (k, v) in top.iter().take(8) {
+        res.fact(
+            format!("p5.{}_kib_per_instance.{k}", vslice.label),
+            (v * 100.0).round() / 100.0,
+        );
     }
     res.fact(format!("p5.max_instances.{}", vslice.label), max as f64);
     let k = (max / 8).max(1);
@@ -373,7 +396,7 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
         for _ in 0..reps {
             let (lat, per) = fill_up(p, 64)?;
             n = lat.len();
-            v.push(per);
+            v.push(per.values().sum());
         }
         res.fact(format!("p5.max_instances.{}", p.label), n as f64);
         series.push(Series::new(&p.label, v));
