@@ -316,21 +316,33 @@ mod carve_tests {
         assert_eq!(all_available(&a), [8, 4, 2, 1, 16]);
     }
 
+    /// Index of the `unit` type.
+    const UNIT: usize = 4;
+
     #[test]
     fn the_device_sets_the_scale() {
+        assert_eq!(TYPES[UNIT].name, "unit");
         // 64 contexts: 64 one-context units, the most there can be.
         let mut a = Allocator::new(64);
         assert_eq!(all_available(&a), [8, 4, 2, 1, 64]);
         for i in 0..64 {
-            let (_, u) = a.alloc(SMALLEST).unwrap_or_default();
+            let (_, u) = a.alloc(UNIT).unwrap_or_default();
             assert_eq!((u.unit, u.contexts()), (i, i..i + 1));
         }
-        assert_eq!(a.alloc(SMALLEST), Err(AllocError::NoSpace));
+        assert_eq!(a.alloc(UNIT), Err(AllocError::NoSpace));
         assert_eq!(a.count(), MAX_INSTANCES);
         // 255 contexts: still 64 units, of 3 contexts each.
         let a = Allocator::new(255);
-        assert_eq!((a.available(SMALLEST), a.contexts_for(SMALLEST)), (64, 3));
+        assert_eq!((a.available(UNIT), a.contexts_for(UNIT)), (64, 3));
         assert_eq!(a.contexts_for(3), 192);
+        assert_eq!(a.usable_contexts(), 192);
+        // The self-test's pick: the smallest type of at least n units.
+        let a = Allocator::new(16);
+        assert_eq!(a.smallest_with(1), Some(UNIT));
+        assert_eq!(a.smallest_with(2), Some(0));
+        assert_eq!(a.smallest_with(3), Some(1));
+        assert_eq!(a.smallest_with(17), None);
+        assert_eq!(Allocator::new(0).smallest_with(1), None);
         // 4 contexts: an eighth is smaller than a unit, so not available.
         let a = Allocator::new(4);
         assert_eq!(all_available(&a), [0, 4, 2, 1, 4]);

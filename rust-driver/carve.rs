@@ -61,9 +61,6 @@ pub(crate) const TYPES: [TypeDesc; 5] = [
     },
 ];
 
-/// Index of `unit`, the smallest type (available on any device).
-pub(crate) const SMALLEST: usize = 4;
-
 /// What one instance holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Alloc {
@@ -151,6 +148,19 @@ impl Allocator {
             Some(t) => self.units / t.div,
             None => 0,
         }
+    }
+
+    /// The smallest type whose instances take at least `units` units.
+    pub(crate) fn smallest_with(&self, units: u32) -> Option<usize> {
+        (0..TYPES.len())
+            .filter(|&t| self.units_for(t) >= units.max(1))
+            .min_by_key(|&t| self.units_for(t))
+    }
+
+    /// Contexts instances can have: the remainder of `contexts / units`
+    /// is never carved.
+    pub(crate) fn usable_contexts(&self) -> u32 {
+        self.units * self.ctx_per_unit
     }
 
     /// Contexts an instance of type `ty` gets.

@@ -502,14 +502,29 @@ impl ParentState {
         (id, self.fatal_errors.load(Relaxed))
     }
 
-    /// Runs a fill and a checksum job on a context carved like a 1/8
-    /// instance (so it competes fairly with instances) and checks the
-    /// result and that the completion interrupt arrived. The caller holds
-    /// the per-parent rwsem shared.
+    /// Runs a fill and a checksum job on a context carved like the
+    /// smallest instance that holds the test's data (so it competes fairly
+    /// with instances) and checks the result and that the completion
+    /// interrupt arrived. The caller holds the per-parent rwsem shared.
     pub(crate) fn selftest(&self) -> Result {
-        let (id, a) = self.carve(carve::SMALLEST).inspect_err(|e| {
-            dev_err!(self.pdev, "self-test: no free 1/8 slice: {:?}\n", e);
-        })?;
+        let bytes = SELFTEST_FILL_AT + u64::from(SELFTEST_LEN);
+        let need = bytes.div_ceil(self.unit_bytes().max(1));
+        let ty = self
+            .carving
+            .lock()
+            .alloc
+            .smallest_with(u32::try_from(need).unwrap_or(u32::MAX));
+        let (id, a) = ty
+            .ok_or(ENOSPC)
+            .and_then(|t| self.carve(t))
+            .inspect_err(|e| {
+                dev_err!(
+                    self.pdev,
+                    "self-test: no free slice of {} bytes: {:?}\n",
+                    bytes,
+                    e
+                );
+            })?;
         let res = self.run_selftest(&a);
         self.uncarve(id, &a);
         self.selftest

@@ -139,7 +139,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
             c.life,
             c.alloc.count() as u32,
             c.alloc.units_used(),
-            caps.contexts - used,
+            c.alloc.usable_contexts().saturating_sub(used),
         )
     };
     let st = match life {

@@ -108,14 +108,15 @@ impl Instance {
     /// Queues `jobs` on context `c` (the last one raises an interrupt) and
     /// rings the doorbell; returns their ring indices.
     pub fn submit(&mut self, c: u32, jobs: &[Job]) -> io::Result<Vec<u32>> {
-        let idx = self.queue(c, jobs)?;
-        self.ring(c)?;
+        let idx = self.stage(c, jobs)?;
+        self.kick(c)?;
         Ok(idx)
     }
 
-    /// Writes `jobs` into context `c`'s ring and moves the tail, without
-    /// the doorbell (the device starts on `ring`).
-    pub fn queue(&mut self, c: u32, jobs: &[Job]) -> io::Result<Vec<u32>> {
+    /// Writes `jobs` into context `c`'s ring (VRAM, through the mmap) and
+    /// advances the client's tail, but not the device's: nothing runs
+    /// until `kick`.
+    pub fn stage(&mut self, c: u32, jobs: &[Job]) -> io::Result<Vec<u32>> {
         if jobs.len() > RING_SLOTS as usize {
             return Err(io::Error::other("more jobs than ring slots"));
         }
@@ -140,12 +141,13 @@ impl Instance {
             idx.push(i);
             self.tail[c as usize] = i.wrapping_add(1);
         }
-        self.dev.set_reg(ctx_reg(c, CTX_RING_TAIL), self.tail[c as usize])?;
         Ok(idx)
     }
 
-    /// Rings context `c`'s doorbell.
-    pub fn ring(&self, c: u32) -> io::Result<()> {
+    /// Publishes context `c`'s tail and rings its doorbell: the device may
+    /// start at the tail write (head != tail), the doorbell says so.
+    pub fn kick(&self, c: u32) -> io::Result<()> {
+        self.dev.set_reg(ctx_reg(c, CTX_RING_TAIL), self.tail[c as usize])?;
         self.dev.set_reg(ctx_reg(c, CTX_DOORBELL), 1)
     }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! P6: interrupt latency. A NOP job is queued untimed; the clock runs from
-//! the doorbell write (a trapped pwrite) until the context's MSI-X eventfd
+//! P6: interrupt latency. A NOP job's descriptor is written untimed; the
+//! clock runs from the tail write (a trapped pwrite: the device may start
+//! here) through the doorbell write until the context's MSI-X eventfd
 //! wakes this thread. The peers are plain eventfd round trips between two
 //! threads of the same guest, pinned to one vCPU (a wakeup without an
 //! IPI: the floor) and to two (each wakeup kicks the other vCPU, which
@@ -29,9 +30,9 @@ fn doorbell_to_wakeup(inst: &mut Instance, warm: usize, reps: usize) -> io::Resu
     };
     let mut v = Vec::new();
     for i in 0..warm + reps {
-        let idx = inst.queue(0, &[nop])?;
+        let idx = inst.stage(0, &[nop])?;
         let t0 = Instant::now();
-        inst.ring(0)?;
+        inst.kick(0)?;
         if !inst.irq(0).wait(5000)? {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -127,16 +128,16 @@ fn eventfd_round_trip(warm: usize, reps: usize, echo_cpu: usize) -> io::Result<V
 }
 
 pub fn p6(inst: &mut Instance, warm: usize, reps: usize, res: &mut Results) -> io::Result<()> {
-    println!("P6: doorbell -> MSI-X -> eventfd x{reps} (+{warm} warm-up), eventfd round trip x{reps}");
+    println!("P6: tail/doorbell -> MSI-X -> eventfd x{reps} (+{warm} warm-up), eventfd round trips x{reps}");
     let dev = doorbell_to_wakeup(inst, warm, reps)?;
     let one = eventfd_round_trip(warm, reps, 0)?;
     let two = eventfd_round_trip(warm, reps, 1)?;
     res.push(Row::new(
         "P6",
-        "interrupt latency: doorbell write -> MSI-X -> eventfd wakeup, vs an eventfd round trip",
+        "interrupt latency: tail + doorbell writes -> MSI-X -> eventfd wakeup, vs an eventfd round trip",
         "us",
         vec![
-            Series::new("vslice doorbell -> eventfd", dev),
+            Series::new("vslice tail/doorbell -> eventfd", dev),
             Series::new("eventfd round trip, two threads on one vCPU", one),
             Series::new("eventfd round trip, two threads on two vCPUs", two),
         ],

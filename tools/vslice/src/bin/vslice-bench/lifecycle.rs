@@ -366,6 +366,12 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
         );
     }
     res.fact(format!("p5.max_instances.{}", vslice.label), max as f64);
+    if max == 0 {
+        return Err(io::Error::other(format!(
+            "P5: {} took no instance at all",
+            vslice.parent
+        )));
+    }
     let k = (max / 8).max(1);
     let pool =
         |r: std::ops::Range<usize>| -> Vec<f64> { r.filter_map(|i| by_index.get(&i)).flatten().copied().collect() };
