@@ -7,8 +7,8 @@
 # $VSLICE_WORK/results/<stamp>-bench-*/reports/bench.json and the
 # markdown table for docs/benchmarks.md to .../reports/bench.md.
 # Environment: VSLICE_BENCH_ARGS (extra vslice-bench options, e.g.
-# "--reps 20" or "--only P2,P6"). Time: about 15 min on 2 shared cores
-# (measured; see docs/benchmarks.md). Exits non-zero if the bench failed.
+# "--reps 20" or "--only P2,P6"). Time: about 1 min 30 s once the perf
+# kernel is built (measured; README). Exits non-zero if the bench failed.
 . "$(dirname "$0")/lib.sh"
 need_root
 require_root
