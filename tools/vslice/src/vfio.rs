@@ -227,7 +227,14 @@ pub fn cdev_path(uuid: &str) -> io::Result<PathBuf> {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.starts_with("vfio"))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no VFIO cdev under {}", dir.display())))?;
+        // An instance being removed has its directory but no cdev any
+        // more: that is ENOENT, as for a missing directory.
+        .ok_or_else(|| {
+            crate::context(
+                io::Error::from_raw_os_error(libc::ENOENT),
+                format!("no VFIO cdev under {}", dir.display()),
+            )
+        })?;
     Ok(Path::new("/dev/vfio/devices").join(name))
 }
 
