@@ -17,11 +17,7 @@ use vslice::job::{Instance, Job};
 use vslice::regs::*;
 use vslice::vfio::EventFd;
 
-use crate::table::{Results, Row, Series};
-
-fn us(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e6
-}
+use crate::table::{us, Results, Row, Series};
 
 fn doorbell_to_wakeup(inst: &mut Instance, warm: usize, reps: usize) -> io::Result<Vec<f64>> {
     let nop = Job {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use vslice::health::error_name;
 use vslice::sysfs;
 
-use crate::table::{Results, Row, Series};
+use crate::table::{ms, us, Results, Row, Series};
 
 /// An mdev type to measure: vslice's or a peer's.
 #[derive(Clone)]
@@ -26,14 +26,6 @@ pub struct Target {
 
 /// The vslice type used for P1, P4 and P5: one unit, the smallest slice.
 pub const UNIT: &str = "vslice-unit";
-
-fn us(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e6
-}
-
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
 
 /// Creates one instance of `t`; its UUID and the time taken (us).
 fn create(t: &Target) -> io::Result<(String, f64)> {

@@ -7,6 +7,16 @@ use std::fmt::Write;
 
 use vslice::measure::{json_num, json_str, percentile};
 
+/// Microseconds since `t`.
+pub fn us(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e6
+}
+
+/// Milliseconds since `t`.
+pub fn ms(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
 /// The samples of one thing measured.
 pub struct Series {
     pub label: String,
