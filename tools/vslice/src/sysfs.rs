@@ -2,7 +2,7 @@
 //! Parents, types and instances as sysfs shows them.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 const MDEV_BUS: &str = "/sys/class/mdev_bus";
@@ -115,8 +115,7 @@ pub fn create(parent: &str, ty: &str, uuid: &str) -> io::Result<()> {
 /// Creates an instance of type directory `ty` (any mdev parent's, e.g.
 /// `mtty-1`) on `parent`.
 pub fn create_typed(parent: &str, ty: &str, uuid: &str) -> io::Result<()> {
-    let f = types_dir(parent).join(ty).join("create");
-    fs::write(&f, uuid).map_err(|e| crate::context(e, f.display()))
+    write_attr(&types_dir(parent).join(ty).join("create"), uuid)
 }
 
 /// `available_instances` of type directory `ty` on `parent`.
@@ -130,15 +129,25 @@ pub fn available(parent: &str, ty: &str) -> io::Result<u32> {
 
 /// Removes instance `uuid`.
 pub fn remove(uuid: &str) -> io::Result<()> {
-    let f = Path::new(MDEV_DEVICES).join(uuid).join("remove");
-    fs::write(&f, "1").map_err(|e| crate::context(e, f.display()))
+    write_attr(&Path::new(MDEV_DEVICES).join(uuid).join("remove"), "1")
 }
 
 const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 const VSLICE_DRIVER: &str = "/sys/bus/pci/drivers/vslice";
 
-fn write_attr(path: &Path, val: &str) -> io::Result<()> {
-    fs::write(path, val).map_err(|e| crate::context(e, path.display()))
+/// Writes `val` to the sysfs attribute `path` in one write(2).
+///
+/// The file is opened without O_CREAT (unlike `fs::write` or a shell's
+/// `>`): when an attribute has just been removed but its directory is
+/// still there (an instance's `remove`, a type's `create` while the parent
+/// goes), O_CREAT makes the VFS try to create the file, and kernfs, which
+/// has no `create`, answers EACCES. Without it the answer is ENOENT.
+pub fn write_attr(path: &Path, val: &str) -> io::Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(val.as_bytes()))
+        .map_err(|e| crate::context(e, path.display()))
 }
 
 /// vslice PCI devices on the bus (bound or not), by vendor:device.
@@ -197,5 +206,24 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    /// An attribute that is gone is ENOENT and is never created (with
+    /// O_CREAT, kernfs would answer EACCES during a removal).
+    #[test]
+    fn write_attr_never_creates() {
+        let dir = std::env::temp_dir().join(format!("vslice-attr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let gone = dir.join("remove");
+        let e = super::write_attr(&gone, "1").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+        assert!(!gone.exists(), "write_attr created {}", gone.display());
+        // An existing attribute gets the value in one write, not appended
+        // to or truncated by us (sysfs ignores O_TRUNC; a file would not).
+        let here = dir.join("bind");
+        std::fs::write(&here, "").unwrap();
+        super::write_attr(&here, "0000:00:05.0").unwrap();
+        assert_eq!(std::fs::read_to_string(&here).unwrap(), "0000:00:05.0");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

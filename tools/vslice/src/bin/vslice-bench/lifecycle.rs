@@ -122,9 +122,8 @@ fn parallel_rate(t: &Target, threads: usize, secs: f64) -> io::Result<f64> {
 }
 
 /// Errors a create/remove storm may see while the parent is unbound
-/// under it (EACCES: sysfs refusing an attribute being removed, see
-/// docs/reliability.md).
-const STORM_CLEAN: &[&str] = &["ENOSPC", "ENODEV", "ENOENT", "EBUSY", "EAGAIN", "EACCES", "ENXIO"];
+/// under it.
+const STORM_CLEAN: &[&str] = &["ENOSPC", "ENODEV", "ENOENT", "EBUSY", "EAGAIN", "ENXIO"];
 
 /// Two threads creating and removing units on `parent` until stopped;
 /// returns (pairs done, errors outside `STORM_CLEAN`).

@@ -62,7 +62,7 @@ const PROGRESS_BOUND: Duration = Duration::from_secs(60);
 fn failed(t: &mut Tally, op: &str, e: &io::Error, f: &Flags) -> String {
     let name = t.err(op, e);
     let expected = f.removing.load(Ordering::SeqCst) || (op == "create" && name == "ENOSPC");
-    if !expected && (CLEAN.contains(&name.as_str()) || name == "EACCES") {
+    if !expected && CLEAN.contains(&name.as_str()) {
         t.unclean(format!("{op}: {e} ({name}) before any removal started"));
     }
     name

@@ -80,14 +80,8 @@ impl Tally {
         let name = health::error_name(e);
         *self.ops.entry(op.into()).or_default() += 1;
         *self.errors.entry(format!("{op}:{name}")).or_default() += 1;
-        // Seen (rarely) when the mdev core's `create` or `remove`
-        // attribute is written while the parent is being removed: sysfs
-        // refuses the open. No driver code returns EACCES; counted, and
-        // the load scenario accepts it only once its removal started
-        // (see docs/reliability.md).
-        let racing_remove = (op == "remove" || op == "create") && name == "EACCES";
         let clean = CLEAN.contains(&name.as_str()) || self.also_clean.contains(&name.as_str());
-        if !clean && !racing_remove {
+        if !clean {
             self.unclean(format!("{op}: {e} ({name})"));
         }
         name
