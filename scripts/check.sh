@@ -60,7 +60,8 @@ while read -r st name rest; do
 	if [ "$st" = ok ]; then result ok "harness.$name"; else result fail "harness.${name#ok } $rest"; fi
 done < <("$VSLICE_TOP/scripts/tests/run.sh" | sed 's/^not ok /FAIL /')
 cargo_tests() {
-	cargo test --workspace --release 2>&1 | tee "$run/cargo-test.out"
+	# --no-fail-fast: a failing test binary must not hide the ones after it.
+	cargo test --workspace --release --no-fail-fast 2>&1 | tee "$run/cargo-test.out"
 	[ "${PIPESTATUS[0]}" = 0 ]
 }
 if stage "cargo test" cargo_tests; then :; fi

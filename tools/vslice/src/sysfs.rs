@@ -216,7 +216,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let gone = dir.join("remove");
         let e = super::write_attr(&gone, "1").unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+        assert_eq!(crate::errno_of(&e), Some(libc::ENOENT), "{e}");
         assert!(!gone.exists(), "write_attr created {}", gone.display());
         // An existing attribute gets the value in one write, not appended
         // to or truncated by us (sysfs ignores O_TRUNC; a file would not).
