@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 /// What scripts/splat-scan.sh looks for on the console, record by record.
 const SPLATS: &[&str] = &[
@@ -105,9 +106,9 @@ const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 /// only shows new ones. An error if kmemleak is absent or disabled: a
 /// leak check that cannot run must not pass.
 pub fn kmemleak_scan() -> io::Result<Vec<String>> {
-    fs::write(KMEMLEAK, "scan").map_err(|e| crate::context(e, "kmemleak scan"))?;
+    crate::sysfs::write_attr(Path::new(KMEMLEAK), "scan")?;
     let text = fs::read_to_string(KMEMLEAK).map_err(|e| crate::context(e, KMEMLEAK))?;
-    let _ = fs::write(KMEMLEAK, "clear");
+    let _ = crate::sysfs::write_attr(Path::new(KMEMLEAK), "clear");
     let mut leaks = Vec::new();
     let mut cur: Option<String> = None;
     for l in text.lines() {

@@ -135,19 +135,26 @@ pub fn remove(uuid: &str) -> io::Result<()> {
 const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 const VSLICE_DRIVER: &str = "/sys/bus/pci/drivers/vslice";
 
-/// Writes `val` to the sysfs attribute `path` in one write(2).
+/// Writes `val` to the kernel attribute (sysfs or debugfs) `path` in one
+/// write(2). Every attribute write of the client goes through here.
 ///
 /// The file is opened without O_CREAT (unlike `fs::write` or a shell's
 /// `>`): when an attribute has just been removed but its directory is
 /// still there (an instance's `remove`, a type's `create` while the parent
 /// goes), O_CREAT makes the VFS try to create the file, and kernfs, which
 /// has no `create`, answers EACCES. Without it the answer is ENOENT.
-pub fn write_attr(path: &Path, val: &str) -> io::Result<()> {
+pub fn write_attr(path: &Path, val: impl AsRef<[u8]>) -> io::Result<()> {
     fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .and_then(|mut f| f.write_all(val.as_bytes()))
+        .and_then(|mut f| f.write_all(val.as_ref()))
         .map_err(|e| crate::context(e, path.display()))
+}
+
+/// Runs the driver's self-test on parent `bdf` (a job on the device and
+/// its MSI-X interrupt; debugfs, root only).
+pub fn selftest(bdf: &str) -> io::Result<()> {
+    write_attr(&Path::new("/sys/kernel/debug/vslice").join(bdf).join("selftest"), "1")
 }
 
 /// vslice PCI devices on the bus (bound or not), by vendor:device.

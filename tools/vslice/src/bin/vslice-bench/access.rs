@@ -147,29 +147,24 @@ pub fn p3(vram: &Mmap, mbochs: &Mmap, len: usize, budget: Duration, min: usize, 
     let mut dst = vec![0u8; len + 2 * PAGE];
     let (src, dst) = (src.as_mut_ptr(), dst.as_mut_ptr());
     let (vm, mb) = (vram.as_ptr(), mbochs.as_ptr());
+    // (destination, source) of each series: vslice, RAM to RAM, mbochs.
     let ram_src = window(src, std::ptr::null());
-    let ram = (window(dst, ram_src), ram_src.cast_const());
-    let pairs = [
+    let ram = (window(dst, ram_src), ram_src);
+    let rows = [
         (
-            (vm, window(src, vm).cast_const()),
-            ram,
-            (mb, window(src, mb).cast_const()),
+            "write: guest RAM -> mapping",
+            [(vm, window(src, vm)), ram, (mb, window(src, mb))],
         ),
         (
-            (window(dst, vm), vm.cast_const()),
-            ram,
-            (window(dst, mb), mb.cast_const()),
+            "read: mapping -> guest RAM",
+            [(window(dst, vm), vm), ram, (window(dst, mb), mb)],
         ),
     ];
     // SAFETY: every window is `len` bytes inside its buffer (`window`:
     // each buffer has `len + 2 * PAGE`) and each mapping is `len` bytes
     // or more (checked above); no source overlaps its destination.
-    let rate = |(d, s): (*mut u8, *const u8)| unsafe { copy_rate(d, s, len, chunk, budget, min) };
-    let rows = [
-        ("write: guest RAM -> mapping", pairs[0]),
-        ("read: mapping -> guest RAM", pairs[1]),
-    ]
-    .map(|(what, (v, r, m))| (what, rate(v), rate(r), rate(m)));
+    let rate = |(d, s): (*mut u8, *mut u8)| unsafe { copy_rate(d, s, len, chunk, budget, min) };
+    let rows = rows.map(|(what, [v, r, m])| (what, rate(v), rate(r), rate(m)));
     for (what, v, ram, mb) in rows {
         res.push(Row::new(
             "P3",

@@ -258,7 +258,7 @@ fn kmem_kib() -> io::Result<BTreeMap<String, f64>> {
     let caches = std::fs::read_dir("/sys/kernel/slab").map_err(|e| vslice::context(e, "/sys/kernel/slab"))?;
     for c in caches.flatten() {
         // Aliases (symlinks) share a cache; a refused write is harmless.
-        let _ = std::fs::write(c.path().join("shrink"), "1");
+        let _ = vslice::sysfs::write_attr(&c.path().join("shrink"), "1");
     }
     let bad = |what: &str, l: &str| io::Error::other(format!("{what}: cannot parse '{l}'"));
     let slab = std::fs::read_to_string("/proc/slabinfo").map_err(|e| vslice::context(e, "/proc/slabinfo"))?;

@@ -42,7 +42,7 @@ fn set_attrs(restore: bool) -> io::Result<()> {
             _ => v,
         };
         let p = Path::new("/sys/kernel/debug").join(f);
-        fs::write(&p, v).map_err(|e| vslice::context(e, p.display()))?;
+        sysfs::write_attr(&p, v)?;
     }
     Ok(())
 }
@@ -335,7 +335,7 @@ pub fn run(how: How, r: &mut Report, kmsg: &mut Kmsg) {
         r.extra.insert("probe_ok_without_mdev_bus_link".into(), no_link.get());
         if let Err(e) = sysfs::bind(&q) {
             r.fail(format!("probe: binding {q} after the sweep: {e}"));
-        } else if let Err(e) = fs::write(Path::new("/sys/kernel/debug/vslice").join(&q).join("selftest"), "1") {
+        } else if let Err(e) = sysfs::selftest(&q) {
             r.fail(format!("probe: self-test of {q} after the sweep: {e}"));
         }
     }

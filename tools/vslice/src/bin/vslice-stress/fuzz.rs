@@ -379,7 +379,7 @@ fn sysfs_fuzz(st: &mut State, rng: &mut Rng) -> String {
         return "no sysfs target".into();
     };
     let p = payload(rng);
-    let r = fs::write(&f, &p);
+    let r = sysfs::write_attr(&f, &p);
     format!("write {} bytes to {}: {}", p.len(), f.display(), errno(&r))
 }
 

@@ -74,11 +74,7 @@ pub fn run(uid: u32, parent: &str, given: &str, other: &str, r: &mut Report) {
     denied(r, "PCI rescan", sysfs::pci_rescan());
     denied(r, "driver unbind", sysfs::unbind(parent));
     denied(r, "read debugfs", fs::read_to_string("/sys/kernel/debug/vslice/stats"));
-    denied(
-        r,
-        "self-test",
-        fs::write(Path::new("/sys/kernel/debug/vslice").join(parent).join("selftest"), "1"),
-    );
+    denied(r, "self-test", sysfs::selftest(parent));
     // What it was given works.
     match job::Instance::open(given).and_then(|mut i| job::round(&mut i, 0, 65536, 0x600d_600d)) {
         Ok(_) => r.tally.ok("given_instance_used"),
