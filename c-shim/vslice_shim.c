@@ -301,6 +301,7 @@ static void vslice_msix_teardown(struct vslice_shim_instance *inst)
 {
 	u32 i, h, n = vslice_rs_instance_vectors(inst->rs);
 
+	lockdep_assert_held(&inst->igate);
 	for (i = 0; i < n; i++)
 		if (!vslice_hw_vector(inst, i, &h))
 			vslice_route_set(inst->sp, h, NULL);
@@ -379,38 +380,49 @@ static int vslice_irq_count(struct vslice_shim_instance *inst, u32 index)
 	}
 }
 
-/* SET_IRQS on the REQ index: arm, disarm (fd -1) or fire (DATA_NONE/BOOL). */
+/*
+ * SET_IRQS on the REQ index, as vfio-pci's single-trigger indexes: EVENTFD
+ * arms (fd -1 disarms), NONE with count 0 disarms, NONE or a true BOOL
+ * with count 1 signals. vslice_ioctl_set_irqs() has checked that @data
+ * holds @hdr->count entries and that count is 0 only with NONE.
+ */
 static int vslice_set_req(struct vslice_shim_instance *inst, struct vfio_irq_set *hdr,
 			  const void *data)
 {
 	struct eventfd_ctx *ctx = NULL;
 	s32 fd;
 
+	lockdep_assert_held(&inst->igate);
 	/* Only TRIGGER makes sense for REQ; vfio-pci says -ENOTTY too. */
 	if (!(hdr->flags & VFIO_IRQ_SET_ACTION_TRIGGER))
 		return -ENOTTY;
 	if (hdr->flags & VFIO_IRQ_SET_DATA_EVENTFD) {
 		fd = *(const s32 *)data;
+		if (fd < -1)
+			return -EINVAL;
 		if (fd >= 0) {
 			ctx = eventfd_ctx_fdget(fd);
 			if (IS_ERR(ctx))
 				return PTR_ERR(ctx);
 		}
-		if (inst->req_trigger)
-			eventfd_ctx_put(inst->req_trigger);
-		inst->req_trigger = ctx;
-	} else if (hdr->count && inst->req_trigger &&
-		   (!(hdr->flags & VFIO_IRQ_SET_DATA_BOOL) || *(const u8 *)data)) {
-		eventfd_signal(inst->req_trigger);
+	} else if (hdr->count) {
+		if (inst->req_trigger &&
+		    (!(hdr->flags & VFIO_IRQ_SET_DATA_BOOL) || *(const u8 *)data))
+			eventfd_signal(inst->req_trigger);
+		return 0;
 	}
+	if (inst->req_trigger)
+		eventfd_ctx_put(inst->req_trigger);
+	inst->req_trigger = ctx;
 	return 0;
 }
 
 /*
  * SET_IRQS on the MSI-X index. DATA_EVENTFD + TRIGGER assigns (fd >= 0)
- * or clears (-1) each vector, all or nothing; DATA_NONE + TRIGGER with
- * count 0 clears them all; NONE/BOOL with TRIGGER fire, with MASK/UNMASK
- * mask and unmask (an interrupt while masked is delivered on unmask).
+ * or clears (-1) each vector, all or nothing (an fd below -1 is -EINVAL);
+ * DATA_NONE + TRIGGER with count 0 clears them all, MASK/UNMASK with
+ * count 0 is -EINVAL; NONE/BOOL with TRIGGER fire, with MASK/UNMASK mask
+ * and unmask (an interrupt while masked is delivered on unmask).
  */
 static int vslice_set_msix(struct vslice_shim_instance *inst, struct vfio_irq_set *hdr,
 			   const void *data)
@@ -422,8 +434,10 @@ static int vslice_set_msix(struct vslice_shim_instance *inst, struct vfio_irq_se
 	u32 i, h;
 	int ret = 0;
 
-	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && !hdr->count &&
-	    (hdr->flags & VFIO_IRQ_SET_DATA_NONE)) {
+	lockdep_assert_held(&inst->igate);
+	if (!hdr->count) {
+		if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
+			return -EINVAL;
 		vslice_msix_teardown(inst);
 		return 0;
 	}
@@ -444,7 +458,11 @@ static int vslice_set_msix(struct vslice_shim_instance *inst, struct vfio_irq_se
 	if (!ctxs)
 		return -ENOMEM;
 	for (i = 0; i < hdr->count; i++) {
-		if (fds[i] < 0)
+		if (fds[i] < -1) {
+			ret = -EINVAL;
+			goto put;
+		}
+		if (fds[i] == -1)
 			continue;
 		ctxs[i] = eventfd_ctx_fdget(fds[i]);
 		if (IS_ERR(ctxs[i])) {
@@ -488,6 +506,13 @@ static long vslice_ioctl_set_irqs(struct vslice_shim_instance *inst, void __user
 		return ret;
 	/* The core does not check that exactly one action is asked for. */
 	if (hweight32(hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) != 1)
+		return -EINVAL;
+	/*
+	 * Count 0 means "disable" and carries no data: only NONE can say it.
+	 * BOOL or EVENTFD with count 0 would leave @data NULL for a handler
+	 * that reads its first entry.
+	 */
+	if (!hdr.count && !(hdr.flags & VFIO_IRQ_SET_DATA_NONE))
 		return -EINVAL;
 	if (data_size) {
 		data = memdup_user(uarg + minsz, data_size);

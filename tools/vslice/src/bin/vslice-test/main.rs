@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `vslice-test PARENT`: the guest-side tests of instances as VFIO devices
-//! (issue 5), printed as one KTAP document (suite `vslice_vfio`) that
+//! printed as one KTAP document (suite `vslice_vfio`) that
 //! `make check` counts test by test. Creates its own instances on PARENT
 //! (a bound vslice device's BDF) and removes them at the end.
 
@@ -12,6 +12,8 @@ use vslice::job::{self, Job, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
 use vslice::vfio::{self, Device, EventFd, Mmap};
+
+mod irq_table;
 
 type R = Result<(), String>;
 
@@ -907,6 +909,11 @@ fn main() {
             t("device_and_irq_info", &mut || device_and_irq_info(&d, n));
             t("bad_argsz_index_and_pointers", &mut || bad_argsz_index_and_pointers(&d));
             t("set_irqs_every_combination", &mut || set_irqs_combinations(&d, n));
+            t("set_irqs_conformance_table", &mut || {
+                let calls = irq_table::run(&d, n)?;
+                println!("    # set_irqs_conformance_table: {calls} calls, each as docs/device.md says");
+                Ok(())
+            });
             t("region_info", &mut || region_info(&d, n, slice));
             t("config_space_virtual_and_ignores_bad_writes", &mut || {
                 config_space(&d, n, slice)
