@@ -46,6 +46,8 @@ struct vslice_shim_vec {
 	struct vslice_shim_parent *sp;
 	u32 index;
 	bool requested;
+	/* In /proc/interrupts: "vslice[<bdf>]:global" or ":ctx<n>". */
+	char name[40];
 	/* The owning instance's route (see "instances: VFIO device"). */
 	spinlock_t lock;
 	struct eventfd_ctx *trigger;
@@ -203,9 +205,15 @@ static void vslice_shim_irqs_free(struct vslice_shim_parent *sp)
 int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec)
 {
 	struct pci_dev *pdev = sp->pdev;
-	int ret;
+	int ret, have = pci_msix_vec_count(pdev);
 	u32 i;
 
+	/* The device's register and its capability must agree. */
+	if (have < 0 || nvec > have) {
+		pci_err(pdev, "device reports %u vectors but its MSI-X capability has %d\n",
+			nvec, have);
+		return -EINVAL;
+	}
 	sp->vecs = kcalloc(nvec, sizeof(*sp->vecs), GFP_KERNEL);
 	if (!sp->vecs)
 		return -ENOMEM;
@@ -220,8 +228,14 @@ int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec)
 		sp->vecs[i].sp = sp;
 		sp->vecs[i].index = i;
 		spin_lock_init(&sp->vecs[i].lock);
+		if (i)
+			snprintf(sp->vecs[i].name, sizeof(sp->vecs[i].name), "vslice[%s]:ctx%u",
+				 pci_name(pdev), i - 1);
+		else
+			snprintf(sp->vecs[i].name, sizeof(sp->vecs[i].name), "vslice[%s]:global",
+				 pci_name(pdev));
 		ret = request_irq(pci_irq_vector(pdev, i), vslice_shim_irq, 0,
-				  "vslice", &sp->vecs[i]);
+				  sp->vecs[i].name, &sp->vecs[i]);
 		if (ret) {
 			vslice_shim_irqs_free(sp);
 			return ret;

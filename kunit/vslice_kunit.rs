@@ -407,7 +407,31 @@ mod vdev_tests {
         // Table size is N - 1; table and PBA in BAR4.
         assert_eq!(cfg32(&c, 0x40), 0x11 | 3 << 16);
         assert_eq!(cfg32(&c, 0x44), BAR_MSIX);
-        assert_eq!(cfg32(&c, 0x48), MSIX_PBA | BAR_MSIX);
+        assert_eq!(cfg32(&c, 0x48), msix_layout(4).0 | BAR_MSIX);
+    }
+
+    #[test]
+    fn msix_table_and_pba_never_overlap() {
+        for n in 1..=MSIX_MAX_VECTORS {
+            let (pba, size) = msix_layout(n);
+            let table_end = u64::from(n) * 16;
+            let pba_end = u64::from(pba) + u64::from(n).div_ceil(64) * 8;
+            assert!(u64::from(pba) >= table_end);
+            assert_eq!(pba % 8, 0);
+            assert!(pba_end <= size);
+            assert!(size.is_power_of_two() && size >= 4096);
+            assert_eq!(region(REGION_BAR4, n, 1 << 20).0, size);
+            // The capability and BAR4's sizing say the same.
+            let c = VConfig::new(n, 1 << 20);
+            assert_eq!(cfg32(&c, 0x40) >> 16 & 0x7ff, n - 1);
+            assert_eq!(cfg32(&c, 0x44), BAR_MSIX);
+            assert_eq!(cfg32(&c, 0x48), pba | BAR_MSIX);
+            set_cfg32(&c, 0x20, u32::MAX);
+            assert_eq!(u64::from(!(cfg32(&c, 0x20) & !0xf)) + 1, size);
+        }
+        // 192 vectors: the table ends at 0xc00, so the PBA cannot be at 0x800.
+        assert_eq!(msix_layout(192), (0xc00, 4096));
+        assert_eq!(msix_layout(256), (0x1000, 8192));
     }
 
     #[test]

@@ -64,13 +64,18 @@ impl Instance {
         let b = KBox::new_uninit(GFP_KERNEL).inspect_err(|_| {
             dev_err!(parent.pdev(), "out of memory for a new instance\n");
         })?;
+        // A full parent and one being removed are expected refusals.
         let (id, alloc) = parent.carve(ty).inspect_err(|e| {
-            dev_err!(
-                parent.pdev(),
-                "cannot create a type {} instance: {:?}\n",
-                ty,
-                e
-            );
+            if *e == ENOSPC || *e == ENODEV {
+                dev_dbg!(parent.pdev(), "no type {} instance: {:?}\n", ty, e);
+            } else {
+                dev_err!(
+                    parent.pdev(),
+                    "cannot create a type {} instance: {:?}\n",
+                    ty,
+                    e
+                );
+            }
         })?;
         let (slice_base, slice_size) = parent.slice(&alloc);
         let contexts = alloc.num_contexts();
@@ -98,7 +103,7 @@ impl Instance {
         })?;
         // A new tenant starts from zeroed VRAM (scrub logs its own error).
         parent.scrub(&alloc)?;
-        dev_info!(
+        dev_dbg!(
             parent.pdev(),
             "instance {} created: type {}, VRAM units {}..{}, {} contexts\n",
             id,

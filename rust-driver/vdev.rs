@@ -31,10 +31,10 @@ pub(crate) const REGION_MMAP: u32 = 4;
 
 /// Config space size (conventional PCI).
 pub(crate) const CONFIG_SIZE: u64 = 256;
-/// BAR4: MSI-X table at 0, PBA at `MSIX_PBA`.
-pub(crate) const MSIX_BAR_SIZE: u64 = 4096;
-/// PBA offset in BAR4.
-pub(crate) const MSIX_PBA: u32 = 0x800;
+/// Most vectors an MSI-X capability describes (an 11-bit table size).
+pub(crate) const MSIX_MAX_VECTORS: u32 = 2048;
+/// Bytes of one MSI-X table entry.
+const MSIX_ENTRY_SIZE: u64 = 16;
 /// Offset of the MSI-X capability, the only one.
 pub(crate) const MSIX_CAP: usize = 0x40;
 
@@ -52,6 +52,19 @@ pub(crate) const fn bar0_size(n: u32) -> u64 {
     ((regs::CTX_BASE + n as usize * regs::CTX_STRIDE) as u64).next_power_of_two()
 }
 
+/// BAR4 for `n` MSI-X vectors: the table at 0, the PBA right after it
+/// (16 × n keeps it QWORD-aligned), the BAR the next power of two that
+/// holds both and at least a page, so that neither ever overlaps the
+/// other (QEMU's `msix_init()` refuses a device where they do). Returns
+/// (PBA offset, BAR size).
+pub(crate) fn msix_layout(n: u32) -> (u32, u64) {
+    let n = u64::from(n.clamp(1, MSIX_MAX_VECTORS));
+    let pba = n * MSIX_ENTRY_SIZE;
+    let pba_size = n.div_ceil(64) * 8;
+    // At most 32 KiB + 256 bytes: a u32 offset always.
+    (pba as u32, (pba + pba_size).next_power_of_two().max(4096))
+}
+
 /// Size and flags of region `index` for an instance with `n` contexts and
 /// a VRAM slice of `slice` bytes; size 0 for regions it does not have.
 pub(crate) fn region(index: u32, n: u32, slice: u64) -> (u64, u32) {
@@ -59,7 +72,7 @@ pub(crate) fn region(index: u32, n: u32, slice: u64) -> (u64, u32) {
     match index {
         REGION_BAR0 => (bar0_size(n), rw),
         REGION_BAR2 => (slice, rw | REGION_MMAP),
-        REGION_BAR4 => (MSIX_BAR_SIZE, rw),
+        REGION_BAR4 => (msix_layout(n).1, rw),
         REGION_CONFIG => (CONFIG_SIZE, rw),
         _ => (0, 0),
     }
@@ -74,9 +87,9 @@ fn cfg_init(i: usize, vectors: u32) -> u32 {
         0x18 => BAR_MEM64_PREF,
         0x2c => u32::from(regs::PCI_VENDOR_ID) | u32::from(regs::PCI_INSTANCE_DEVICE_ID) << 16,
         0x34 => MSIX_CAP as u32,
-        0x40 => PCI_CAP_ID_MSIX | (vectors.max(1) - 1) << 16,
+        0x40 => PCI_CAP_ID_MSIX | (vectors.clamp(1, MSIX_MAX_VECTORS) - 1) << 16,
         0x44 => regs::BAR_MSIX,
-        0x48 => MSIX_PBA | regs::BAR_MSIX,
+        0x48 => msix_layout(vectors).0 | regs::BAR_MSIX,
         _ => 0,
     }
 }
@@ -84,7 +97,7 @@ fn cfg_init(i: usize, vectors: u32) -> u32 {
 /// Bits of config dword `i` a write may change. Everything else is
 /// read-only and writes to it are dropped, as on hardware; BAR sizing
 /// follows from the masks (all-ones reads back as the size mask).
-fn cfg_wmask(i: usize, bar0: u64, bar2: u64) -> u32 {
+fn cfg_wmask(i: usize, bar0: u64, bar2: u64, bar4: u64) -> u32 {
     let bar_mask = |size: u64| !(size.max(16) - 1) as u32 & !0xf;
     match i * 4 {
         0x04 => PCI_COMMAND_RW,
@@ -92,7 +105,7 @@ fn cfg_wmask(i: usize, bar0: u64, bar2: u64) -> u32 {
         0x10 => bar_mask(bar0),
         0x18 => bar_mask(bar2),
         0x1c => !((bar2.max(1) - 1) >> 32) as u32,
-        0x20 => bar_mask(MSIX_BAR_SIZE),
+        0x20 => bar_mask(bar4),
         0x3c => 0xff, // interrupt line
         0x40 => MSIX_CTRL_RW << 16,
         _ => 0,
@@ -105,6 +118,7 @@ pub(crate) struct VConfig {
     vectors: u32,
     bar0: u64,
     bar2: u64,
+    bar4: u64,
 }
 
 impl VConfig {
@@ -116,6 +130,7 @@ impl VConfig {
             vectors,
             bar0: bar0_size(vectors),
             bar2,
+            bar4: msix_layout(vectors).1,
         };
         c.reset();
         c
@@ -147,7 +162,7 @@ impl VConfig {
                 return;
             };
             let shift = 8 * (at % 4);
-            let mask = cfg_wmask(at / 4, self.bar0, self.bar2) & (0xff << shift);
+            let mask = cfg_wmask(at / 4, self.bar0, self.bar2, self.bar4) & (0xff << shift);
             if mask == 0 {
                 continue;
             }

@@ -59,8 +59,8 @@ mdevctl_sees_mtty() {
 	rmmod mtty
 }
 
-# Issue 3's VM test: the driver programs a context, runs a fill and a
-# checksum job on the simulated device and receives both MSI-X interrupts.
+# The driver programs a context, runs a fill and a checksum job on the
+# simulated device and receives both MSI-X interrupts.
 selftest_job_and_msix() {
 	for b in $(vslice_devices); do
 		d=/sys/kernel/debug/vslice/$b
@@ -74,6 +74,11 @@ selftest_job_and_msix() {
 	grep vslice /proc/interrupts | head -n 20
 	total=$(grep vslice /proc/interrupts | awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }')
 	[ "$total" -ge 1 ] || { echo "no vslice interrupt counted in /proc/interrupts"; return 1; }
+	# Each vector is named after its device and role.
+	for b in $(vslice_devices); do
+		grep -q "vslice\[$b\]:global\$" /proc/interrupts || { echo "no global vector named for $b"; return 1; }
+		grep -q "vslice\[$b\]:ctx0\$" /proc/interrupts || { echo "no ctx0 vector named for $b"; return 1; }
+	done
 }
 
 rmmod_vslice() {
