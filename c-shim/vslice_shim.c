@@ -367,7 +367,12 @@ static int vslice_vfio_open_device(struct vfio_device *vdev)
 	return vslice_rs_instance_reset(inst->rs);
 }
 
-/* VFIO core: the last fd of the device closed; no lock of ours held. */
+/*
+ * VFIO core: the last fd of the device closed; no lock of ours held. The
+ * routes go, and a function reset stops the instance's contexts: no job
+ * of a user who left keeps the engine busy (vfio-pci disables the device
+ * on close). A device that no longer answers has nothing left to stop.
+ */
 static void vslice_vfio_close_device(struct vfio_device *vdev)
 {
 	struct vslice_shim_instance *inst =
@@ -380,6 +385,7 @@ static void vslice_vfio_close_device(struct vfio_device *vdev)
 		inst->req_trigger = NULL;
 	}
 	mutex_unlock(&inst->igate);
+	vslice_rs_instance_reset(inst->rs);
 }
 
 static int vslice_irq_count(struct vslice_shim_instance *inst, u32 index)

@@ -116,6 +116,14 @@ pub(crate) enum AllocError {
     NoSpace,
 }
 
+/// The passes that zero `0..len` of a slice with fill jobs of at most
+/// `max` bytes, at most `slots` jobs a pass (the scrub ring's size): (offset,
+/// length) of each, contiguous, in order. A slice of any size is covered.
+pub(crate) fn scrub_passes(len: u64, slots: u64, max: u64) -> impl Iterator<Item = (u64, u64)> {
+    let per = slots.max(1).saturating_mul(max.max(1));
+    (0..len.div_ceil(per)).map(move |k| (k * per, (len - k * per).min(per)))
+}
+
 /// The allocator of one parent.
 #[derive(Clone)]
 pub(crate) struct Allocator {

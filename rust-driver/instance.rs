@@ -151,13 +151,19 @@ impl Instance {
             self.parent
                 .ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)
                 .inspect_err(|e| {
-                    dev_err!(
-                        self.parent.pdev(),
-                        "instance {}: context {} reset failed: {:?}\n",
-                        self.id,
-                        c,
-                        e
-                    );
+                    // ENODEV: the parent is going away; its removal resets
+                    // the device.
+                    if *e == ENODEV {
+                        dev_dbg!(self.parent.pdev(), "instance {}: device gone\n", self.id);
+                    } else {
+                        dev_err!(
+                            self.parent.pdev(),
+                            "instance {}: context {} reset failed: {:?}\n",
+                            self.id,
+                            c,
+                            e
+                        );
+                    }
                 })?;
         }
         Ok(())

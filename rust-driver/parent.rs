@@ -71,9 +71,10 @@ pub(crate) type RegsBar = pci::DevresBar<{ regs::BAR0_SIZE as usize }>;
 
 const SELFTEST_FILL_AT: u64 = 0x1000;
 /// Ring space at the end of a slice while it is scrubbed: 64 descriptors
-/// of up to `JOB_MAX_LEN` bytes each cover 4 GiB.
+/// of up to `JOB_MAX_LEN` bytes each, 4 GiB a pass; larger slices take
+/// several passes.
 const SCRUB_RING: u64 = 4096;
-/// Longest a scrub may take (the device fills at GiB/s; this is for a
+/// Longest a scrub pass may take (the device fills at GiB/s; this is for a
 /// device that stopped answering).
 const SCRUB_TIMEOUT_MS: u32 = 10_000;
 const SELFTEST_LEN: u32 = 64 << 10;
@@ -247,25 +248,17 @@ impl ParentState {
         Ok(())
     }
 
-    /// Zeroes an allocation's VRAM slice with the device's own fill engine,
-    /// so that a new tenant never reads what the last one left. Runs on
-    /// the allocation's first context, already programmed; its ring is
-    /// the slice's last `SCRUB_RING` bytes, zeroed through the BAR after.
-    /// Interrupts stay masked: this polls. Leaves the context reset.
-    pub(crate) fn scrub(&self, a: &Alloc) -> Result {
-        let c = a.contexts().next().ok_or(EINVAL)?;
-        let (base, size) = self.slice(a);
-        let ring = size.checked_sub(SCRUB_RING).ok_or(EINVAL)?;
+    /// One scrub pass: fill jobs zeroing `len` bytes at slice offset `off`
+    /// from the ring at slice offset `ring` on context `c`, polled to the
+    /// end. Leaves the context reset.
+    fn scrub_pass(&self, c: u32, base: u64, ring: u64, off: u64, len: u64) -> Result {
         let max = u64::from(regs::JOB_MAX_LEN);
-        let jobs = ring.div_ceil(max);
-        if jobs > SCRUB_RING / regs::DESC_SIZE as u64 {
-            return Err(EINVAL);
-        }
+        let jobs = len.div_ceil(max);
         let mut descs = KVec::with_capacity(jobs as usize, GFP_KERNEL)?;
         for k in 0..jobs {
-            let len = (ring - k * max).min(max) as u32;
+            let n = (len - k * max).min(max) as u32;
             descs.push(
-                regs::desc_words(regs::OP_FILL, 0, 0, k * max, len, 0),
+                regs::desc_words(regs::OP_FILL, 0, 0, off + k * max, n, 0),
                 GFP_KERNEL,
             )?;
         }
@@ -298,16 +291,31 @@ impl ParentState {
             waited += 1;
         };
         self.ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
-        res.inspect_err(|e| {
-            dev_err!(
-                self.pdev,
-                "scrubbing VRAM 0x{:x}+0x{:x} on context {} failed: {:?}\n",
-                base,
-                size,
-                c,
-                e
-            );
-        })?;
+        res
+    }
+
+    /// Zeroes an allocation's VRAM slice with the device's own fill engine,
+    /// so that a new tenant never reads what the last one left. Runs on
+    /// the allocation's first context, already programmed; its ring is
+    /// the slice's last `SCRUB_RING` bytes, zeroed through the BAR after.
+    /// Interrupts stay masked: this polls. Leaves the context reset.
+    pub(crate) fn scrub(&self, a: &Alloc) -> Result {
+        let c = a.contexts().next().ok_or(EINVAL)?;
+        let (base, size) = self.slice(a);
+        let ring = size.checked_sub(SCRUB_RING).ok_or(EINVAL)?;
+        let slots = SCRUB_RING / regs::DESC_SIZE as u64;
+        for (off, len) in carve::scrub_passes(ring, slots, u64::from(regs::JOB_MAX_LEN)) {
+            self.scrub_pass(c, base, ring, off, len).inspect_err(|e| {
+                dev_err!(
+                    self.pdev,
+                    "scrubbing VRAM 0x{:x}+0x{:x} on context {} failed: {:?}\n",
+                    base + off,
+                    len,
+                    c,
+                    e
+                );
+            })?;
+        }
         let vram = self.vram.try_access().ok_or(ENODEV)?;
         for off in (0..SCRUB_RING as usize).step_by(4) {
             vram.try_write32(0, (base + ring) as usize + off)?;

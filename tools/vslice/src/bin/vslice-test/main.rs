@@ -645,6 +645,39 @@ fn jobs_all_instances_at_once(uuids: &[String]) -> R {
     Ok(())
 }
 
+/// The last close stops the instance's contexts: jobs a user queued and
+/// left behind never complete (their descriptors' status stays 0, seen
+/// through the next open's mapping, which keeps VRAM as it is).
+fn close_stops_queued_jobs(u: &str) -> R {
+    let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
+    let len = JOB_MAX_LEN;
+    ensure!(inst.slice >= DATA_BASE + len as u64, "slice too small");
+    let jobs: Vec<Job> = (0..48)
+        .map(|i| Job {
+            op: OP_FILL,
+            dst: DATA_BASE,
+            len,
+            value: i,
+            ..Default::default()
+        })
+        .collect();
+    let idx = inst.submit(0, &jobs).map_err(|x| x.to_string())?;
+    let last = idx[idx.len() - 1];
+    drop(inst);
+    // Long enough for all 48 fills to finish if the engine kept going.
+    std::thread::sleep(Duration::from_secs(3));
+    let d = Device::open(u).map_err(e("reopen"))?;
+    let slice = d.region_info(vfio::BAR2).map_err(e("region info"))?.size;
+    let m = d.mmap(vfio::BAR2, 0, slice as usize).map_err(e("mmap"))?;
+    let at = (last % job::RING_SLOTS) as usize * DESC_SIZE + DESC_STATUS;
+    ensure!(
+        m.read32(at) == 0,
+        "the last queued job completed (status {:#x}) after the user closed the instance",
+        m.read32(at)
+    );
+    Ok(())
+}
+
 fn reset_mid_job(u: &str) -> R {
     let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
     let len = JOB_MAX_LEN;
@@ -930,6 +963,7 @@ fn main() {
             t("jobs_on_every_context_with_msix", &mut || jobs_every_context(&us[0]));
             t("jobs_on_all_instances_at_once", &mut || jobs_all_instances_at_once(&us));
             t("reset_in_the_middle_of_a_job", &mut || reset_mid_job(&us[0]));
+            t("last_close_stops_queued_jobs", &mut || close_stops_queued_jobs(&us[0]));
             t("close_tears_down_interrupt_routes", &mut || {
                 close_tears_down_routes(&us[2])
             });
