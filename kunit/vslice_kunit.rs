@@ -178,41 +178,6 @@ mod tests {
 mod carve_tests {
     use super::carve::*;
 
-    #[test]
-    fn scrub_passes_cover_any_slice_size() {
-        let max = u64::from(super::regs::JOB_MAX_LEN);
-        let slots = 64;
-        let per = slots * max;
-        // 0, 1, one job, one pass and their neighbours, 8 GiB and 16 GiB
-        // slices less their scrub ring, and the largest length.
-        for len in [
-            0,
-            1,
-            max - 1,
-            max,
-            max + 1,
-            per - 1,
-            per,
-            per + 1,
-            (8 << 30) - 4096,
-            (16 << 30) - 4096,
-            3 * per + 12345,
-            (1 << 40) + 1,
-        ] {
-            let mut next = 0;
-            let mut passes = 0u64;
-            for (off, n) in scrub_passes(len, slots, max) {
-                assert_eq!(off, next, "passes are contiguous");
-                assert!(n > 0 && n <= per);
-                assert!(n.div_ceil(max) <= slots, "a pass fits the ring");
-                next = off + n;
-                passes += 1;
-            }
-            assert_eq!(next, len, "passes cover the slice exactly");
-            assert_eq!(passes, len.div_ceil(per));
-        }
-    }
-
     /// The model: what the live allocations imply, computed from scratch.
     fn check(a: &Allocator, contexts: u32) {
         let units = device_units(contexts);
@@ -559,5 +524,47 @@ mod vdev_tests {
         assert_eq!(piece(3, 16), 1);
         assert_eq!(piece(0, 3), 2);
         assert_eq!(piece(0, 1), 1);
+    }
+}
+
+#[kunit_tests(vslice_scrub)]
+mod scrub_tests {
+    use super::carve::*;
+
+    #[test]
+    fn scrub_passes_cover_any_slice_size() {
+        let max = u64::from(super::regs::JOB_MAX_LEN);
+        let slots = 64;
+        let per = slots * max;
+        // 0, 1, one job, one pass and their neighbours, 8 GiB and 16 GiB
+        // slices less their scrub ring, and the largest length.
+        for len in [
+            0,
+            1,
+            max - 1,
+            max,
+            max + 1,
+            per - 1,
+            per,
+            per + 1,
+            (8 << 30) - 4096,
+            (16 << 30) - 4096,
+            3 * per + 12345,
+            (1 << 40) + 1,
+        ] {
+            let mut next = 0;
+            let mut passes = 0u64;
+            for (off, n) in scrub_passes(len, slots, max) {
+                // Contiguous, each within one ring.
+                assert_eq!(off, next);
+                assert!(n > 0 && n <= per);
+                assert!(n.div_ceil(max) <= slots);
+                next = off + n;
+                passes += 1;
+            }
+            // The passes cover the slice exactly.
+            assert_eq!(next, len);
+            assert_eq!(passes, len.div_ceil(per));
+        }
     }
 }
