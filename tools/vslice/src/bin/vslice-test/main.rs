@@ -406,7 +406,13 @@ fn config_space(d: &Device, n: u32, slice: u64) -> R {
         "MSI-X table size {} for {n} vectors",
         (cap >> 16) & 0x7ff
     );
-    ensure!(cfg32(d, 0x44)? == 4 && cfg32(d, 0x48)? == 0x804, "MSI-X table/PBA BIR");
+    // Table at BAR4 offset 0, the PBA right after it (16 bytes a vector).
+    ensure!(
+        cfg32(d, 0x44)? == 4 && cfg32(d, 0x48)? == (16 * n) | 4,
+        "MSI-X table {:#x} / PBA {:#x} (BIR 4)",
+        cfg32(d, 0x44)?,
+        cfg32(d, 0x48)?
+    );
     // BAR sizing: all-ones reads back the size mask and the type bits.
     for (off, size, flags) in [(0x10u64, bar0_size(n), 0u32), (0x18, slice, 0xc), (0x20, 4096, 0)] {
         set_cfg32(d, off, u32::MAX)?;
