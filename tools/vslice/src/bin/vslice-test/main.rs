@@ -651,14 +651,10 @@ fn jobs_all_instances_at_once(uuids: &[String]) -> R {
     Ok(())
 }
 
-/// The last close stops the instance's contexts: jobs a user queued and
-/// left behind never complete (their descriptors' status stays 0, seen
-/// through the next open's mapping, which keeps VRAM as it is).
-fn close_stops_queued_jobs(u: &str) -> R {
-    let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
-    let len = JOB_MAX_LEN;
-    ensure!(inst.slice >= DATA_BASE + len as u64, "slice too small");
-    let jobs: Vec<Job> = (0..48)
+/// `n` fills of `len` bytes at `DATA_BASE`: work that runs long enough to
+/// be interrupted.
+fn long_fills(n: u32, len: u32) -> Vec<Job> {
+    (0..n)
         .map(|i| Job {
             op: OP_FILL,
             dst: DATA_BASE,
@@ -666,7 +662,17 @@ fn close_stops_queued_jobs(u: &str) -> R {
             value: i,
             ..Default::default()
         })
-        .collect();
+        .collect()
+}
+
+/// The last close stops the instance's contexts: jobs a user queued and
+/// left behind never complete (their descriptors' status stays 0, seen
+/// through the next open's mapping, which keeps VRAM as it is).
+fn close_stops_queued_jobs(u: &str) -> R {
+    let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
+    let len = JOB_MAX_LEN;
+    ensure!(inst.slice >= DATA_BASE + len as u64, "slice too small");
+    let jobs = long_fills(48, len);
     let idx = inst.submit(0, &jobs).map_err(|x| x.to_string())?;
     let last = idx[idx.len() - 1];
     drop(inst);
@@ -688,15 +694,7 @@ fn reset_mid_job(u: &str) -> R {
     let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
     let len = JOB_MAX_LEN;
     ensure!(inst.slice >= DATA_BASE + len as u64, "slice too small");
-    let jobs: Vec<Job> = (0..16)
-        .map(|i| Job {
-            op: OP_FILL,
-            dst: DATA_BASE,
-            len,
-            value: i,
-            ..Default::default()
-        })
-        .collect();
+    let jobs = long_fills(16, len);
     let idx = inst.submit(0, &jobs).map_err(|x| x.to_string())?;
     inst.dev.reset().map_err(e("VFIO_DEVICE_RESET"))?;
     let r = |off| inst.dev.reg(ctx_window(0) + off).map_err(|x| x.to_string());
