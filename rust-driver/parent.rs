@@ -25,8 +25,8 @@
 //! it), then Rust allocates under `carving` and fails with -ENODEV unless
 //! Live, -ENOSPC if the type is exhausted (nothing half-created).
 //! Child remove (mdev remove): C waits for the instance's users to close
-//! (`vfio_unregister_group_dev`; the VFIO `request` op that asks them to is
-//! the next issue's) with no lock of ours held, then takes the rwsem
+//! (`vfio_unregister_group_dev`, which calls the VFIO `request` op to ask
+//! them to) with no lock of ours held, then takes the rwsem
 //! shared and Rust returns the capacity; `available_instances` agrees from
 //! that moment. Unlike create it takes the rwsem blocking, not trylock: the
 //! mdev remove callback cannot fail, and it runs for every child during

@@ -1,4 +1,4 @@
-# Guest half of the reliability suite (issue 6): /usr/bin/vslice-stress
+# Guest half of the reliability suite: /usr/bin/vslice-stress
 # runs each scenario and writes its JSON report; each scenario is one KTAP
 # test of suite vslice_reliability. Reports are printed as
 # "VSLICE-REPORT <name> <json>" lines, which the host saves in the results

@@ -1,4 +1,4 @@
-# Guest tests of instances as VFIO devices (issue 5). Sourced by check.sh
+# Guest tests of instances as VFIO devices. Sourced by check.sh
 # after /guest/ktap.sh and lifecycle.sh. /usr/bin/vslice-test prints its
 # own KTAP document (suite vslice_vfio); this file adds vslice_request:
 # the REQ contract with the client and the CLI's errors.

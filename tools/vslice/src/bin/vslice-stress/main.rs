@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `vslice-stress`: the guest half of the reliability suite (issue 6).
+//! `vslice-stress`: the guest half of the reliability suite.
 //!
 //!   vslice-stress load [--cycles N] [--run-ms MS] [--creators N] [--users N]
 //!                      [--parents N] [--unbind-bound-ms MS] [--leak-every N]

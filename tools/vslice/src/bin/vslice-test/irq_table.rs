@@ -382,58 +382,35 @@ mod tests {
     fn table_gives_the_documented_results() {
         use vfio::*;
         let t = IRQ_SET_ACTION_TRIGGER;
-        // The call that crashed the kernel: REQ, EVENTFD, count 0.
-        assert_eq!(
-            want(call(REQ_IRQ_INDEX, IRQ_SET_DATA_EVENTFD | t, 0, 0, Fd::Eventfd)),
-            libc::EINVAL
+        let (e, n, b, m) = (
+            IRQ_SET_DATA_EVENTFD,
+            IRQ_SET_DATA_NONE,
+            IRQ_SET_DATA_BOOL,
+            IRQ_SET_ACTION_MASK,
         );
-        assert_eq!(
-            want(call(REQ_IRQ_INDEX, IRQ_SET_DATA_BOOL | t, 0, 0, Fd::Eventfd)),
-            libc::EINVAL
-        );
-        assert_eq!(want(call(REQ_IRQ_INDEX, IRQ_SET_DATA_NONE | t, 0, 0, Fd::Eventfd)), 0);
-        assert_eq!(
-            want(call(
-                REQ_IRQ_INDEX,
-                IRQ_SET_DATA_NONE | IRQ_SET_ACTION_MASK,
-                0,
-                1,
-                Fd::Eventfd
-            )),
-            libc::ENOTTY
-        );
-        assert_eq!(
-            want(call(MSIX_IRQ_INDEX, IRQ_SET_DATA_EVENTFD | t, 0, 4, Fd::MinusTwo)),
-            libc::EINVAL
-        );
-        assert_eq!(
-            want(call(MSIX_IRQ_INDEX, IRQ_SET_DATA_EVENTFD | t, 0, 4, Fd::Closed)),
-            libc::EBADF
-        );
-        assert_eq!(
-            want(call(MSIX_IRQ_INDEX, IRQ_SET_DATA_EVENTFD | t, 3, 1, Fd::MinusOne)),
-            0
-        );
-        assert_eq!(
-            want(call(MSIX_IRQ_INDEX, IRQ_SET_DATA_EVENTFD | t, 3, 2, Fd::Eventfd)),
-            libc::EINVAL
-        );
-        assert_eq!(want(call(MSIX_IRQ_INDEX, IRQ_SET_DATA_NONE | t, 0, 0, Fd::Eventfd)), 0);
-        assert_eq!(
-            want(call(
-                MSIX_IRQ_INDEX,
-                IRQ_SET_DATA_NONE | IRQ_SET_ACTION_MASK,
-                0,
-                0,
-                Fd::Eventfd
-            )),
-            libc::EINVAL
-        );
-        assert_eq!(want(call(0, IRQ_SET_DATA_NONE | t, 0, 0, Fd::Eventfd)), libc::EINVAL);
-        assert_eq!(
-            want(call(MSIX_IRQ_INDEX, IRQ_SET_DATA_NONE | t | 1 << 6, 0, 1, Fd::Eventfd)),
-            libc::EINVAL
-        );
+        // (index, flags, start, count, EVENTFD datum, result); the first is
+        // the call that crashed the kernel: REQ, EVENTFD, count 0.
+        let cases = [
+            (REQ_IRQ_INDEX, e | t, 0, 0, Fd::Eventfd, libc::EINVAL),
+            (REQ_IRQ_INDEX, b | t, 0, 0, Fd::Eventfd, libc::EINVAL),
+            (REQ_IRQ_INDEX, n | t, 0, 0, Fd::Eventfd, 0),
+            (REQ_IRQ_INDEX, n | m, 0, 1, Fd::Eventfd, libc::ENOTTY),
+            (MSIX_IRQ_INDEX, e | t, 0, 4, Fd::MinusTwo, libc::EINVAL),
+            (MSIX_IRQ_INDEX, e | t, 0, 4, Fd::Closed, libc::EBADF),
+            (MSIX_IRQ_INDEX, e | t, 3, 1, Fd::MinusOne, 0),
+            (MSIX_IRQ_INDEX, e | t, 3, 2, Fd::Eventfd, libc::EINVAL),
+            (MSIX_IRQ_INDEX, n | t, 0, 0, Fd::Eventfd, 0),
+            (MSIX_IRQ_INDEX, n | m, 0, 0, Fd::Eventfd, libc::EINVAL),
+            (0, n | t, 0, 0, Fd::Eventfd, libc::EINVAL),
+            (MSIX_IRQ_INDEX, n | t | 1 << 6, 0, 1, Fd::Eventfd, libc::EINVAL),
+        ];
+        for (index, flags, start, count, fd, r) in cases {
+            assert_eq!(
+                want(call(index, flags, start, count, fd)),
+                r,
+                "{index} {flags:#x} {start} {count} {fd:?}"
+            );
+        }
         let mut short = call(MSIX_IRQ_INDEX, IRQ_SET_DATA_BOOL | t, 0, 1, Fd::Eventfd);
         short.short = true;
         assert_eq!(want(short), libc::EINVAL);
