@@ -10,9 +10,10 @@
 #   make modules [KERNEL=...]      build vslice.ko and the KUnit modules (also: make)
 #   make kernel [KERNEL=...]       build the kernel variant
 #   make buildroot                 create the pinned trixie build root
-#   make nested-qemu               smoke test: a nested QEMU uses an instance as its vfio-pci device
+#   make nested-qemu               a nested QEMU uses an instance (>128 vectors, >4 GiB device) as its vfio-pci device
 #   make cache-prune               delete cached trees whose key no longer matches
 
+SHELL := /bin/bash
 KERNEL ?= debug
 DEVICES ?= 1
 SCRIPTS := $(CURDIR)/scripts
@@ -48,7 +49,8 @@ vm-run:
 		--devices $(DEVICES) --kernel $(KERNEL) --name vm-run
 
 nested-qemu:
-	@$(SCRIPTS)/vm-run.sh --script $(CURDIR)/guest/nested-qemu.sh --files "$$($(SCRIPTS)/nested-qemu.sh)" \
+	@. $(SCRIPTS)/lib.sh && VSLICE_HWSIM_ARGS=$$VSLICE_NESTED_HWSIM_ARGS \
+		$(SCRIPTS)/vm-run.sh --script $(CURDIR)/guest/nested-qemu.sh --files "$$($(SCRIPTS)/nested-qemu.sh)" \
 		--devices 1 --name nested-qemu --timeout 600
 
 cache-prune:

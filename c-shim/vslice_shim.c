@@ -16,14 +16,22 @@
  *   C's reference to the Rust parent state. Module exit waits for every
  *   release (vslice_live_parents).
  * - struct vslice_shim_instance, one per mdev child: a vfio_device whose
- *   release() frees the Rust instance.
+ *   release() frees the Rust instance. Module exit also waits for every
+ *   such release (vslice_live_vdevs): a user's last fd can outlive the
+ *   child's removal and the parent's.
  *
- * Locks: sp->rwsem, per parent. Taken shared (trylock, -ENODEV) by child
- * create and by parent-level operations (self-test); shared (blocking,
- * never across waiting for users) by child remove; exclusive only by
- * parent removal while it marks the parent Removing. Order: the mdev
- * core's unreg_sem, then sp->rwsem. No lock of ours is held across
- * mdev_unregister_parent().
+ * Locks: sp->rwsem, per parent: the driver's own guarantee that no
+ * parent-level operation of ours (child create, self-test) runs once the
+ * parent's removal started. Those take it shared with trylock (-ENODEV
+ * when it is held exclusive) and never block on it; parent removal holds
+ * it exclusive from before it marks the parent Removing until the device
+ * is quiesced, across mdev_unregister_parent(), which is safe because
+ * nothing the core calls meanwhile (child probe: trylock; child remove
+ * and the VFIO callbacks: not at all) waits for it.
+ * Per instance: igate (REQ trigger, MSI-X routes), then memory_lock
+ * (shared by BAR accesses and VRAM mapping faults, which run under the
+ * mm's mmap_lock; exclusive by whatever stops the BARs decoding, which
+ * then zaps the mapping). No user copy happens under memory_lock.
  */
 
 #include <linux/debugfs.h>
@@ -33,6 +41,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/ratelimit.h>
 #include <linux/rwsem.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
@@ -84,10 +93,14 @@ struct vslice_shim_instance {
 	/* Guards req_trigger: SET_IRQS, request and close_device. */
 	struct mutex igate;
 	struct eventfd_ctx *req_trigger;
+	/* Orders VRAM mapping faults against zaps (see "instances: VRAM"). */
+	struct rw_semaphore memory_lock;
 };
 
 static struct dentry *vslice_debugfs_root;
 static atomic_t vslice_live_parents = ATOMIC_INIT(0);
+/* VFIO devices not yet released: their release() is code of this module. */
+static atomic_t vslice_live_vdevs = ATOMIC_INIT(0);
 static const struct class vslice_class = { .name = "vslice" };
 static struct mdev_driver vslice_mdev_driver;
 
@@ -135,6 +148,7 @@ static int vslice_stats_show(struct seq_file *s, void *unused)
 		   st.instances_made, st.instances_released);
 	seq_printf(s, "parents_made: %llu\nparents_released: %llu\n",
 		   st.parents_made, st.parents_released);
+	seq_printf(s, "mmap_faults: %llu\n", st.mmap_faults);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(vslice_stats);
@@ -321,6 +335,8 @@ static void vslice_msix_teardown(struct vslice_shim_instance *inst)
 			vslice_route_set(inst->sp, h, NULL);
 }
 
+static void vslice_zap_vram(struct vslice_shim_instance *inst);
+
 /* Last reference to the VFIO device: after remove and after every user. */
 static void vslice_vfio_release(struct vfio_device *vdev)
 {
@@ -330,19 +346,30 @@ static void vslice_vfio_release(struct vfio_device *vdev)
 	if (inst->rs)
 		vslice_rs_instance_release(inst->rs);
 	mutex_destroy(&inst->igate);
+	if (atomic_dec_and_test(&vslice_live_vdevs))
+		wake_up_var(&vslice_live_vdevs);
 }
 
 /*
  * VFIO core, from vfio_unregister_group_dev() (instance remove, so also
  * PCI unbind) while a user keeps the device open: every 10 s until the
  * last fd closes. Signals the user's REQ eventfd, as vfio-pci does; the
- * contract (docs/design.md) is that the user closes promptly.
+ * contract (docs/design.md) is that the user closes promptly. A user
+ * still there at the second call loses the device: the BARs stop
+ * answering and the VRAM mapping is zapped (further touches SIGBUS), so
+ * that nobody keeps using a device that is being taken away.
  */
 static void vslice_vfio_request(struct vfio_device *vdev, unsigned int count)
 {
 	struct vslice_shim_instance *inst =
 		container_of(vdev, struct vslice_shim_instance, vdev);
 
+	if (count) {
+		down_write(&inst->memory_lock);
+		vslice_rs_instance_revoke(inst->rs);
+		vslice_zap_vram(inst);
+		up_write(&inst->memory_lock);
+	}
 	mutex_lock(&inst->igate);
 	if (inst->req_trigger) {
 		if (!(count % 10))
@@ -591,10 +618,17 @@ static long vslice_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd, unsign
 	case VFIO_DEVICE_SET_IRQS:
 		return vslice_ioctl_set_irqs(inst, uarg);
 	case VFIO_DEVICE_RESET:
-		/* A function reset disables MSI-X: the routes go with it. */
+		/*
+		 * A function reset disables MSI-X: the routes go with it. The
+		 * mapping is zapped, so that no access reaches VRAM while the
+		 * contexts reset; faults map it again afterwards.
+		 */
 		mutex_lock(&inst->igate);
 		vslice_msix_teardown(inst);
+		down_write(&inst->memory_lock);
+		vslice_zap_vram(inst);
 		ret = vslice_rs_instance_reset(inst->rs);
+		up_write(&inst->memory_lock);
 		mutex_unlock(&inst->igate);
 		return ret;
 	default:
@@ -628,6 +662,31 @@ static_assert(VSLICE_NUM_REGIONS == VFIO_PCI_NUM_REGIONS);
 #define VSLICE_RW_STACK 64
 
 /*
+ * One piece of a region access, under memory_lock: shared for accesses
+ * that cannot change whether the BARs decode, exclusive for config
+ * writes, which can (the command register), and zap the mapping if they
+ * stopped it.
+ */
+static s64 vslice_region_rw_locked(struct vslice_shim_instance *inst, u32 index,
+				   u64 off, u8 *buf, u32 len, bool write)
+{
+	s64 n;
+
+	if (write && index == VFIO_PCI_CONFIG_REGION_INDEX) {
+		down_write(&inst->memory_lock);
+		n = vslice_rs_region_rw(inst->rs, index, off, buf, len, write);
+		if (!vslice_rs_instance_decodes(inst->rs))
+			vslice_zap_vram(inst);
+		up_write(&inst->memory_lock);
+		return n;
+	}
+	down_read(&inst->memory_lock);
+	n = vslice_rs_region_rw(inst->rs, index, off, buf, len, write);
+	up_read(&inst->memory_lock);
+	return n;
+}
+
+/*
  * VFIO core: read() or write() on the device fd, pread/pwrite style: the
  * region is the offset's top bits (vfio-pci encoding). Rust does each
  * piece; this copies to and from user space through a bounce buffer.
@@ -658,7 +717,7 @@ static ssize_t vslice_vfio_rw(struct vfio_device *vdev, char __user *ubuf,
 			n = -EFAULT;
 			break;
 		}
-		n = vslice_rs_region_rw(inst->rs, index, off + done, buf, len, write);
+		n = vslice_region_rw_locked(inst, index, off + done, buf, len, write);
 		if (n <= 0)
 			break;
 		if (!write && copy_to_user(ubuf + done, buf, n)) {
@@ -690,30 +749,89 @@ static ssize_t vslice_vfio_write(struct vfio_device *vdev, const char __user *bu
 }
 
 /*
+ * Pages a fault maps at once: the 2 MiB-aligned window around it (inside
+ * the VMA), so that streaming through a slice faults once per window
+ * rather than once per page.
+ */
+#define VSLICE_FAULT_WINDOW SZ_2M
+
+/*
+ * A fault on a VRAM mapping (mmap_lock held). Rust says whether the BARs
+ * decode and where the page is; SIGBUS while they do not.
+ */
+static vm_fault_t vslice_vm_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct vslice_shim_instance *inst = vma->vm_private_data;
+	u64 vma_off = vslice_region_offset((u64)vma->vm_pgoff << PAGE_SHIFT);
+	unsigned long addr = vmf->address & PAGE_MASK;
+	unsigned long start = max(ALIGN_DOWN(addr, VSLICE_FAULT_WINDOW), vma->vm_start);
+	unsigned long end = min(ALIGN_DOWN(addr, VSLICE_FAULT_WINDOW) + VSLICE_FAULT_WINDOW,
+				vma->vm_end);
+	vm_fault_t ret;
+	u64 phys;
+
+	down_read(&inst->memory_lock);
+	if (vslice_rs_mmap_fault(inst->rs, vma_off + (addr - vma->vm_start), &phys)) {
+		ret = VM_FAULT_SIGBUS;
+		goto out;
+	}
+	ret = vmf_insert_pfn(vma, addr, PHYS_PFN(phys));
+	if (ret & VM_FAULT_ERROR)
+		goto out;
+	/* The rest of the window, best effort: a later fault retries. */
+	for (; start < end; start += PAGE_SIZE) {
+		if (start == addr)
+			continue;
+		if (vmf_insert_pfn(vma, start, PHYS_PFN(phys + start - addr)) & VM_FAULT_ERROR)
+			break;
+	}
+out:
+	up_read(&inst->memory_lock);
+	return ret;
+}
+
+static const struct vm_operations_struct vslice_vm_ops = {
+	.fault = vslice_vm_fault,
+};
+
+/* Unmaps every VRAM mapping of the instance; memory_lock held exclusive. */
+static void vslice_zap_vram(struct vslice_shim_instance *inst)
+{
+	lockdep_assert_held_write(&inst->memory_lock);
+	unmap_mapping_range(inst->vdev.inode->i_mapping,
+			    vslice_region_pos(VFIO_PCI_BAR2_REGION_INDEX, 0),
+			    VSLICE_REGION_MASK + 1, true);
+}
+
+/*
  * VFIO core: mmap of the device fd. Only the VRAM slice maps (Rust checks
  * region, offset and length), straight to the device's BAR: no trap per
- * access. The mapping holds the file, so unbind waits for munmap too.
+ * access. Pages come in on fault, so that the driver can take them away
+ * (vslice_zap_vram) when the BARs stop decoding. The mapping holds the
+ * file, so unbind waits for munmap too.
  */
 static int vslice_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 {
 	struct vslice_shim_instance *inst =
 		container_of(vdev, struct vslice_shim_instance, vdev);
 	u64 pos = (u64)vma->vm_pgoff << PAGE_SHIFT;
-	u64 len = vma->vm_end - vma->vm_start, phys;
+	u64 len = vma->vm_end - vma->vm_start;
 	int ret;
 
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	if (vma->vm_pgoff > (U64_MAX >> PAGE_SHIFT))
 		return -EINVAL;
-	ret = vslice_rs_mmap_phys(inst->rs, vslice_region_index(pos),
-				  vslice_region_offset(pos), len, &phys);
+	ret = vslice_rs_mmap_check(inst->rs, vslice_region_index(pos),
+				   vslice_region_offset(pos), len);
 	if (ret)
 		return ret;
-	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_private_data = inst;
 	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
-	return io_remap_pfn_range(vma, vma->vm_start, phys >> PAGE_SHIFT, len,
-				  vma->vm_page_prot);
+	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &vslice_vm_ops;
+	return 0;
 }
 
 static const struct vfio_device_ops vslice_vfio_ops = {
@@ -751,8 +869,10 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 		dev_err(&mdev->dev, "cannot allocate the VFIO device: %d\n", ret);
 		goto out;
 	}
+	atomic_inc(&vslice_live_vdevs);
 	inst->sp = sp;
 	mutex_init(&inst->igate);
+	init_rwsem(&inst->memory_lock);
 	ret = vslice_rs_instance_create(sp->rs, t->index, &inst->rs);
 	if (ret)
 		goto put;
@@ -773,17 +893,16 @@ out:
 
 /*
  * mdev core: child remove (sysfs remove, or parent unregistration), with
- * the core's unreg_sem held. Waits for the instance's users to close.
+ * the core's unreg_sem held. Waits for the instance's users to close. It
+ * takes no rwsem: parent removal holds that exclusive while the core
+ * removes every child; Rust returns the capacity under its own mutex.
  */
 static void vslice_mdev_remove(struct mdev_device *mdev)
 {
 	struct vslice_shim_instance *inst = dev_get_drvdata(&mdev->dev);
-	struct vslice_shim_parent *sp = inst->sp;
 
 	vfio_unregister_group_dev(&inst->vdev);
-	down_read(&sp->rwsem);
 	vslice_rs_instance_remove(inst->rs);
-	up_read(&sp->rwsem);
 	vfio_put_device(&inst->vdev);
 }
 
@@ -863,9 +982,6 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 		put_device(&sp->dev);
 		return ret;
 	}
-	sp->dir = debugfs_create_dir(pci_name(pdev), vslice_debugfs_root);
-	debugfs_create_file("state", 0444, sp->dir, sp, &vslice_state_fops);
-	debugfs_create_file("selftest", 0200, sp->dir, sp, &vslice_selftest_fops);
 	*out = sp;
 	return 0;
 }
@@ -888,6 +1004,10 @@ int vslice_shim_parent_register(struct vslice_shim_parent *sp)
 		sp->type_ptrs[i] = &t->type;
 	}
 	sp->ntypes = i;
+	/* The IRQs exist by now: a self-test from here on gets its interrupt. */
+	sp->dir = debugfs_create_dir(pci_name(sp->pdev), vslice_debugfs_root);
+	debugfs_create_file("state", 0444, sp->dir, sp, &vslice_state_fops);
+	debugfs_create_file("selftest", 0200, sp->dir, sp, &vslice_selftest_fops);
 	ret = mdev_register_parent(&sp->parent, &sp->dev, &vslice_mdev_driver,
 				   sp->type_ptrs, sp->ntypes);
 	if (!ret)
@@ -897,23 +1017,36 @@ int vslice_shim_parent_register(struct vslice_shim_parent *sp)
 
 /*
  * Called from the Rust unbind path (and on a failed probe). The removal
- * protocol of rust-driver/parent.rs, in order: drain, mark Removing,
- * remove every child, quiesce, free IRQs, drop debugfs and the device.
+ * protocol of rust-driver/parent.rs, in order: drain and exclude every
+ * parent-level operation (rwsem exclusive, held to the end), mark
+ * Removing, remove every child, quiesce, free IRQs, drop debugfs and the
+ * device. Creates and self-tests only ever trylock the rwsem, so holding
+ * it across mdev_unregister_parent() cannot deadlock with them; child
+ * remove and the VFIO callbacks do not take it.
  */
 void vslice_shim_parent_remove(struct vslice_shim_parent *sp)
 {
 	down_write(&sp->rwsem);
 	vslice_rs_parent_removing(sp->rs);
-	up_write(&sp->rwsem);
 	if (sp->registered)
 		mdev_unregister_parent(&sp->parent);
 	vslice_rs_parent_quiesce(sp->rs);
+	up_write(&sp->rwsem);
 	vslice_shim_irqs_free(sp);
 	debugfs_remove(sp->dir);
 	device_unregister(&sp->dev);
 }
 
 /* ---- module ---------------------------------------------------------------- */
+
+static DEFINE_RATELIMIT_STATE(vslice_err_rs, DEFAULT_RATELIMIT_INTERVAL,
+			      DEFAULT_RATELIMIT_BURST);
+
+/* Called from Rust before logging an error a user can repeat at will. */
+int vslice_shim_err_ratelimit(void)
+{
+	return __ratelimit(&vslice_err_rs);
+}
 
 /* Called from the Rust module init, before the PCI driver registers. */
 int vslice_shim_init(void)
@@ -935,12 +1068,13 @@ int vslice_shim_init(void)
 
 /*
  * Called from the Rust module exit, after the PCI driver unregistered:
- * waits until every parent device was released (their release code is in
- * this module).
+ * waits until every parent device and every VFIO device was released
+ * (their release code is in this module).
  */
 void vslice_shim_exit(void)
 {
 	wait_var_event(&vslice_live_parents, !atomic_read(&vslice_live_parents));
+	wait_var_event(&vslice_live_vdevs, !atomic_read(&vslice_live_vdevs));
 	debugfs_remove(vslice_debugfs_root);
 	mdev_unregister_driver(&vslice_mdev_driver);
 	class_unregister(&vslice_class);

@@ -65,6 +65,8 @@ struct vslice_stats {
 	u64 instances_released;
 	u64 parents_made;
 	u64 parents_released;
+	/* VRAM mapping faults served (each maps the pages around it). */
+	u64 mmap_faults;
 };
 
 /* One instance type, as Rust defines it. */
@@ -116,6 +118,11 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec);
 int vslice_shim_parent_register(struct vslice_shim_parent *sp);
 void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
+/*
+ * 1 if an error a user can provoke in a loop may be logged now, 0 if the
+ * module's rate limit says not (the kernel's default interval and burst).
+ */
+int vslice_shim_err_ratelimit(void);
 
 /* Implemented in Rust, called from C. */
 void vslice_rs_stats(struct vslice_stats *out);
@@ -143,9 +150,19 @@ int vslice_rs_region_info(const struct vslice_rs_instance *inst, u32 index,
 /* @len bytes at @off of region @index to/from kernel @buf; bytes done. */
 s64 vslice_rs_region_rw(const struct vslice_rs_instance *inst, u32 index,
 			u64 off, u8 *buf, u32 len, u32 write);
-/* Physical address for mmap of @len bytes at @off; only the VRAM slice. */
-int vslice_rs_mmap_phys(const struct vslice_rs_instance *inst, u32 index,
-			u64 off, u64 len, u64 *phys);
+/* mmap of @len bytes at @off of region @index: 0 if it may map at all. */
+int vslice_rs_mmap_check(const struct vslice_rs_instance *inst, u32 index,
+			 u64 off, u64 len);
+/*
+ * A fault at VRAM slice offset @off, memory_lock held shared: the physical
+ * address to map there, or -EIO while the BARs do not decode.
+ */
+int vslice_rs_mmap_fault(const struct vslice_rs_instance *inst, u64 off,
+			 u64 *phys);
+/* 1 while the BARs decode (memory enabled, not revoked), else 0. */
+u32 vslice_rs_instance_decodes(const struct vslice_rs_instance *inst);
+/* Taken from a user who ignored REQ: BARs stop answering, for good. */
+void vslice_rs_instance_revoke(const struct vslice_rs_instance *inst);
 int vslice_rs_instance_reset(const struct vslice_rs_instance *inst);
 void vslice_rs_instance_release(struct vslice_rs_instance *inst);
 void vslice_rs_parent_removing(const struct vslice_rs_parent *rs);

@@ -1,11 +1,49 @@
 # Guest half of the nested-QEMU smoke test (scripts/nested-qemu.sh puts
-# QEMU in /extra). One KTAP suite, vslice_nested_qemu.
+# QEMU in /extra). One KTAP suite, vslice_nested_qemu. The device has the
+# large geometry of VSLICE_NESTED_HWSIM_ARGS (scripts/lib.sh): more than
+# 128 contexts and more than 4 GiB of VRAM, so that the whole-device type
+# has a slice the scrub takes in several passes and an MSI-X table whose
+# PBA QEMU places after it.
 . /guest/ktap.sh
 P1=$(vslice_devices | head -n1)
 Q="/extra/lib/ld-linux-x86-64.so.2 --library-path /extra/lib /extra/bin/qemu-system-x86_64"
+TYPES="eighth quarter half full unit"
+avail() { cat "/sys/class/mdev_bus/$P1/mdev_supported_types/vslice-$1/available_instances"; }
+state() { sed -n "s/^$1: //p" "/sys/kernel/debug/vslice/$P1/state"; }
+
+# For every type on this geometry: available > 0 <=> create succeeds, and
+# the capacity comes back after the removal. With the whole device taken,
+# every type says 0 and every create is refused.
+large_geometry_every_type_creatable() {
+	vram=$(state vram_bytes)
+	echo "device: $(state contexts) contexts, $vram bytes of VRAM"
+	[ "$vram" -gt 4294967296 ] || { echo "this run needs a device with more than 4 GiB of VRAM"; return 1; }
+	for t in $TYPES; do
+		n=$(avail $t)
+		[ "$n" -gt 0 ] || { echo "vslice-$t: none available on an empty parent"; return 1; }
+		u=$(vslice create "$P1" $t) || { echo "vslice-$t: available $n but create failed"; return 1; }
+		[ "$(avail $t)" = $((n - 1)) ] || { echo "vslice-$t: available $(avail $t) after a create, want $((n - 1))"; return 1; }
+		vslice remove "$u" || return 1
+		[ "$(avail $t)" = "$n" ] || { echo "vslice-$t: available $(avail $t) after the removal, want $n"; return 1; }
+	done
+	u=$(vslice create "$P1" full) || return 1
+	for t in $TYPES; do
+		[ "$(avail $t)" = 0 ] || { echo "vslice-$t: available $(avail $t) with the device taken"; vslice remove "$u"; return 1; }
+		if out=$(vslice create "$P1" $t 2>&1); then
+			echo "vslice-$t: created with the device taken"
+			vslice remove "$out"
+			vslice remove "$u"
+			return 1
+		fi
+	done
+	vslice remove "$u"
+}
 
 nested_qemu_sees_the_instance() {
-	u=$(vslice create "$P1" quarter) || return 1
+	u=$(vslice create "$P1" full) || return 1
+	vecs=$(vslice info "$u" | sed -n 's/^irq 2: count //p')
+	echo "instance: $vecs MSI-X vectors"
+	[ "${vecs:-0}" -gt 128 ] || { echo "this run needs an instance with more than 128 vectors"; vslice remove "$u"; return 1; }
 	rm -f /tmp/mon.in /tmp/mon.out
 	mkfifo /tmp/mon.in /tmp/mon.out
 	# shellcheck disable=SC2086
@@ -40,7 +78,8 @@ nested_qemu_sees_the_instance() {
 	[ $ok = 1 ]
 }
 
-ktap_begin vslice_nested_qemu 1
+ktap_begin vslice_nested_qemu 2
+t large_geometry_every_type_creatable large_geometry_every_type_creatable
 t nested_qemu_sees_the_instance nested_qemu_sees_the_instance
 ktap_end
 exit 0

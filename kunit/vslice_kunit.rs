@@ -453,8 +453,14 @@ mod vdev_tests {
         // A byte write touches only its byte.
         c.write(0x3c, &[0x0b]);
         assert_eq!(cfg32(&c, 0x3c), 0x0b);
+        // Memory decoding follows the command register, and a reset
+        // turns it back on (vfio-pci restores the command register).
+        assert!(c.mem_enabled());
+        set_cfg32(&c, 4, 0);
+        assert!(!c.mem_enabled());
         c.reset();
-        assert_eq!(cfg32(&c, 4), 0x0010_0000);
+        assert_eq!(cfg32(&c, 4), 0x0010_0002);
+        assert!(c.mem_enabled());
         assert_eq!(cfg32(&c, 0x10), 0);
         // Past the end reads all-ones, writes nothing.
         let mut b = [0u8; 2];
@@ -516,6 +522,21 @@ mod vdev_tests {
             region(REGION_BAR2, 2, 1 << 25),
             (1 << 25, REGION_READ | REGION_WRITE | REGION_MMAP)
         );
+        // Only whole pages map: a smaller or ragged slice is read/write.
+        let page = kernel::page::PAGE_SIZE as u64;
+        for (slice, maps) in [
+            (page, true),
+            (page - 1, false),
+            (page + 1, false),
+            (3 * page, true),
+            (0, false),
+        ] {
+            assert_eq!(slice_mappable(slice), maps);
+            assert_eq!(
+                region(REGION_BAR2, 2, slice).1 & REGION_MMAP != 0,
+                maps
+            );
+        }
         assert_eq!(region(1, 2, 1 << 25).0, 0);
         assert_eq!(region(8, 2, 1 << 25).0, 0);
         assert_eq!(piece(0, 16), 8);

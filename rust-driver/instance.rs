@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! An mdev instance's Rust state: its carved resources, a counted reference
 //! to its parent for its whole life (see the protocol in parent.rs), and
-//! what its VFIO device does: region reads and writes, the VRAM mmap range,
-//! reset, MSI-X vector routing. Created by the mdev probe, resources
+//! what its VFIO device does: region reads and writes, which VRAM pages a
+//! mapping fault may bring in, reset, MSI-X vector routing. Created by the mdev probe, resources
 //! returned by the mdev remove, memory freed by the VFIO device's release.
 //!
 //! Locking: none of its own. Config space and the emulated registers are
@@ -10,7 +10,10 @@
 //! BARs (RCU); the carving mutex is taken only by create and remove.
 //! Region accesses run while the user holds the device open, so the
 //! instance and its parent are alive; after a surprise removal the BARs
-//! read all-ones and accesses fail cleanly.
+//! read all-ones and accesses fail cleanly. Whether the BARs decode
+//! (`decodes`) changes under the C shim's per-instance `memory_lock` held
+//! exclusive, and mapping faults ask under it shared, so that a zap after
+//! the change leaves no page a later fault could have mapped too early.
 
 use kernel::{
     prelude::*,
@@ -23,6 +26,7 @@ use kernel::{
 use crate::carve::Alloc;
 use crate::parent::ParentState;
 use crate::regs;
+use crate::shim;
 use crate::stats;
 use crate::vdev::{self, Reg, VConfig};
 
@@ -39,6 +43,9 @@ pub(crate) struct Instance {
     scratch: Atomic<u32>,
     bad_count: Atomic<u32>,
     bad_offset: Atomic<u32>,
+    /// Non-zero once the instance is being taken from a user who kept it
+    /// open after REQ: from then on its BARs neither answer nor map.
+    revoked: Atomic<u32>,
     _count: stats::Token,
 }
 
@@ -68,7 +75,7 @@ impl Instance {
         let (id, alloc) = parent.carve(ty).inspect_err(|e| {
             if *e == ENOSPC || *e == ENODEV {
                 dev_dbg!(parent.pdev(), "no type {} instance: {:?}\n", ty, e);
-            } else {
+            } else if shim::err_ratelimit() {
                 dev_err!(
                     parent.pdev(),
                     "cannot create a type {} instance: {:?}\n",
@@ -90,16 +97,19 @@ impl Instance {
             scratch: Atomic::new(0),
             bad_count: Atomic::new(0),
             bad_offset: Atomic::new(0),
+            revoked: Atomic::new(0),
             _count: stats::INSTANCES.token(),
         });
         // On error `inst` drops and gives the resources back.
         parent.program(id, &alloc).inspect_err(|e| {
-            dev_err!(
-                parent.pdev(),
-                "cannot program instance {}'s contexts: {:?}\n",
-                id,
-                e
-            );
+            if shim::err_ratelimit() {
+                dev_err!(
+                    parent.pdev(),
+                    "cannot program instance {}'s contexts: {:?}\n",
+                    id,
+                    e
+                );
+            }
         })?;
         // A new tenant starts from zeroed VRAM (scrub logs its own error).
         parent.scrub(&alloc)?;
@@ -155,7 +165,7 @@ impl Instance {
                     // the device.
                     if *e == ENODEV {
                         dev_dbg!(self.parent.pdev(), "instance {}: device gone\n", self.id);
-                    } else {
+                    } else if shim::err_ratelimit() {
                         dev_err!(
                             self.parent.pdev(),
                             "instance {}: context {} reset failed: {:?}\n",
@@ -169,13 +179,41 @@ impl Instance {
         Ok(())
     }
 
-    /// The physical address of `len` bytes at `off` in region `index`, for
-    /// mmap: only the VRAM slice maps, and never a byte beyond it.
-    pub(crate) fn mmap_phys(&self, index: u32, off: u64, len: u64) -> Result<u64> {
+    /// Whether the BARs answer: memory decoding on and not revoked. The C
+    /// shim zaps the VRAM mapping whenever a change makes this false.
+    pub(crate) fn decodes(&self) -> bool {
+        self.cfg.mem_enabled() && self.revoked.load(Relaxed) == 0
+    }
+
+    /// The instance is being taken from its user: BAR accesses fail and
+    /// the VRAM mapping faults (SIGBUS) from now on, for good.
+    pub(crate) fn revoke(&self) {
+        self.revoked.store(1, Relaxed);
+    }
+
+    /// mmap of `len` bytes at `off` in region `index`: only the VRAM
+    /// slice maps, whole pages of it, and never a byte beyond it. Nothing
+    /// is mapped yet; pages come in on fault.
+    pub(crate) fn mmap_check(&self, index: u32, off: u64, len: u64) -> Result {
         let end = off.checked_add(len).ok_or(EINVAL)?;
-        if index != vdev::REGION_BAR2 || len == 0 || end > self.slice_size {
+        let (size, flags) = self.region(index);
+        if flags & vdev::REGION_MMAP == 0 || len == 0 || end > size {
             return Err(EINVAL);
         }
+        Ok(())
+    }
+
+    /// A fault on the VRAM mapping at slice offset `off`: the physical
+    /// address to map there, or `EIO` (the user gets SIGBUS) while the
+    /// BARs do not decode.
+    pub(crate) fn mmap_fault(&self, off: u64) -> Result<u64> {
+        if !self.decodes() {
+            return Err(EIO);
+        }
+        if off >= self.slice_size {
+            return Err(EINVAL);
+        }
+        stats::MMAP_FAULTS.add(1, Relaxed);
         Ok(self.parent.vram_phys()? + self.slice_base + off)
     }
 
@@ -188,6 +226,10 @@ impl Instance {
         }
         let len = buf.len().min((size - off) as usize);
         let buf = buf.get_mut(..len).ok_or(EINVAL)?;
+        // BARs do not answer while memory decoding is off (vfio-pci: EIO).
+        if index != vdev::REGION_CONFIG && !self.decodes() {
+            return Err(EIO);
+        }
         match index {
             vdev::REGION_CONFIG => {
                 if write {

@@ -11,9 +11,9 @@
 //!
 //! Probe (driver.rs): enable, map BARs (Devres), check the capabilities,
 //! reset the device, create `ParentState` (Live), add the shim parent
-//! (class device, debugfs; C takes one `Arc` reference), allocate MSI-X
-//! vectors, and register the mdev parent LAST: from that moment the mdev
-//! core may call in.
+//! (class device; C takes one `Arc` reference), allocate MSI-X vectors,
+//! then create debugfs and register the mdev parent LAST: from that moment
+//! users and the mdev core may call in.
 //!
 //! References: the PCI driver data holds one `Arc`; C holds one until its
 //! parent device is released, which happens only after every mdev type and
@@ -21,26 +21,31 @@
 //! memory goes when the last one drops, never earlier.
 //!
 //! Child create (mdev probe, under the core's `unreg_sem` shared): C takes
-//! the per-parent rwsem shared with trylock (-ENODEV if a removal holds
+//! the per-parent rwsem shared with trylock (-ENODEV while a removal holds
 //! it), then Rust allocates under `carving` and fails with -ENODEV unless
 //! Live, -ENOSPC if the type is exhausted (nothing half-created).
-//! Child remove (mdev remove): C waits for the instance's users to close
-//! (`vfio_unregister_group_dev`, which calls the VFIO `request` op to ask
-//! them to) with no lock of ours held, then takes the rwsem
-//! shared and Rust returns the capacity; `available_instances` agrees from
-//! that moment. Unlike create it takes the rwsem blocking, not trylock: the
-//! mdev remove callback cannot fail, and it runs for every child during
-//! unbind step 2 itself. A user's remove that starts after unbind began is
-//! refused by the mdev core (-ENODEV from its `unreg_sem` trylock); one
-//! already in flight is drained by step 1.
+//! Self-test (debugfs): the same trylock, then `carve` like a create.
+//! Child remove (mdev remove, under the core's `unreg_sem` shared for a
+//! user's remove, exclusive during unbind step 2): C waits for the
+//! instance's users to close (`vfio_unregister_group_dev`, which calls the
+//! VFIO `request` op to ask them) holding no lock of ours, then Rust stops
+//! the instance's contexts and returns the capacity under `carving`;
+//! `available_instances` agrees from that moment. It takes no rwsem.
 //!
 //! PCI unbind (`vslice_shim_parent_remove`, in this order):
-//! 1. rwsem exclusive: waits for in-flight creates, removes and self-tests;
-//!    mark Removing; release. From here no create and no new parent-level
-//!    operation starts, and no lookup finds a Live parent.
-//! 2. `mdev_unregister_parent`: the core removes every child (step "child
-//!    remove" above); no lock of ours is held.
-//! 3. quiesce: device reset (all contexts stop, interrupts masked); Gone.
+//! 1. rwsem exclusive, held until step 3 ends: waits for in-flight creates
+//!    and self-tests, then mark Removing. From here until the parent is
+//!    gone every create and self-test is refused at the trylock, by the
+//!    driver itself, whatever the mdev core does; `carve` refusing unless
+//!    Live is the second line.
+//! 2. `mdev_unregister_parent`: the core takes its `unreg_sem` exclusive,
+//!    which waits for a user's remove already in flight (including one
+//!    that started after step 1: the core refuses only those that start
+//!    after this point), then removes every child ("child remove" above).
+//!    A create that entered the core before this blocks nothing: it fails
+//!    at our trylock.
+//! 3. quiesce: device reset (all contexts stop, interrupts masked); Gone;
+//!    release the rwsem.
 //! 4. free the IRQs (waits for running handlers), remove debugfs (waits
 //!    for readers), unregister the parent device.
 //! 5. Rust drops the driver data; Devres revokes the BARs (waits for
@@ -306,14 +311,16 @@ impl ParentState {
         let slots = SCRUB_RING / regs::DESC_SIZE as u64;
         for (off, len) in carve::scrub_passes(ring, slots, u64::from(regs::JOB_MAX_LEN)) {
             self.scrub_pass(c, base, ring, off, len).inspect_err(|e| {
-                dev_err!(
-                    self.pdev,
-                    "scrubbing VRAM 0x{:x}+0x{:x} on context {} failed: {:?}\n",
-                    base + off,
-                    len,
-                    c,
-                    e
-                );
+                if crate::shim::err_ratelimit() {
+                    dev_err!(
+                        self.pdev,
+                        "scrubbing VRAM 0x{:x}+0x{:x} on context {} failed: {:?}\n",
+                        base + off,
+                        len,
+                        c,
+                        e
+                    );
+                }
             })?;
         }
         let vram = self.vram.try_access().ok_or(ENODEV)?;
@@ -526,12 +533,14 @@ impl ParentState {
             .ok_or(ENOSPC)
             .and_then(|t| self.carve(t))
             .inspect_err(|e| {
-                dev_err!(
-                    self.pdev,
-                    "self-test: no free slice of {} bytes: {:?}\n",
-                    bytes,
-                    e
-                );
+                if crate::shim::err_ratelimit() {
+                    dev_err!(
+                        self.pdev,
+                        "self-test: no free slice of {} bytes: {:?}\n",
+                        bytes,
+                        e
+                    );
+                }
             })?;
         let res = self.run_selftest(&a);
         self.uncarve(id, &a);

@@ -4,11 +4,16 @@
 //! Every `vslice_rs_*` function is a thin adapter: pointer in, a call on
 //! `ParentState` or `Instance`, errno out.
 
-use kernel::{bindings::pci_dev, pci, prelude::*, sync::Arc};
+use kernel::{
+    bindings::pci_dev,
+    pci,
+    prelude::*,
+    sync::{atomic::Relaxed, Arc},
+};
 
 use crate::carve::{Lifecycle, TYPES};
 use crate::instance::Instance;
-use crate::parent::{ParentState, NUM_TYPES};
+use crate::parent::{Irq, ParentState, NUM_TYPES};
 use crate::regs;
 use crate::stats;
 use crate::vdev;
@@ -374,22 +379,41 @@ pub(crate) unsafe extern "C" fn vslice_rs_region_rw(
     }
 }
 
-/// The physical address to map for `len` bytes at `off` in region
-/// `index`; -EINVAL unless that range lies inside the VRAM slice.
+/// mmap of `len` bytes at `off` in region `index`: 0 if that range may be
+/// mapped (inside the VRAM slice, whole pages), -EINVAL otherwise.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mmap_check(
+    inst: *const ffi::vslice_rs_instance,
+    index: u32,
+    off: u64,
+    len: u64,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    match unsafe { instance(inst) }.mmap_check(index, off, len) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// A fault on the VRAM mapping at slice offset `off` (C holds the
+/// instance's `memory_lock` shared): the physical address to map there,
+/// or -EIO while the BARs do not decode.
 ///
 /// # Safety
 ///
 /// `inst` as for [`instance`]; `phys` valid for writes.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn vslice_rs_mmap_phys(
+pub(crate) unsafe extern "C" fn vslice_rs_mmap_fault(
     inst: *const ffi::vslice_rs_instance,
-    index: u32,
     off: u64,
-    len: u64,
     phys: *mut u64,
 ) -> kernel::ffi::c_int {
     // SAFETY: per the contract.
-    match unsafe { instance(inst) }.mmap_phys(index, off, len) {
+    match unsafe { instance(inst) }.mmap_fault(off) {
         Ok(p) => {
             // SAFETY: `phys` is valid for writes per the contract.
             unsafe { phys.write(p) };
@@ -397,6 +421,30 @@ pub(crate) unsafe extern "C" fn vslice_rs_mmap_phys(
         }
         Err(e) => e.to_errno(),
     }
+}
+
+/// 1 if the instance's BARs decode, 0 if not (C zaps the mapping then).
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_decodes(
+    inst: *const ffi::vslice_rs_instance,
+) -> u32 {
+    // SAFETY: per the contract.
+    u32::from(unsafe { instance(inst) }.decodes())
+}
+
+/// The instance is being taken from a user who ignored REQ.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_revoke(inst: *const ffi::vslice_rs_instance) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.revoke();
 }
 
 /// `VFIO_DEVICE_RESET`: the instance's function reset.
@@ -413,6 +461,13 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_reset(
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
+}
+
+/// Whether an error a user can repeat at will may be logged now: the
+/// module's rate limit (the kernel's default interval and burst).
+pub(crate) fn err_ratelimit() -> bool {
+    // SAFETY: no arguments; C's ratelimit state is static.
+    unsafe { ffi::vslice_shim_err_ratelimit() != 0 }
 }
 
 /// Borrows a live instance.
@@ -517,6 +572,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
             instances_released,
             parents_made,
             parents_released,
+            mmap_faults: stats::MMAP_FAULTS.load(Relaxed),
         })
     };
 }
@@ -581,13 +637,14 @@ const _: [unsafe extern "C" fn(
     u32,
     u32,
 ) -> i64; 2] = [ffi::vslice_rs_region_rw, vslice_rs_region_rw];
-const _: [unsafe extern "C" fn(
-    *const ffi::vslice_rs_instance,
-    u32,
-    u64,
-    u64,
-    *mut u64,
-) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mmap_phys, vslice_rs_mmap_phys];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32, u64, u64) -> kernel::ffi::c_int;
+    2] = [ffi::vslice_rs_mmap_check, vslice_rs_mmap_check];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u64, *mut u64) -> kernel::ffi::c_int;
+    2] = [ffi::vslice_rs_mmap_fault, vslice_rs_mmap_fault];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u32; 2] =
+    [ffi::vslice_rs_instance_decodes, vslice_rs_instance_decodes];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] =
+    [ffi::vslice_rs_instance_revoke, vslice_rs_instance_revoke];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_instance_reset, vslice_rs_instance_reset];
 // The region flags are the uapi's (the C shim asserts the uapi side).
@@ -595,6 +652,10 @@ const _: () = assert!(vdev::REGION_READ == ffi::VSLICE_REGION_READ);
 const _: () = assert!(vdev::REGION_WRITE == ffi::VSLICE_REGION_WRITE);
 const _: () = assert!(vdev::REGION_MMAP == ffi::VSLICE_REGION_MMAP);
 const _: () = assert!(vdev::NUM_REGIONS == ffi::VSLICE_NUM_REGIONS);
+// What vslice_rs_irq() returns is the header's enum vslice_irq_kind.
+const _: () = assert!(Irq::None as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_NONE);
+const _: () = assert!(Irq::Handled as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_HANDLED);
+const _: () = assert!(Irq::Route as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_ROUTE);
 // The seam's limits agree with Rust's.
 const _: () = assert!(TYPES.len() <= ffi::VSLICE_MAX_TYPES as usize);
 const _: () = assert!(regs::MAX_CONTEXTS as usize <= 256);

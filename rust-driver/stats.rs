@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Module-wide object counts: every `Instance` and `ParentState` holds a
-//! `Token` from its `Count`, so "made - released" is the number alive.
+//! `Token` from its `Count`, so "made - released" is the number alive;
+//! and the VRAM mapping faults served.
 //! debugfs `vslice/stats` shows them; the reliability suite checks after
 //! every cycle that they match what sysfs shows (no leaked references).
 //! Lock-free: relaxed atomics, read without a lock (a snapshot).
@@ -46,3 +47,6 @@ impl Drop for Token {
 pub(crate) static INSTANCES: Count = Count::new();
 /// Parent states (one per successful bind, released at the last `Arc`).
 pub(crate) static PARENTS: Count = Count::new();
+/// Pages of VRAM mappings brought in by a fault: a mapping the driver
+/// zapped comes back only through here.
+pub(crate) static MMAP_FAULTS: Atomic<u64> = Atomic::new(0);

@@ -41,7 +41,10 @@ pub(crate) const MSIX_CAP: usize = 0x40;
 const CFG_DWORDS: usize = CONFIG_SIZE as usize / 4;
 const PCI_STATUS_CAP_LIST: u32 = 0x10;
 const PCI_CAP_ID_MSIX: u32 = 0x11;
-const PCI_COMMAND_RW: u32 = 0x0002 | 0x0004 | 0x0400; // memory, master, INTx disable
+/// Memory space decoding: BAR accesses and the VRAM mapping work only
+/// while it is set.
+pub(crate) const PCI_COMMAND_MEMORY: u32 = 0x0002;
+const PCI_COMMAND_RW: u32 = PCI_COMMAND_MEMORY | 0x0004 | 0x0400; // + master, INTx disable
 const BAR_MEM64_PREF: u32 = 0x4 | 0x8;
 const MSIX_CTRL_RW: u32 = 0xc000; // enable, function mask
 
@@ -65,13 +68,21 @@ pub(crate) fn msix_layout(n: u32) -> (u32, u64) {
     (pba as u32, (pba + pba_size).next_power_of_two().max(4096))
 }
 
+/// Whether a VRAM slice of `slice` bytes can be mapped: whole pages only,
+/// or a mapping would reach past the slice.
+pub(crate) fn slice_mappable(slice: u64) -> bool {
+    let page = kernel::page::PAGE_SIZE as u64;
+    slice >= page && slice % page == 0
+}
+
 /// Size and flags of region `index` for an instance with `n` contexts and
 /// a VRAM slice of `slice` bytes; size 0 for regions it does not have.
 pub(crate) fn region(index: u32, n: u32, slice: u64) -> (u64, u32) {
     let rw = REGION_READ | REGION_WRITE;
     match index {
         REGION_BAR0 => (bar0_size(n), rw),
-        REGION_BAR2 => (slice, rw | REGION_MMAP),
+        REGION_BAR2 if slice_mappable(slice) => (slice, rw | REGION_MMAP),
+        REGION_BAR2 => (slice, rw),
         REGION_BAR4 => (msix_layout(n).1, rw),
         REGION_CONFIG => (CONFIG_SIZE, rw),
         _ => (0, 0),
@@ -82,7 +93,10 @@ pub(crate) fn region(index: u32, n: u32, slice: u64) -> (u64, u32) {
 fn cfg_init(i: usize, vectors: u32) -> u32 {
     match i * 4 {
         0x00 => u32::from(regs::PCI_VENDOR_ID) | u32::from(regs::PCI_INSTANCE_DEVICE_ID) << 16,
-        0x04 => PCI_STATUS_CAP_LIST << 16,
+        // Memory decoding on, as a vfio-pci device is after open (the
+        // core enables it) and after VFIO_DEVICE_RESET (which restores
+        // the command register around the function reset).
+        0x04 => PCI_STATUS_CAP_LIST << 16 | PCI_COMMAND_MEMORY,
         0x08 => u32::from(regs::PCI_REVISION) | regs::PCI_CLASS_CODE << 8,
         0x18 => BAR_MEM64_PREF,
         0x2c => u32::from(regs::PCI_VENDOR_ID) | u32::from(regs::PCI_INSTANCE_DEVICE_ID) << 16,
@@ -141,6 +155,11 @@ impl VConfig {
         for (i, d) in self.dw.iter().enumerate() {
             d.store(cfg_init(i, self.vectors), Relaxed);
         }
+    }
+
+    /// Whether the command register enables memory space decoding.
+    pub(crate) fn mem_enabled(&self) -> bool {
+        self.dw[1].load(Relaxed) & PCI_COMMAND_MEMORY != 0
     }
 
     /// Reads `buf.len()` bytes at `off`; the caller clamps to `CONFIG_SIZE`.

@@ -116,5 +116,6 @@ kunit_results vslice_shim
 kunit_results vslice_caps
 kunit_results vslice_carve
 kunit_results vslice_vdev
+kunit_results vslice_scrub
 rmmod vslice_kunit vslice_shim_kunit
 exit 0

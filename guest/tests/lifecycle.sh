@@ -152,6 +152,62 @@ module_unload_with_instances() {
 	expect_avail "$P1" "8 4 2 1 16"
 }
 
+# A process holds an instance's VFIO cdev open (never bound: no module
+# reference, no REQ eventfd) while the instance's removal waits for it,
+# and rmmod starts: rmmod waits for the holder to close and returns only
+# after every VFIO device of the module was released.
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+module_unload_waits_for_a_held_cdev() {
+	create "$P1" eighth 14 || return 1
+	v=$(ls "/sys/bus/mdev/devices/$(uuid 14)/vfio-dev" 2>/dev/null)
+	[ -c "/dev/vfio/devices/$v" ] || { echo "no VFIO cdev for the instance ('$v')"; return 1; }
+	t0=$(uptime_s)
+	sleep 6 3<>"/dev/vfio/devices/$v" &
+	hp=$!
+	sleep 1
+	remove 14 &
+	rp=$!
+	sleep 1
+	rmmod vslice || { kill $hp; return 1; }
+	t1=$(uptime_s)
+	wait $rp
+	wait $hp
+	echo "rmmod returned $(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }') s after the holder opened the cdev (it holds it 6 s)"
+	echo "$t0 $t1" | awk '{ exit !($2 - $1 >= 5.5) }' || { echo "rmmod returned while the cdev was open"; return 1; }
+	[ "$(instances)" = 0 ] && [ ! -e /sys/kernel/debug/vslice ] || return 1
+	insmod /vslice/vslice.ko || return 1
+	expect_avail "$P1" "8 4 2 1 16"
+}
+
+# While unbind waits for a user to close an instance (step 2 of the
+# protocol in rust-driver/parent.rs), the parent is being removed: the
+# driver refuses a self-test at its own rwsem (ENODEV) before the
+# operation reaches the allocator or the hardware, so nothing is logged.
+# Without the rwsem held across the removal the self-test would get as
+# far as carving and log "self-test: no free slice ... ENODEV".
+selftest_refused_while_parent_removal_waits() {
+	create "$P1" eighth 15 || return 1
+	v=$(ls "/sys/bus/mdev/devices/$(uuid 15)/vfio-dev" 2>/dev/null)
+	[ -c "/dev/vfio/devices/$v" ] || { echo "no VFIO cdev for the instance ('$v')"; return 1; }
+	sleep 5 3<>"/dev/vfio/devices/$v" &
+	hp=$!
+	sleep 1
+	before=$(dmesg | grep -c 'self-test')
+	echo "$P1" >/sys/bus/pci/drivers/vslice/unbind &
+	up=$!
+	sleep 1
+	kill -0 $up 2>/dev/null || { echo "unbind did not wait for the holder"; return 1; }
+	out=$( (echo 1 >"/sys/kernel/debug/vslice/$P1/selftest") 2>&1) && { echo "self-test ran during removal"; return 1; }
+	echo "self-test during removal: $out"
+	echo "$out" | grep -q 'No such device' || return 1
+	wait $up || { echo "unbind failed"; return 1; }
+	wait $hp
+	after=$(dmesg | grep -c 'self-test')
+	[ "$before" = "$after" ] || { dmesg | grep 'self-test' | tail -n 3; return 1; }
+	echo "$P1" >/sys/bus/pci/drivers/vslice/bind || return 1
+	expect_avail "$P1" "8 4 2 1 16"
+}
+
 two_parents_are_independent() {
 	[ -n "$P2" ] || { echo "needs two devices"; return 1; }
 	create "$P2" quarter 20 && create "$P2" eighth 21 || return 1
@@ -168,7 +224,7 @@ two_parents_are_independent() {
 }
 
 run_lifecycle_suite() {
-ktap_begin vslice_lifecycle 11
+ktap_begin vslice_lifecycle 13
 t types_are_described types_are_described
 t available_is_exact_for_mixed_sequences available_is_exact_for_mixed_sequences
 t every_available_slot_can_be_used every_available_slot_can_be_used
@@ -179,6 +235,8 @@ t remove_racing_create remove_racing_create
 t bind_unbind_many_times bind_unbind_many_times
 t pci_remove_rescan_under_create_remove_load pci_remove_under_load
 t module_unload_with_instances module_unload_with_instances
+t module_unload_waits_for_a_held_cdev module_unload_waits_for_a_held_cdev
+t selftest_refused_while_parent_removal_waits selftest_refused_while_parent_removal_waits
 t two_parents_are_independent two_parents_are_independent
 ktap_end
 }

@@ -136,6 +136,8 @@ pub struct DriverStats {
     pub instances_released: u64,
     pub parents_made: u64,
     pub parents_released: u64,
+    /// VRAM mapping faults the driver served.
+    pub mmap_faults: u64,
 }
 
 impl DriverStats {
@@ -157,6 +159,7 @@ impl DriverStats {
             instances_released: get("instances_released")?,
             parents_made: get("parents_made")?,
             parents_released: get("parents_released")?,
+            mmap_faults: get("mmap_faults")?,
         })
     }
 

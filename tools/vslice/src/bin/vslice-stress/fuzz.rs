@@ -275,9 +275,19 @@ fn mmap_fuzz(st: &mut State, rng: &mut Rng, r: &mut Report) -> String {
             ));
             return what;
         }
-        if len > 0 && rng.chance(50) {
+        // A legal mapping reads while memory decoding is on; with it off
+        // (a config write above may have cleared it) the pages are gone
+        // and a touch would be SIGBUS, so the region read must fail.
+        let mut cmd = [0u8; 2];
+        let mem_on = d.read_at(vfio::CONFIG, 4, &mut cmd).is_ok() && cmd[0] & 2 != 0;
+        if len > 0 && rng.chance(50) && mem_on {
             let _ = m.read32(0);
             let _ = m.read32(len.saturating_sub(4) & !3);
+        } else if !mem_on {
+            let mut b = [0u8; 4];
+            if d.read_at(vfio::BAR2, off, &mut b).is_ok() {
+                r.fail(format!("{what}: VRAM read with memory decoding off"));
+            }
         }
         if rng.chance(30) {
             st.maps.push(m);

@@ -8,6 +8,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use vslice::health::DriverStats;
 use vslice::job::{self, Job, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
@@ -442,8 +443,9 @@ fn config_space(d: &Device, n: u32, slice: u64) -> R {
     );
     // Reset restores it all.
     d.reset().map_err(e("reset"))?;
+    // Memory decoding comes back on with the reset, as on vfio-pci.
     ensure!(
-        cfg32(d, 4)? == 0x0010_0000 && cfg32(d, 0x10)? == 0,
+        cfg32(d, 4)? == 0x0010_0002 && cfg32(d, 0x10)? == 0,
         "reset did not restore config space"
     );
     Ok(())
@@ -912,6 +914,111 @@ fn new_tenant_sees_zeroed_vram(parent: &str, old: &str, created: &mut Created) -
     Ok(())
 }
 
+// ---- revocable mapping ------------------------------------------------------
+
+/// The driver's count of VRAM mapping faults served (debugfs).
+fn mmap_faults() -> Result<u64, String> {
+    DriverStats::read().map(|s| s.mmap_faults).map_err(|x| x.to_string())
+}
+
+/// Whether reading `off` of `m` kills a forked child with SIGBUS (the
+/// mapping is gone) instead of returning a value.
+fn touch_sigbus(m: &Mmap, off: usize) -> Result<bool, String> {
+    // SAFETY: the child only reads the mapping and exits; it takes no
+    // lock another thread of this process could hold.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let _ = m.read32(off);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut st = 0;
+    // SAFETY: waits for our own child; `st` is ours.
+    if unsafe { libc::waitpid(pid, &mut st, 0) } != pid {
+        return Err(format!("waitpid: {}", io::Error::last_os_error()));
+    }
+    Ok(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGBUS)
+}
+
+/// The VRAM mapping is the driver's to take away. Pages come in on fault;
+/// VFIO_DEVICE_RESET zaps them (the next touch faults them back, VRAM
+/// kept); clearing memory decoding in the command register zaps them and
+/// every BAR access fails (mapping: SIGBUS, read/write: EIO) until it is
+/// set again.
+fn mapping_is_revocable(u: &str) -> R {
+    let d = Device::open(u).map_err(|x| x.to_string())?;
+    let m = d.mmap(vfio::BAR2, 0, 4 << 20).map_err(e("mmap"))?;
+    let (at, far) = (0x100, (2 << 20) + 0x40);
+    m.write32(at, 0x1234_5678);
+    let f0 = mmap_faults()?;
+    ensure!(m.read32(at) == 0x1234_5678, "VRAM through the mapping");
+    ensure!(mmap_faults()? == f0, "a page already mapped faulted again");
+    m.write32(far, 0x9abc_def0);
+    ensure!(
+        mmap_faults()? == f0 + 1,
+        "the next 2 MiB window came in without a fault"
+    );
+
+    d.reset().map_err(e("VFIO_DEVICE_RESET"))?;
+    ensure!(m.read32(at) == 0x1234_5678, "VRAM changed across a reset");
+    ensure!(mmap_faults()? > f0 + 1, "the mapping survived a reset (no new fault)");
+
+    let cmd = cfg32(&d, 4)? & 0xffff;
+    ensure!(cmd & 2 != 0, "memory decoding off after reset: {cmd:#x}");
+    set_cfg32(&d, 4, cmd & !2)?;
+    ensure!(
+        touch_sigbus(&m, at)?,
+        "the mapping still reads with memory decoding off"
+    );
+    expect_errno("BAR0 read, memory off", d.reg(REG_ID), libc::EIO)?;
+    let mut b = [0u8; 4];
+    expect_errno("BAR2 read, memory off", d.read_at(vfio::BAR2, 0, &mut b), libc::EIO)?;
+    expect_errno("BAR2 write, memory off", d.write_at(vfio::BAR2, 0, &b), libc::EIO)?;
+    set_cfg32(&d, 4, cmd)?;
+    ensure!(
+        !touch_sigbus(&m, at)?,
+        "memory decoding back on, the mapping still faults"
+    );
+    ensure!(m.read32(far) == 0x9abc_def0, "VRAM after memory decoding came back");
+    ensure!(d.reg(REG_ID).map_err(e("BAR0"))? == DEVICE_ID_MAGIC, "REG_ID");
+    Ok(())
+}
+
+/// A user who keeps the device open after REQ loses it at the driver's
+/// next request (the VFIO core asks every 10 s): BAR accesses fail with
+/// EIO and the mapping is gone; the removal completes when it closes.
+fn ignored_request_revokes(u: &str) -> R {
+    let d = Device::open(u).map_err(|x| x.to_string())?;
+    let req = EventFd::new().map_err(|x| x.to_string())?;
+    d.arm_request(&req).map_err(e("arm REQ"))?;
+    let m = d.mmap(vfio::BAR2, 0, 4096).map_err(e("mmap"))?;
+    m.write32(0, 1);
+    let uu = u.to_string();
+    let remover = std::thread::spawn(move || sysfs::remove(&uu));
+    ensure!(req.wait(10_000).map_err(|x| x.to_string())?, "no REQ within 10 s");
+    let t0 = Instant::now();
+    let gone = loop {
+        match errno(d.reg(REG_ID)) {
+            Some(libc::EIO) => break true,
+            Some(x) => return Err(format!("BAR0 read while held: errno {x}")),
+            None if t0.elapsed() > Duration::from_secs(30) => break false,
+            None => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let sigbus = gone && touch_sigbus(&m, 0)?;
+    drop(m);
+    drop(d);
+    let removed = remover.join().map_err(|_| "remover panicked".to_string())?;
+    ensure!(gone, "BAR0 still answered 30 s after REQ");
+    ensure!(sigbus, "the mapping still read after the device was revoked");
+    removed.map_err(|x| format!("remove: {x}"))?;
+    println!("    # revoked {} ms after REQ", t0.elapsed().as_millis());
+    Ok(())
+}
+
 fn main() {
     let parent = std::env::args().nth(1).unwrap_or_default();
     let mut results: Vec<(String, R)> = Vec::new();
@@ -974,6 +1081,12 @@ fn main() {
             t("isolation_between_instances", &mut || isolation(&us[2], &us[3]));
             t("new_tenant_sees_zeroed_vram", &mut || {
                 new_tenant_sees_zeroed_vram(&parent, &us[3], &mut created)
+            });
+            t("mapping_zapped_on_reset_and_memory_disable", &mut || {
+                mapping_is_revocable(&us[0])
+            });
+            t("ignored_request_revokes_the_device", &mut || {
+                ignored_request_revokes(&us[1])
             });
         }
     }
