@@ -637,10 +637,17 @@ const _: [unsafe extern "C" fn(
     u32,
     u32,
 ) -> i64; 2] = [ffi::vslice_rs_region_rw, vslice_rs_region_rw];
-const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32, u64, u64) -> kernel::ffi::c_int;
-    2] = [ffi::vslice_rs_mmap_check, vslice_rs_mmap_check];
-const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u64, *mut u64) -> kernel::ffi::c_int;
-    2] = [ffi::vslice_rs_mmap_fault, vslice_rs_mmap_fault];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    u32,
+    u64,
+    u64,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mmap_check, vslice_rs_mmap_check];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    u64,
+    *mut u64,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mmap_fault, vslice_rs_mmap_fault];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u32; 2] =
     [ffi::vslice_rs_instance_decodes, vslice_rs_instance_decodes];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] =
