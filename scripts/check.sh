@@ -107,8 +107,9 @@ vm_check() {
 	fi
 	count_ktap "$vmdir/script.out"
 }
+# About 10 minutes on a quiet host; the timeout leaves room for a busy one.
 vm_check vm.boot_run_no_splat vm.out --script "$VSLICE_TOP/guest/tests/check.sh" --name check-vm \
-	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-faults.sh"
+	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-faults.sh" --timeout 1500
 save_reports "$vmdir/script.out" "$run/reports"
 main=$vmdir
 

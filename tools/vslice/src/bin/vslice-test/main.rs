@@ -696,7 +696,9 @@ fn reset_mid_job(u: &str) -> R {
     let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
     let len = JOB_MAX_LEN;
     ensure!(inst.slice >= DATA_BASE + len as u64, "slice too small");
-    let jobs = long_fills(16, len);
+    // 60 fills of 64 MiB: seconds of engine work, so that the reset
+    // lands while most of it is still queued even on a slow guest.
+    let jobs = long_fills(60, len);
     let idx = inst.submit(0, &jobs).map_err(|x| x.to_string())?;
     inst.dev.reset().map_err(e("VFIO_DEVICE_RESET"))?;
     let r = |off| inst.dev.reg(ctx_window(0) + off).map_err(|x| x.to_string());
@@ -709,9 +711,18 @@ fn reset_mid_job(u: &str) -> R {
         std::thread::sleep(Duration::from_millis(10));
     }
     ensure!(r(CTX_RING_HEAD)? == 0 && r(CTX_RING_SIZE)? == 0, "user block not reset");
+    // Nothing completes after the reset, and the queue's tail never ran.
+    let statuses = |inst: &job::Instance| idx.iter().map(|&i| inst.done(0, i).status).collect::<Vec<_>>();
+    let at_reset = statuses(&inst);
     std::thread::sleep(Duration::from_millis(300));
-    let last = inst.done(0, idx[15]);
-    ensure!(last.status == 0, "the last job completed despite the reset");
+    let later = statuses(&inst);
+    let ran = later.iter().filter(|&&st| st != 0).count();
+    ensure!(later == at_reset, "jobs completed after the reset");
+    ensure!(
+        later.last() == Some(&0),
+        "the last job completed despite the reset ({ran} of {} ran)",
+        idx.len()
+    );
     // Reset took the MSI-X routes down (a function reset disables MSI-X).
     while inst.irq(0).wait(0).map_err(|x| x.to_string())? {}
     inst.dev
