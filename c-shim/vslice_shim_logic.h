@@ -30,13 +30,4 @@ static inline u64 vslice_region_offset(loff_t pos)
 	return (u64)pos & VSLICE_REGION_MASK;
 }
 
-/*
- * Whether an access of @count bytes at region offset @off lies inside a
- * region of @size bytes; written so that no sum can overflow.
- */
-static inline bool vslice_access_in_range(u64 off, size_t count, u64 size)
-{
-	return count && off < size && count <= size - off;
-}
-
 #endif /* VSLICE_SHIM_LOGIC_H */

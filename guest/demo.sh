@@ -2,7 +2,7 @@
 . /guest/ktap.sh
 . /guest/tests/lifecycle.sh
 say() { printf '\n== %s\n' "$*"; }
-show_avail() { echo "   available (eighth quarter half full): $(avail_all "$1")"; }
+show_avail() { echo "   available (eighth quarter half full unit): $(avail_all "$1")"; }
 
 say "Simulated vslice devices on the PCI bus, bound to the Rust driver"
 for b in $(vslice_devices); do
@@ -10,7 +10,7 @@ for b in $(vslice_devices); do
 done
 dmesg | grep 'vslice device:' | sed 's/^\[[ 0-9.]*\] /   /'
 
-say "Each device is an mdev parent with four types (mdevctl types)"
+say "Each device is an mdev parent with five types (mdevctl types)"
 mdevctl types | awk -v p="$P1" '/^[^ ]/ { on = ($1 == p) } on'
 
 say "Carving $P1: instances of several types"

@@ -35,22 +35,9 @@ static void vslice_region_pos_matches_vfio_pci(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, vslice_region_index(vslice_region_pos(1, ~0ULL)), 1U);
 }
 
-static void vslice_access_range(struct kunit *test)
-{
-	KUNIT_EXPECT_TRUE(test, vslice_access_in_range(0, 4, 4096));
-	KUNIT_EXPECT_TRUE(test, vslice_access_in_range(4092, 4, 4096));
-	KUNIT_EXPECT_FALSE(test, vslice_access_in_range(4093, 4, 4096));
-	KUNIT_EXPECT_FALSE(test, vslice_access_in_range(4096, 1, 4096));
-	KUNIT_EXPECT_FALSE(test, vslice_access_in_range(0, 0, 4096));
-	/* off + count would wrap around: must still be refused. */
-	KUNIT_EXPECT_FALSE(test, vslice_access_in_range(~0ULL - 1, 4, 4096));
-	KUNIT_EXPECT_FALSE(test, vslice_access_in_range(8, SIZE_MAX, 4096));
-}
-
 static struct kunit_case vslice_shim_cases[] = {
 	KUNIT_CASE(vslice_region_pos_roundtrip),
 	KUNIT_CASE(vslice_region_pos_matches_vfio_pci),
-	KUNIT_CASE(vslice_access_range),
 	{}
 };
 

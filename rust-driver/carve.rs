@@ -263,7 +263,8 @@ pub(crate) enum Lifecycle {
     Live,
     /// Unbind started: no new instance, no new parent-level operation.
     Removing,
-    /// Unbind finished: the hardware is quiet and unmapped.
+    /// Unbind quiesced the device (every context reset, interrupts
+    /// masked); the BARs stay mapped until the driver data drops.
     Gone,
 }
 

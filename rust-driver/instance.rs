@@ -7,7 +7,9 @@
 //!
 //! Locking: none of its own. Config space and the emulated registers are
 //! atomics (vdev.rs); hardware access goes through the parent's `Devres`
-//! BARs (RCU); the carving mutex is taken only by create and remove.
+//! BARs (RCU); the parent's carving mutex is taken by create and remove
+//! (through `carve` and `uncarve`), never by region accesses, mapping
+//! faults or the IRQ path.
 //! Region accesses run while the user holds the device open, so the
 //! instance and its parent are alive; after a surprise removal the BARs
 //! read all-ones and accesses fail cleanly. Whether the BARs decode

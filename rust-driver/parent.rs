@@ -103,7 +103,10 @@ pub(crate) struct ParentState {
     /// Interrupts handled, per MSI-X vector.
     irqs: KVec<Atomic<u64>>,
     /// Per context: the id of the instance that owns it, 0 if none. Read
-    /// by the IRQ handler, which cannot take `carving`; written under it.
+    /// by the IRQ handler, which cannot take `carving`. Set by `program`
+    /// while the allocation is carved but its instance not yet visible to
+    /// anyone (no lock needed: nobody else owns those contexts), cleared by
+    /// `uncarve` under `carving` before the contexts are freed.
     owner: KVec<Atomic<u32>>,
     selftest: Atomic<u32>,
     selftest_irqs: Atomic<u32>,
