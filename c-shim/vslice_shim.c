@@ -314,25 +314,35 @@ static void vslice_route_action(struct vslice_shim_parent *sp, u32 h, u32 action
 	spin_unlock_irqrestore(&v->lock, flags);
 }
 
-/* The parent's vector behind the instance's vector @i; -EINVAL if none. */
-static int vslice_hw_vector(struct vslice_shim_instance *inst, u32 i, u32 *h)
+/*
+ * The parent's vectors behind the instance's vectors @start..@start+@count
+ * (one call into Rust: they are contiguous); *@h is the first. -EINVAL if
+ * the range is not the instance's or not the parent's.
+ */
+static int vslice_hw_vectors(struct vslice_shim_instance *inst, u32 start, u32 count,
+			     u32 *h)
 {
-	int ret = vslice_rs_instance_hw_vector(inst->rs, i, h);
+	u32 first, n = vslice_rs_instance_vectors(inst->rs, &first);
 
-	if (!ret && *h >= inst->sp->nvec)
-		ret = -EINVAL;
-	return ret;
+	if (start > n || count > n - start || first > inst->sp->nvec ||
+	    n > inst->sp->nvec - first)
+		return -EINVAL;
+	*h = first + start;
+	return 0;
 }
 
 /* Clears every MSI-X route of the instance. igate held. */
+static int vslice_irq_count(struct vslice_shim_instance *inst, u32 index);
+
 static void vslice_msix_teardown(struct vslice_shim_instance *inst)
 {
-	u32 i, h, n = vslice_rs_instance_vectors(inst->rs);
+	u32 i, h, n = vslice_irq_count(inst, VFIO_PCI_MSIX_IRQ_INDEX);
 
 	lockdep_assert_held(&inst->igate);
+	if (vslice_hw_vectors(inst, 0, n, &h))
+		return;
 	for (i = 0; i < n; i++)
-		if (!vslice_hw_vector(inst, i, &h))
-			vslice_route_set(inst->sp, h, NULL);
+		vslice_route_set(inst->sp, h + i, NULL);
 }
 
 static void vslice_zap_vram(struct vslice_shim_instance *inst);
@@ -417,9 +427,11 @@ static void vslice_vfio_close_device(struct vfio_device *vdev)
 
 static int vslice_irq_count(struct vslice_shim_instance *inst, u32 index)
 {
+	u32 first;
+
 	switch (index) {
 	case VFIO_PCI_MSIX_IRQ_INDEX:
-		return vslice_rs_instance_vectors(inst->rs);
+		return vslice_rs_instance_vectors(inst->rs, &first);
 	case VFIO_PCI_REQ_IRQ_INDEX:
 		return 1;
 	default:
@@ -488,15 +500,13 @@ static int vslice_set_msix(struct vslice_shim_instance *inst, struct vfio_irq_se
 		vslice_msix_teardown(inst);
 		return 0;
 	}
+	ret = vslice_hw_vectors(inst, hdr->start, hdr->count, &h);
+	if (ret)
+		return ret;
 	if (!(hdr->flags & VFIO_IRQ_SET_DATA_EVENTFD)) {
-		for (i = 0; i < hdr->count; i++) {
-			if ((hdr->flags & VFIO_IRQ_SET_DATA_BOOL) && !bools[i])
-				continue;
-			ret = vslice_hw_vector(inst, hdr->start + i, &h);
-			if (ret)
-				return ret;
-			vslice_route_action(inst->sp, h, action);
-		}
+		for (i = 0; i < hdr->count; i++)
+			if (!(hdr->flags & VFIO_IRQ_SET_DATA_BOOL) || bools[i])
+				vslice_route_action(inst->sp, h + i, action);
 		return 0;
 	}
 	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
@@ -519,13 +529,7 @@ static int vslice_set_msix(struct vslice_shim_instance *inst, struct vfio_irq_se
 		}
 	}
 	for (i = 0; i < hdr->count; i++) {
-		ret = vslice_hw_vector(inst, hdr->start + i, &h);
-		if (ret)
-			goto put;
-	}
-	for (i = 0; i < hdr->count; i++) {
-		vslice_hw_vector(inst, hdr->start + i, &h);
-		vslice_route_set(inst->sp, h, ctxs[i]);
+		vslice_route_set(inst->sp, h + i, ctxs[i]);
 		ctxs[i] = NULL;
 	}
 put:

@@ -140,11 +140,12 @@ void vslice_rs_instance_remove(struct vslice_rs_instance *inst);
  * The instance's VFIO device; called with the device open (process
  * context, no lock of ours held).
  */
-/* MSI-X vectors the instance exposes (one per context it owns). */
-u32 vslice_rs_instance_vectors(const struct vslice_rs_instance *inst);
-/* The device's vector behind the instance's MSI-X vector @i. */
-int vslice_rs_instance_hw_vector(const struct vslice_rs_instance *inst, u32 i,
-				 u32 *out);
+/*
+ * MSI-X vectors the instance exposes (one per context it owns); *@first is
+ * the device's vector behind the instance's vector 0, the rest follow it.
+ */
+u32 vslice_rs_instance_vectors(const struct vslice_rs_instance *inst,
+			       u32 *first);
 int vslice_rs_region_info(const struct vslice_rs_instance *inst, u32 index,
 			  struct vslice_region_info *info);
 /* @len bytes at @off of region @index to/from kernel @buf; bytes done. */

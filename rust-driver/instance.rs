@@ -132,18 +132,12 @@ impl Instance {
         self.parent.uncarve(self.id, &self.alloc);
     }
 
-    /// MSI-X vectors the instance exposes: one per context.
-    pub(crate) fn vectors(&self) -> u32 {
-        self.contexts
-    }
-
-    /// The device's MSI-X vector behind the instance's vector `i`.
-    pub(crate) fn hw_vector(&self, i: u32) -> Result<u32> {
-        self.alloc
-            .contexts()
-            .nth(i as usize)
-            .map(|c| c + 1)
-            .ok_or(EINVAL)
+    /// MSI-X vectors the instance exposes, one per context, and the
+    /// device's vector behind its first: context c signals vector c + 1
+    /// and the instance's contexts are contiguous, so vector i is the
+    /// device's `first + i`. Returns (first, count).
+    pub(crate) fn vectors(&self) -> (u32, u32) {
+        (self.alloc.contexts().start + 1, self.contexts)
     }
 
     /// Size and `vdev::REGION_*` flags of region `index`.

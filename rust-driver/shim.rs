@@ -298,39 +298,23 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_remove(inst: *mut ffi::vslice
     unsafe { &*inst.cast::<Instance>() }.remove();
 }
 
-/// MSI-X vectors the instance exposes: one per context it owns.
+/// MSI-X vectors the instance exposes (one per context it owns), and in
+/// `first` the device's vector behind the instance's vector 0: the rest
+/// follow it.
 ///
 /// # Safety
 ///
-/// `inst` must come from `vslice_rs_instance_create`, not yet released.
+/// `inst` as for [`instance`]; `first` valid for writes.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_instance_vectors(
     inst: *const ffi::vslice_rs_instance,
+    first: *mut u32,
 ) -> u32 {
-    // SAFETY: per the contract `inst` is a live `Instance`.
-    unsafe { instance(inst) }.vectors()
-}
-
-/// The device vector behind the instance's MSI-X vector `i`.
-///
-/// # Safety
-///
-/// `inst` as for [`instance`]; `out` valid for writes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn vslice_rs_instance_hw_vector(
-    inst: *const ffi::vslice_rs_instance,
-    i: u32,
-    out: *mut u32,
-) -> kernel::ffi::c_int {
     // SAFETY: per the contract.
-    match unsafe { instance(inst) }.hw_vector(i) {
-        Ok(v) => {
-            // SAFETY: `out` is valid for writes per the contract.
-            unsafe { out.write(v) };
-            0
-        }
-        Err(e) => e.to_errno(),
-    }
+    let (f, n) = unsafe { instance(inst) }.vectors();
+    // SAFETY: `first` is valid for writes per the contract.
+    unsafe { first.write(f) };
+    n
 }
 
 /// Size and flags of region `index`; -EINVAL past the last region.
@@ -614,16 +598,8 @@ const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u32) -> kernel::ffi
     [ffi::vslice_rs_irq, vslice_rs_irq];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_selftest, vslice_rs_selftest];
-const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u32; 2] =
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, *mut u32) -> u32; 2] =
     [ffi::vslice_rs_instance_vectors, vslice_rs_instance_vectors];
-const _: [unsafe extern "C" fn(
-    *const ffi::vslice_rs_instance,
-    u32,
-    *mut u32,
-) -> kernel::ffi::c_int; 2] = [
-    ffi::vslice_rs_instance_hw_vector,
-    vslice_rs_instance_hw_vector,
-];
 const _: [unsafe extern "C" fn(
     *const ffi::vslice_rs_instance,
     u32,
