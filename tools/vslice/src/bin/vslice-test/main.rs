@@ -456,7 +456,7 @@ fn config_access_sizes(d: &Device) -> R {
     for len in [1usize, 2, 4, 8] {
         let got = d.read_at(vfio::CONFIG, 0, &mut b[..len]).map_err(e("read"))?;
         ensure!(
-            got == len && b[..len] == [0x36, 0x1b, 0x11, 0x5c, 0, 0, 0x10, 0][..len],
+            got == len && b[..len] == [0x36, 0x1b, 0x11, 0x5c, 2, 0, 0x10, 0][..len],
             "{len}-byte read at 0: {b:x?}"
         );
     }
