@@ -21,7 +21,7 @@ export VSLICE_TOP VSLICE_CACHE VSLICE_WORK
 # The nested-QEMU run's device: more than 128 contexts (an instance's
 # MSI-X table then outgrows the old fixed PBA offset) and more than 4 GiB
 # of VRAM (the whole-device slice takes several scrub passes).
-VSLICE_NESTED_HWSIM_ARGS='--contexts 192 --vram-mib 5120'
+VSLICE_NESTED_HWSIM_ARGS='--contexts 192 --vram-mib 8192'
 
 log() { printf '[vslice %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[vslice] error: %s\n' "$*" >&2; exit 1; }

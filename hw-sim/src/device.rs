@@ -748,8 +748,15 @@ impl Device {
         match d.opcode {
             OP_FILL => {
                 let pat = d.value.to_le_bytes();
-                for (i, b) in self.vram.bytes_mut()[t..t + k].iter_mut().enumerate() {
-                    *b = pat[(rel as usize + i) % 4];
+                let dst = &mut self.vram.bytes_mut()[t..t + k];
+                if pat.iter().all(|&b| b == pat[0]) {
+                    // One byte repeated (the driver's scrub fills zeros):
+                    // memset speed, which multi-GiB slices need.
+                    dst.fill(pat[0]);
+                } else {
+                    for (i, b) in dst.iter_mut().enumerate() {
+                        *b = pat[(rel as usize + i) % 4];
+                    }
                 }
             }
             OP_COPY => self.vram.bytes_mut().copy_within(s..s + k, t),

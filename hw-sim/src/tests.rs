@@ -218,6 +218,27 @@ fn fill_copy_checksum() {
 }
 
 #[test]
+fn fill_of_one_repeated_byte_covers_exactly_its_range() {
+    let mut r = Rig::new();
+    r.setup(1, 4 * MIB, MIB);
+    // Past the ring, which sits at the start of the slice.
+    let at = 4 * MIB as usize + 0x10000;
+    let len = (CHUNK + 0x1000) as usize;
+    r.vram().vram_mut()[at - 0x1000..at + len + 0x1000].fill(0x77);
+    let a = r.submit(1, fill(0x10000, len as u32, 0));
+    let b = r.submit(1, fill(0x10000, 0x1000, 0x3c3c_3c3c));
+    r.run();
+    assert_eq!(r.status(a).0, DESC_STATUS_DONE);
+    assert_eq!(r.status(b).0, DESC_STATUS_DONE);
+    let mut d = r.vram();
+    let v = d.vram_mut();
+    assert_eq!(v[at - 1], 0x77);
+    assert!(v[at..at + 0x1000].iter().all(|&x| x == 0x3c));
+    assert!(v[at + 0x1000..at + len].iter().all(|&x| x == 0));
+    assert_eq!(v[at + len], 0x77);
+}
+
+#[test]
 fn fnv_reference_values() {
     assert_eq!(fnv1a64(FNV64_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
     assert_eq!(fnv1a64(FNV64_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
