@@ -41,7 +41,7 @@ large_geometry_every_type_creatable() {
 
 nested_qemu_sees_the_instance() {
 	u=$(vslice create "$P1" full) || return 1
-	vecs=$(vslice info "$u" | sed -n 's/^irq 2: count //p')
+	vecs=$(vslice info "$u" | sed -n 's/^irq 2: count \([0-9]*\).*/\1/p')
 	echo "instance: $vecs MSI-X vectors"
 	[ "${vecs:-0}" -gt 128 ] || { echo "this run needs an instance with more than 128 vectors"; vslice remove "$u"; return 1; }
 	rm -f /tmp/mon.in /tmp/mon.out
