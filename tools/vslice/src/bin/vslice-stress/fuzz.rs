@@ -76,6 +76,8 @@ struct State {
     a_uuid: String,
     b_uuid: String,
     sizes: Vec<u64>,
+    /// The instance's MSI-X vector count.
+    vectors: u32,
     efds: Vec<EventFd>,
     maps: Vec<Mmap>,
     fence: Fence,
@@ -164,9 +166,28 @@ fn ioctl_fuzz(st: &mut State, rng: &mut Rng) -> String {
     if rng.chance(70) {
         words[2] %= 12;
     }
-    if rng.chance(50) {
-        words[3] %= 20;
-        words[4] %= 20;
+    // Index, start and count (SET_IRQS), or the fields at those words of
+    // the other ioctls: boundaries of the largest index and vector count.
+    if rng.chance(70) {
+        words[2] = rng.edge(vfio::NUM_IRQS.max(vfio::NUM_REGIONS) as u64) as u32;
+    }
+    if rng.chance(70) {
+        words[3] = rng.near(st.vectors as u64) as u32;
+        words[4] = match rng.below(3) {
+            0 => rng.edge(st.vectors as u64) as u32,
+            1 => st.vectors.wrapping_sub(words[3]).wrapping_add(rng.below(2) as u32),
+            _ => words[4] % 20,
+        };
+    }
+    // argsz exactly the header plus count entries, or one byte short.
+    if rng.chance(30) {
+        let size = match words[1] & 7 {
+            2 => 1,
+            4 => 4,
+            _ => 0,
+        };
+        let need = 20u32.saturating_add(words[4].saturating_mul(size)).min(256);
+        words[0] = need - rng.below(2) as u32;
     }
     let ptr: *mut libc::c_void = match rng.below(6) {
         0 => std::ptr::null_mut(),
@@ -202,16 +223,18 @@ fn region_fuzz(st: &mut State, rng: &mut Rng, r: &mut Report) -> String {
         rng.next() as u32 % 64
     };
     let size = st.sizes.get(index as usize).copied().unwrap_or(0);
-    let off = match rng.below(6) {
+    let off = match rng.below(7) {
         0 => 0,
+        6 => rng.edge(size),
         1 => size.saturating_sub(rng.below(16)),
         2 => size + rng.below(4096),
         3 => rng.below(size.max(1)),
         4 => (1 << 40) - 1 - rng.below(8),
         _ => rng.next() % (1 << 40),
     };
-    let len = match rng.below(4) {
+    let len = match rng.below(5) {
         0 => 1 << rng.below(4),
+        4 => (rng.edge(size.saturating_sub(off)) as usize).clamp(1, 70_000),
         1 => rng.below(64) as usize + 1,
         2 => 4096,
         _ => rng.below(70_000) as usize + 1,
@@ -244,8 +267,9 @@ fn mmap_fuzz(st: &mut State, rng: &mut Rng, r: &mut Report) -> String {
     };
     let index = rng.below(vfio::NUM_REGIONS as u64 + 1) as u32;
     let size = st.sizes.get(index as usize).copied().unwrap_or(0);
-    let off = match rng.below(4) {
+    let off = match rng.below(5) {
         0 => 0,
+        4 => rng.edge(size) & !4095,
         1 => size.saturating_sub(4096 * rng.below(3)),
         2 => 4096 * rng.below(size / 4096 + 4),
         _ => rng.below(size.max(1) + 8192),
@@ -305,13 +329,15 @@ fn eventfd_fuzz(st: &mut State, rng: &mut Rng) -> String {
             st.efds.push(e);
         }
     }
-    let n = 1 + rng.below(4) as u32;
-    let start = rng.below(4) as u32;
+    let n = (rng.near(st.vectors as u64) as u32).min(8);
+    let start = rng.near(st.vectors as u64) as u32;
     // The number of an eventfd closed at once.
     let closed: RawFd = EventFd::new().map(|e| e.raw()).unwrap_or(-1);
     let fds: Vec<RawFd> = (0..n)
-        .map(|_| match rng.below(6) {
+        .map(|_| match rng.below(8) {
             0 => -1,
+            6 => -2,
+            7 => i32::MIN,
             1 => closed,
             2 => d.fd(),
             3 => 0,
@@ -339,14 +365,17 @@ fn eventfd_fuzz(st: &mut State, rng: &mut Rng) -> String {
             "closed an armed eventfd".into()
         }
         _ => {
+            // REQ has one vector: count 0 and count 2 are refused.
+            let count = n.min(2);
+            let data: Vec<u8> = fds.iter().take(count as usize).flat_map(|f| f.to_ne_bytes()).collect();
             let r = d.set_irqs(
                 vfio::IRQ_SET_DATA_EVENTFD | vfio::IRQ_SET_ACTION_TRIGGER,
                 vfio::REQ_IRQ_INDEX,
                 0,
-                &fds[0].to_ne_bytes(),
-                1,
+                &data,
+                count,
             );
-            format!("set REQ fd {}: {}", fds[0], errno(&r))
+            format!("set REQ {fds:?} count {count}: {}", errno(&r))
         }
     };
     what
@@ -443,12 +472,14 @@ pub fn run_seed(parent: &str, seed: u64, iterations: u64, r: &mut Report, kmsg: 
         let sizes = (0..vfio::NUM_REGIONS)
             .map(|i| a.region_info(i).map(|x| x.size).unwrap_or(0))
             .collect();
+        let vectors = a.irq_info(vfio::MSIX_IRQ_INDEX)?.count;
         Ok(State {
             parent: parent.into(),
             a: Some(a),
             a_uuid,
             b_uuid,
             sizes,
+            vectors,
             efds: Vec::new(),
             maps: Vec::new(),
             fence: Fence::new()?,

@@ -36,6 +36,33 @@ impl Rng {
         self.below(100) < percent
     }
 
+    /// A value at a boundary of a field whose valid values are 0..max:
+    /// 0, 1, max - 1, max, max + 1, `U32_MAX`, `U32_MAX` - 1, half of
+    /// `U32_MAX` or `U64_MAX`. Random values almost never land on these.
+    pub fn edge(&mut self, max: u64) -> u64 {
+        let v = [
+            0,
+            1,
+            max.saturating_sub(1),
+            max,
+            max.saturating_add(1),
+            u32::MAX as u64,
+            u32::MAX as u64 - 1,
+            u32::MAX as u64 / 2 + 1,
+            u64::MAX,
+        ];
+        *self.pick(&v)
+    }
+
+    /// `edge(max)` half of the time, else uniform in 0..max + 2.
+    pub fn near(&mut self, max: u64) -> u64 {
+        if self.chance(50) {
+            self.edge(max)
+        } else {
+            self.below(max.saturating_add(2))
+        }
+    }
+
     pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len() as u64) as usize]
     }
