@@ -93,7 +93,7 @@ struct vslice_shim_instance {
 	/* Guards req_trigger: SET_IRQS, request and close_device. */
 	struct mutex igate;
 	struct eventfd_ctx *req_trigger;
-	/* Orders VRAM mapping faults against zaps (see "instances: VRAM"). */
+	/* Orders VRAM mapping faults against zaps (see the locks above). */
 	struct rw_semaphore memory_lock;
 };
 
@@ -314,6 +314,20 @@ static void vslice_route_action(struct vslice_shim_parent *sp, u32 h, u32 action
 	spin_unlock_irqrestore(&v->lock, flags);
 }
 
+static int vslice_irq_count(struct vslice_shim_instance *inst, u32 index)
+{
+	u32 first;
+
+	switch (index) {
+	case VFIO_PCI_MSIX_IRQ_INDEX:
+		return vslice_rs_instance_vectors(inst->rs, &first);
+	case VFIO_PCI_REQ_IRQ_INDEX:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /*
  * The parent's vectors behind the instance's vectors @start..@start+@count
  * (one call into Rust: they are contiguous); *@h is the first. -EINVAL if
@@ -332,8 +346,6 @@ static int vslice_hw_vectors(struct vslice_shim_instance *inst, u32 start, u32 c
 }
 
 /* Clears every MSI-X route of the instance. igate held. */
-static int vslice_irq_count(struct vslice_shim_instance *inst, u32 index);
-
 static void vslice_msix_teardown(struct vslice_shim_instance *inst)
 {
 	u32 i, h, n = vslice_irq_count(inst, VFIO_PCI_MSIX_IRQ_INDEX);
@@ -345,7 +357,14 @@ static void vslice_msix_teardown(struct vslice_shim_instance *inst)
 		vslice_route_set(inst->sp, h + i, NULL);
 }
 
-static void vslice_zap_vram(struct vslice_shim_instance *inst);
+/* Unmaps every VRAM mapping of the instance; memory_lock held exclusive. */
+static void vslice_zap_vram(struct vslice_shim_instance *inst)
+{
+	lockdep_assert_held_write(&inst->memory_lock);
+	unmap_mapping_range(inst->vdev.inode->i_mapping,
+			    vslice_region_pos(VFIO_PCI_BAR2_REGION_INDEX, 0),
+			    VSLICE_REGION_MASK + 1, true);
+}
 
 /* Last reference to the VFIO device: after remove and after every user. */
 static void vslice_vfio_release(struct vfio_device *vdev)
@@ -423,20 +442,6 @@ static void vslice_vfio_close_device(struct vfio_device *vdev)
 	}
 	mutex_unlock(&inst->igate);
 	vslice_rs_instance_reset(inst->rs);
-}
-
-static int vslice_irq_count(struct vslice_shim_instance *inst, u32 index)
-{
-	u32 first;
-
-	switch (index) {
-	case VFIO_PCI_MSIX_IRQ_INDEX:
-		return vslice_rs_instance_vectors(inst->rs, &first);
-	case VFIO_PCI_REQ_IRQ_INDEX:
-		return 1;
-	default:
-		return 0;
-	}
 }
 
 /*
@@ -772,6 +777,7 @@ static vm_fault_t vslice_vm_fault(struct vm_fault *vmf)
 	unsigned long start = max(ALIGN_DOWN(addr, VSLICE_FAULT_WINDOW), vma->vm_start);
 	unsigned long end = min(ALIGN_DOWN(addr, VSLICE_FAULT_WINDOW) + VSLICE_FAULT_WINDOW,
 				vma->vm_end);
+	unsigned long a;
 	vm_fault_t ret;
 	u64 phys;
 
@@ -783,11 +789,12 @@ static vm_fault_t vslice_vm_fault(struct vm_fault *vmf)
 	ret = vmf_insert_pfn(vma, addr, PHYS_PFN(phys));
 	if (ret & VM_FAULT_ERROR)
 		goto out;
-	/* The rest of the window, best effort: a later fault retries. */
-	for (; start < end; start += PAGE_SIZE) {
-		if (start == addr)
+	/* The rest of the window (start <= addr), best effort. */
+	phys -= addr - start;
+	for (a = start; a < end; a += PAGE_SIZE) {
+		if (a == addr)
 			continue;
-		if (vmf_insert_pfn(vma, start, PHYS_PFN(phys + start - addr)) & VM_FAULT_ERROR)
+		if (vmf_insert_pfn(vma, a, PHYS_PFN(phys + (a - start))) & VM_FAULT_ERROR)
 			break;
 	}
 out:
@@ -798,15 +805,6 @@ out:
 static const struct vm_operations_struct vslice_vm_ops = {
 	.fault = vslice_vm_fault,
 };
-
-/* Unmaps every VRAM mapping of the instance; memory_lock held exclusive. */
-static void vslice_zap_vram(struct vslice_shim_instance *inst)
-{
-	lockdep_assert_held_write(&inst->memory_lock);
-	unmap_mapping_range(inst->vdev.inode->i_mapping,
-			    vslice_region_pos(VFIO_PCI_BAR2_REGION_INDEX, 0),
-			    VSLICE_REGION_MASK + 1, true);
-}
 
 /*
  * VFIO core: mmap of the device fd. Only the VRAM slice maps (Rust checks
