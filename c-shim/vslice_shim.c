@@ -28,6 +28,8 @@
  * is quiesced, across mdev_unregister_parent(), which is safe because
  * nothing the core calls meanwhile (child probe: trylock; child remove
  * and the VFIO callbacks: not at all) waits for it.
+ * Per parent too: inst_lock (the instance list), taken before any
+ * instance's memory_lock.
  * Per instance: igate (REQ trigger, MSI-X routes), then memory_lock
  * (shared by BAR accesses and VRAM mapping faults, which run under the
  * mm's mmap_lock; exclusive by whatever stops the BARs decoding, which
@@ -37,6 +39,7 @@
 #include <linux/debugfs.h>
 #include <linux/eventfd.h>
 #include <linux/interrupt.h>
+#include <linux/list.h>
 #include <linux/mdev.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -47,6 +50,7 @@
 #include <linux/slab.h>
 #include <linux/vfio.h>
 #include <linux/wait_bit.h>
+#include <linux/workqueue.h>
 
 #include "vslice_shim.h"
 #include "vslice_shim_logic.h"
@@ -84,6 +88,11 @@ struct vslice_shim_parent {
 	struct vslice_shim_type types[VSLICE_MAX_TYPES];
 	struct mdev_type *type_ptrs[VSLICE_MAX_TYPES];
 	bool registered;
+	/* The instances with a registered VFIO device, for fatal_work. */
+	struct mutex inst_lock;
+	struct list_head instances;
+	/* Cuts every instance off after a fatal device error (sleeps). */
+	struct work_struct fatal_work;
 };
 
 struct vslice_shim_instance {
@@ -95,6 +104,8 @@ struct vslice_shim_instance {
 	struct eventfd_ctx *req_trigger;
 	/* Orders VRAM mapping faults against zaps (see the locks above). */
 	struct rw_semaphore memory_lock;
+	/* On sp->instances, under sp->inst_lock. */
+	struct list_head node;
 };
 
 static struct dentry *vslice_debugfs_root;
@@ -192,6 +203,9 @@ static irqreturn_t vslice_shim_irq(int irq, void *data)
 		else if (v->trigger)
 			eventfd_signal(v->trigger);
 		spin_unlock(&v->lock);
+		return IRQ_HANDLED;
+	case VSLICE_IRQ_FATAL:
+		schedule_work(&v->sp->fatal_work);
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_HANDLED:
 		return IRQ_HANDLED;
@@ -364,6 +378,26 @@ static void vslice_zap_vram(struct vslice_shim_instance *inst)
 	unmap_mapping_range(inst->vdev.inode->i_mapping,
 			    vslice_region_pos(VFIO_PCI_BAR2_REGION_INDEX, 0),
 			    VSLICE_REGION_MASK + 1, true);
+}
+
+/*
+ * After a fatal device error, no user keeps using what the device may have
+ * corrupted: every instance stops answering (BAR accesses EIO, mapping
+ * zapped, SIGBUS) until its user resets it with VFIO_DEVICE_RESET.
+ */
+static void vslice_fatal_work(struct work_struct *work)
+{
+	struct vslice_shim_parent *sp = container_of(work, struct vslice_shim_parent, fatal_work);
+	struct vslice_shim_instance *inst;
+
+	mutex_lock(&sp->inst_lock);
+	list_for_each_entry(inst, &sp->instances, node) {
+		down_write(&inst->memory_lock);
+		vslice_rs_instance_fail(inst->rs);
+		vslice_zap_vram(inst);
+		up_write(&inst->memory_lock);
+	}
+	mutex_unlock(&sp->inst_lock);
 }
 
 /* Last reference to the VFIO device: after remove and after every user. */
@@ -884,6 +918,9 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 		goto put;
 	}
 	dev_set_drvdata(&mdev->dev, inst);
+	mutex_lock(&sp->inst_lock);
+	list_add(&inst->node, &sp->instances);
+	mutex_unlock(&sp->inst_lock);
 	up_read(&sp->rwsem);
 	return 0;
 put:
@@ -904,6 +941,9 @@ static void vslice_mdev_remove(struct mdev_device *mdev)
 	struct vslice_shim_instance *inst = dev_get_drvdata(&mdev->dev);
 
 	vfio_unregister_group_dev(&inst->vdev);
+	mutex_lock(&inst->sp->inst_lock);
+	list_del(&inst->node);
+	mutex_unlock(&inst->sp->inst_lock);
 	vslice_rs_instance_remove(inst->rs);
 	vfio_put_device(&inst->vdev);
 }
@@ -948,6 +988,7 @@ static void vslice_shim_parent_release(struct device *dev)
 	struct vslice_shim_parent *sp = container_of(dev, struct vslice_shim_parent, dev);
 
 	vslice_rs_parent_put(sp->rs);
+	mutex_destroy(&sp->inst_lock);
 	kfree(sp);
 	if (atomic_dec_and_test(&vslice_live_parents))
 		wake_up_var(&vslice_live_parents);
@@ -973,6 +1014,9 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 	sp->pdev = pdev;
 	sp->rs = rs;
 	init_rwsem(&sp->rwsem);
+	mutex_init(&sp->inst_lock);
+	INIT_LIST_HEAD(&sp->instances);
+	INIT_WORK(&sp->fatal_work, vslice_fatal_work);
 	device_initialize(&sp->dev);
 	sp->dev.parent = &pdev->dev;
 	sp->dev.class = &vslice_class;
@@ -1035,6 +1079,8 @@ void vslice_shim_parent_remove(struct vslice_shim_parent *sp)
 	vslice_rs_parent_quiesce(sp->rs);
 	up_write(&sp->rwsem);
 	vslice_shim_irqs_free(sp);
+	/* No handler can queue it any more. */
+	cancel_work_sync(&sp->fatal_work);
 	debugfs_remove(sp->dir);
 	device_unregister(&sp->dev);
 }

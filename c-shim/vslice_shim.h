@@ -107,6 +107,8 @@ enum vslice_irq_kind {
 	VSLICE_IRQ_HANDLED = 1,
 	/* The vector's context belongs to an instance: signal its eventfd. */
 	VSLICE_IRQ_ROUTE = 2,
+	/* The device reported a fatal error: cut every instance off. */
+	VSLICE_IRQ_FATAL = 3,
 };
 
 /* Implemented in C, called from Rust. */
@@ -164,6 +166,8 @@ int vslice_rs_mmap_fault(const struct vslice_rs_instance *inst, u64 off,
 u32 vslice_rs_instance_decodes(const struct vslice_rs_instance *inst);
 /* Taken from a user who ignored REQ: BARs stop answering, for good. */
 void vslice_rs_instance_revoke(const struct vslice_rs_instance *inst);
+/* The device had a fatal error: BARs stop answering until a reset. */
+void vslice_rs_instance_fail(const struct vslice_rs_instance *inst);
 int vslice_rs_instance_reset(const struct vslice_rs_instance *inst);
 void vslice_rs_instance_release(struct vslice_rs_instance *inst);
 void vslice_rs_parent_removing(const struct vslice_rs_parent *rs);

@@ -48,6 +48,9 @@ pub(crate) struct Instance {
     /// Non-zero once the instance is being taken from a user who kept it
     /// open after REQ: from then on its BARs neither answer nor map.
     revoked: Atomic<u32>,
+    /// Non-zero after a fatal device error until the next reset: the
+    /// user must reset the function before it answers again.
+    failed: Atomic<u32>,
     _count: stats::Token,
 }
 
@@ -100,6 +103,7 @@ impl Instance {
             bad_count: Atomic::new(0),
             bad_offset: Atomic::new(0),
             revoked: Atomic::new(0),
+            failed: Atomic::new(0),
             _count: stats::INSTANCES.token(),
         });
         // On error `inst` drops and gives the resources back.
@@ -150,6 +154,7 @@ impl Instance {
     /// The VRAM slice keeps its contents, as on the device.
     pub(crate) fn reset(&self) -> Result {
         self.cfg.reset();
+        self.failed.store(0, Relaxed);
         self.scratch.store(0, Relaxed);
         self.bad_count.store(0, Relaxed);
         self.bad_offset.store(0, Relaxed);
@@ -175,10 +180,17 @@ impl Instance {
         Ok(())
     }
 
-    /// Whether the BARs answer: memory decoding on and not revoked. The C
-    /// shim zaps the VRAM mapping whenever a change makes this false.
+    /// Whether the BARs answer: memory decoding on, not revoked, no fatal
+    /// device error since the last reset. The C shim zaps the VRAM
+    /// mapping whenever a change makes this false.
     pub(crate) fn decodes(&self) -> bool {
-        self.cfg.mem_enabled() && self.revoked.load(Relaxed) == 0
+        self.cfg.mem_enabled() && self.revoked.load(Relaxed) == 0 && self.failed.load(Relaxed) == 0
+    }
+
+    /// The device reported a fatal error: BAR accesses fail and the
+    /// mapping faults until the user resets the function.
+    pub(crate) fn fail(&self) {
+        self.failed.store(1, Relaxed);
     }
 
     /// The instance is being taken from its user: BAR accesses fail and

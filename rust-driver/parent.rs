@@ -471,17 +471,19 @@ impl ParentState {
             count.add(1, Relaxed);
             return Irq::Route;
         }
-        if self.ack(vector) {
+        let kind = self.ack(vector);
+        if kind != Irq::None {
             count.add(1, Relaxed);
-            Irq::Handled
-        } else {
-            Irq::None
         }
+        kind
     }
 
-    fn ack(&self, vector: u32) -> bool {
+    /// Acknowledges what vector `vector` reports: `Irq::Fatal` for the
+    /// device's fatal error (the shim then cuts every instance off),
+    /// `Irq::Handled` for anything else of ours, `Irq::None` if nothing.
+    fn ack(&self, vector: u32) -> Irq {
         let Some(bar) = self.regs.try_access() else {
-            return false;
+            return Irq::None;
         };
         let reg = if vector == 0 {
             regs::REG_GLOBAL_IRQ_STATUS
@@ -489,11 +491,11 @@ impl ParentState {
             regs::ctx_window(vector - 1) + regs::CTX_IRQ_STATUS
         };
         let Ok(status) = bar.try_read32(reg) else {
-            return false;
+            return Irq::None;
         };
         // All-ones: the device is gone; zero: not ours (or already acked).
         if status == 0 || status == u32::MAX {
-            return false;
+            return Irq::None;
         }
         let _ = bar.try_write32(status, reg);
         if vector == 0 && status & regs::GIRQ_FATAL != 0 {
@@ -505,8 +507,9 @@ impl ParentState {
                     status
                 );
             }
+            return Irq::Fatal;
         }
-        true
+        Irq::Handled
     }
 
     /// `REG_ID` read now (all-ones if the device does not answer) and the
@@ -653,6 +656,8 @@ pub(crate) enum Irq {
     Handled = 1,
     /// An instance's: signal its eventfd.
     Route = 2,
+    /// The device's fatal error: the shim cuts every instance off.
+    Fatal = 3,
 }
 
 /// Number of instance types.

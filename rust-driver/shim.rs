@@ -431,6 +431,18 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_revoke(inst: *const ffi::vsli
     unsafe { instance(inst) }.revoke();
 }
 
+/// The device reported a fatal error (process context, from the shim's
+/// work item): the instance stops answering until it is reset.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_fail(inst: *const ffi::vslice_rs_instance) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.fail();
+}
+
 /// `VFIO_DEVICE_RESET`: the instance's function reset.
 ///
 /// # Safety
@@ -628,6 +640,8 @@ const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u32; 2] =
     [ffi::vslice_rs_instance_decodes, vslice_rs_instance_decodes];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] =
     [ffi::vslice_rs_instance_revoke, vslice_rs_instance_revoke];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] =
+    [ffi::vslice_rs_instance_fail, vslice_rs_instance_fail];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_instance_reset, vslice_rs_instance_reset];
 // The region flags are the uapi's (the C shim asserts the uapi side).
@@ -639,6 +653,7 @@ const _: () = assert!(vdev::NUM_REGIONS == ffi::VSLICE_NUM_REGIONS);
 const _: () = assert!(Irq::None as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_NONE);
 const _: () = assert!(Irq::Handled as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_HANDLED);
 const _: () = assert!(Irq::Route as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_ROUTE);
+const _: () = assert!(Irq::Fatal as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_FATAL);
 // The seam's limits agree with Rust's.
 const _: () = assert!(TYPES.len() <= ffi::VSLICE_MAX_TYPES as usize);
 const _: () = assert!(regs::MAX_CONTEXTS as usize <= 256);

@@ -17,10 +17,24 @@ wait_field() {
 	done
 }
 
+# A fatal device error: one clear line, the parent keeps working, and an
+# instance in use is cut off (EIO, SIGBUS) until its user resets it
+# (vslice-test fatal-cutoff says how it went).
 fault_error_interrupt() {
 	[ "$(state_field "$P1" fatal_errors)" = 0 ] || return 1
+	create "$P1" eighth 33 || return 1
+	vslice-test fatal-cutoff "$(uuid 33)" >/tmp/fatal.out 2>&1 &
+	fp=$!
+	k=0
+	while ! grep -q '^ready' /tmp/fatal.out && [ $k -lt 100 ]; do sleep 0.1; k=$((k + 1)); done
 	sync_host error-irq
-	wait_field "$P1" fatal_errors 1 || return 1
+	r=0
+	wait_field "$P1" fatal_errors 1 || r=1
+	wait $fp || r=1
+	cat /tmp/fatal.out
+	remove 33 || r=1
+	[ $r = 0 ] || return 1
+	grep -q '^recovered by reset' /tmp/fatal.out || return 1
 	dmesg | grep -q "$P1: device reported a fatal error" || { echo "no dev_err"; return 1; }
 	# The parent keeps working.
 	echo 1 >"/sys/kernel/debug/vslice/$P1/selftest"

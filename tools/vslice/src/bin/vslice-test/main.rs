@@ -3,6 +3,11 @@
 //! printed as one KTAP document (suite `vslice_vfio`) that
 //! `make check` counts test by test. Creates its own instances on PARENT
 //! (a bound vslice device's BDF) and removes them at the end.
+//!
+//! `vslice-test fatal-cutoff UUID`: the instance side of the fault suite's
+//! fatal-error test (guest/tests/faults.sh): holds UUID open and mapped,
+//! prints `ready`, waits until a fatal device error cuts it off, then
+//! checks that a reset brings it back; exit status 0 if all of it held.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -1030,8 +1035,47 @@ fn ignored_request_revokes(u: &str) -> R {
     Ok(())
 }
 
+/// A fatal device error cuts the instance off (BAR reads EIO, the mapping
+/// SIGBUS) until VFIO_DEVICE_RESET, which brings it back with VRAM kept.
+fn fatal_cutoff(u: &str) -> R {
+    let d = Device::open(u).map_err(|x| x.to_string())?;
+    let m = d.mmap(vfio::BAR2, 0, 4096).map_err(e("mmap"))?;
+    m.write32(0x40, 0xfa7a_1e44);
+    println!("ready");
+    let t0 = Instant::now();
+    loop {
+        match errno(d.reg(REG_ID)) {
+            Some(libc::EIO) => break,
+            Some(x) => return Err(format!("BAR0 read: errno {x}")),
+            None => ensure!(
+                t0.elapsed() < Duration::from_secs(30),
+                "still answering 30 s after ready"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("cut off after {} ms", t0.elapsed().as_millis());
+    ensure!(touch_sigbus(&m, 0x40)?, "the mapping still reads after the fatal error");
+    d.reset().map_err(e("VFIO_DEVICE_RESET"))?;
+    ensure!(
+        d.reg(REG_ID).map_err(e("BAR0 after reset"))? == DEVICE_ID_MAGIC,
+        "REG_ID after reset"
+    );
+    ensure!(m.read32(0x40) == 0xfa7a_1e44, "VRAM changed across the cut-off");
+    println!("recovered by reset");
+    Ok(())
+}
+
 fn main() {
-    let parent = std::env::args().nth(1).unwrap_or_default();
+    let mut args = std::env::args().skip(1);
+    let parent = args.next().unwrap_or_default();
+    if parent == "fatal-cutoff" {
+        let r = fatal_cutoff(&args.next().unwrap_or_default());
+        if let Err(why) = &r {
+            println!("fatal-cutoff: {why}");
+        }
+        std::process::exit(i32::from(r.is_err()));
+    }
     let mut results: Vec<(String, R)> = Vec::new();
     let mut created = Created(Vec::new());
     let setup = (|| -> Result<[String; 4], String> {
