@@ -102,6 +102,8 @@ struct vslice_shim_instance {
 	/* Guards req_trigger: SET_IRQS, request and close_device. */
 	struct mutex igate;
 	struct eventfd_ctx *req_trigger;
+	/* When the current removal first asked the user (request count 0). */
+	unsigned long req_since;
 	/* Orders VRAM mapping faults against zaps (see the locks above). */
 	struct rw_semaphore memory_lock;
 	/* On sp->instances, under sp->inst_lock. */
@@ -400,6 +402,9 @@ static void vslice_fatal_work(struct work_struct *work)
 	mutex_unlock(&sp->inst_lock);
 }
 
+/* How long a user may keep the device after REQ before it is revoked. */
+#define VSLICE_REQ_GRACE (10 * HZ)
+
 /* Last reference to the VFIO device: after remove and after every user. */
 static void vslice_vfio_release(struct vfio_device *vdev)
 {
@@ -409,6 +414,10 @@ static void vslice_vfio_release(struct vfio_device *vdev)
 	if (inst->rs)
 		vslice_rs_instance_release(inst->rs);
 	mutex_destroy(&inst->igate);
+	/*
+	 * Last: module exit may proceed once this wakes it. Only the return
+	 * from this function is left, as for the parents' release below.
+	 */
 	if (atomic_dec_and_test(&vslice_live_vdevs))
 		wake_up_var(&vslice_live_vdevs);
 }
@@ -418,16 +427,20 @@ static void vslice_vfio_release(struct vfio_device *vdev)
  * PCI unbind) while a user keeps the device open: every 10 s until the
  * last fd closes. Signals the user's REQ eventfd, as vfio-pci does; the
  * contract (docs/design.md) is that the user closes promptly. A user
- * still there at the second call loses the device: the BARs stop
+ * still there 10 s after the first call loses the device: the BARs stop
  * answering and the VRAM mapping is zapped (further touches SIGBUS), so
- * that nobody keeps using a device that is being taken away.
+ * that nobody keeps using a device that is being taken away. The time is
+ * measured, not counted: a signal to the remover makes the core call
+ * again at once.
  */
 static void vslice_vfio_request(struct vfio_device *vdev, unsigned int count)
 {
 	struct vslice_shim_instance *inst =
 		container_of(vdev, struct vslice_shim_instance, vdev);
 
-	if (count) {
+	if (!count) {
+		inst->req_since = jiffies;
+	} else if (time_after_eq(jiffies, inst->req_since + VSLICE_REQ_GRACE)) {
 		down_write(&inst->memory_lock);
 		vslice_rs_instance_revoke(inst->rs);
 		vslice_zap_vram(inst);
@@ -864,7 +877,9 @@ static int vslice_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma
 	if (ret)
 		return ret;
 	vma->vm_private_data = inst;
+	/* The attributes io_remap_pfn_range() would give (vfio-pci does so). */
 	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
+	vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
 	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &vslice_vm_ops;
 	return 0;
@@ -1064,11 +1079,12 @@ int vslice_shim_parent_register(struct vslice_shim_parent *sp)
 /*
  * Called from the Rust unbind path (and on a failed probe). The removal
  * protocol of rust-driver/parent.rs, in order: drain and exclude every
- * parent-level operation (rwsem exclusive, held to the end), mark
- * Removing, remove every child, quiesce, free IRQs, drop debugfs and the
- * device. Creates and self-tests only ever trylock the rwsem, so holding
- * it across mdev_unregister_parent() cannot deadlock with them; child
- * remove and the VFIO callbacks do not take it.
+ * parent-level operation (rwsem exclusive, held until the device is
+ * quiesced), mark Removing, remove every child, quiesce, free IRQs and
+ * stop the fatal-error work, drop debugfs and the device. Creates and
+ * self-tests only ever trylock the rwsem, so holding it across
+ * mdev_unregister_parent() cannot deadlock with them; child remove and
+ * the VFIO callbacks do not take it.
  */
 void vslice_shim_parent_remove(struct vslice_shim_parent *sp)
 {

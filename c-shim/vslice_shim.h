@@ -139,8 +139,12 @@ int vslice_rs_instance_create(const struct vslice_rs_parent *rs, u32 type,
 			      struct vslice_rs_instance **out);
 void vslice_rs_instance_remove(struct vslice_rs_instance *inst);
 /*
- * The instance's VFIO device; called with the device open (process
- * context, no lock of ours held).
+ * The instance's VFIO device, process context. Locks the shim holds:
+ * vectors under igate (or none, for IRQ info); region_rw under the
+ * instance's memory_lock; mmap_fault under the mm's mmap_lock and
+ * memory_lock; revoke, fail and reset (VFIO_DEVICE_RESET) under
+ * memory_lock held exclusive (reset on open and last close: none, no
+ * mapping exists then and it only turns decoding on).
  */
 /*
  * MSI-X vectors the instance exposes (one per context it owns); *@first is
@@ -162,7 +166,7 @@ int vslice_rs_mmap_check(const struct vslice_rs_instance *inst, u32 index,
  */
 int vslice_rs_mmap_fault(const struct vslice_rs_instance *inst, u64 off,
 			 u64 *phys);
-/* 1 while the BARs decode (memory enabled, not revoked), else 0. */
+/* 1 while the BARs decode (memory on, not revoked or failed), else 0. */
 u32 vslice_rs_instance_decodes(const struct vslice_rs_instance *inst);
 /* Taken from a user who ignored REQ: BARs stop answering, for good. */
 void vslice_rs_instance_revoke(const struct vslice_rs_instance *inst);

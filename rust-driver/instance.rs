@@ -13,9 +13,11 @@
 //! Region accesses run while the user holds the device open, so the
 //! instance and its parent are alive; after a surprise removal the BARs
 //! read all-ones and accesses fail cleanly. Whether the BARs decode
-//! (`decodes`) changes under the C shim's per-instance `memory_lock` held
-//! exclusive, and mapping faults ask under it shared, so that a zap after
-//! the change leaves no page a later fault could have mapped too early.
+//! (`decodes`) goes false only under the C shim's per-instance
+//! `memory_lock` held exclusive, and mapping faults ask under it shared,
+//! so that a zap after the change leaves no page a later fault could have
+//! mapped too early. The reset on open and last close turns decoding on
+//! without it: no mapping exists then.
 
 use kernel::{
     prelude::*,
@@ -221,8 +223,9 @@ impl Instance {
         if off >= self.slice_size {
             return Err(EINVAL);
         }
+        let phys = self.parent.vram_phys()? + self.slice_base + off;
         stats::MMAP_FAULTS.add(1, Relaxed);
-        Ok(self.parent.vram_phys()? + self.slice_base + off)
+        Ok(phys)
     }
 
     /// Reads (`write` false) or writes up to `buf.len()` bytes at `off` in

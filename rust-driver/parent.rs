@@ -46,8 +46,9 @@
 //!    at our trylock.
 //! 3. quiesce: device reset (all contexts stop, interrupts masked); Gone;
 //!    release the rwsem.
-//! 4. free the IRQs (waits for running handlers), remove debugfs (waits
-//!    for readers), unregister the parent device.
+//! 4. free the IRQs (waits for running handlers), cancel the fatal-error
+//!    work they may have queued, remove debugfs (waits for readers),
+//!    unregister the parent device.
 //! 5. Rust drops the driver data; Devres revokes the BARs (waits for
 //!    in-flight MMIO readers, which hold only RCU).
 //!

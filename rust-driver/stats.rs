@@ -47,6 +47,6 @@ impl Drop for Token {
 pub(crate) static INSTANCES: Count = Count::new();
 /// Parent states (one per successful bind, released at the last `Arc`).
 pub(crate) static PARENTS: Count = Count::new();
-/// Pages of VRAM mappings brought in by a fault: a mapping the driver
-/// zapped comes back only through here.
+/// VRAM mapping faults served (each maps the window around it): a
+/// mapping the driver zapped comes back only through here.
 pub(crate) static MMAP_FAULTS: Atomic<u64> = Atomic::new(0);
