@@ -1003,9 +1003,23 @@ fn mapping_is_revocable(u: &str) -> R {
     Ok(())
 }
 
-/// A user who keeps the device open after REQ loses it at the driver's
-/// next request (the VFIO core asks every 10 s): BAR accesses fail with
-/// EIO and the mapping is gone; the removal completes when it closes.
+/// Polls `REG_ID` until the instance stops answering (EIO): how long that
+/// took, or `None` if it still answered after 30 s.
+fn wait_cut_off(d: &Device) -> Result<Option<Duration>, String> {
+    let t0 = Instant::now();
+    loop {
+        match errno(d.reg(REG_ID)) {
+            Some(libc::EIO) => return Ok(Some(t0.elapsed())),
+            Some(x) => return Err(format!("BAR0 read: errno {x}")),
+            None if t0.elapsed() > Duration::from_secs(30) => return Ok(None),
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// A user who keeps the device open after REQ loses it 10 s later (at
+/// the VFIO core's next request): BAR accesses fail with EIO and the
+/// mapping is gone; the removal completes when it closes.
 fn ignored_request_revokes(u: &str) -> R {
     let d = Device::open(u).map_err(|x| x.to_string())?;
     let req = EventFd::new().map_err(|x| x.to_string())?;
@@ -1015,23 +1029,15 @@ fn ignored_request_revokes(u: &str) -> R {
     let uu = u.to_string();
     let remover = std::thread::spawn(move || sysfs::remove(&uu));
     ensure!(req.wait(10_000).map_err(|x| x.to_string())?, "no REQ within 10 s");
-    let t0 = Instant::now();
-    let gone = loop {
-        match errno(d.reg(REG_ID)) {
-            Some(libc::EIO) => break true,
-            Some(x) => return Err(format!("BAR0 read while held: errno {x}")),
-            None if t0.elapsed() > Duration::from_secs(30) => break false,
-            None => std::thread::sleep(Duration::from_millis(200)),
-        }
-    };
-    let sigbus = gone && touch_sigbus(&m, 0)?;
+    let gone = wait_cut_off(&d);
+    let sigbus = matches!(gone, Ok(Some(_))) && touch_sigbus(&m, 0)?;
     drop(m);
     drop(d);
     let removed = remover.join().map_err(|_| "remover panicked".to_string())?;
-    ensure!(gone, "BAR0 still answered 30 s after REQ");
+    let took = gone?.ok_or("BAR0 still answered 30 s after REQ")?;
     ensure!(sigbus, "the mapping still read after the device was revoked");
     removed.map_err(|x| format!("remove: {x}"))?;
-    println!("    # revoked {} ms after REQ", t0.elapsed().as_millis());
+    println!("    # revoked {} ms after REQ", took.as_millis());
     Ok(())
 }
 
@@ -1042,19 +1048,8 @@ fn fatal_cutoff(u: &str) -> R {
     let m = d.mmap(vfio::BAR2, 0, 4096).map_err(e("mmap"))?;
     m.write32(0x40, 0xfa7a_1e44);
     println!("ready");
-    let t0 = Instant::now();
-    loop {
-        match errno(d.reg(REG_ID)) {
-            Some(libc::EIO) => break,
-            Some(x) => return Err(format!("BAR0 read: errno {x}")),
-            None => ensure!(
-                t0.elapsed() < Duration::from_secs(30),
-                "still answering 30 s after ready"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    println!("cut off after {} ms", t0.elapsed().as_millis());
+    let took = wait_cut_off(&d)?.ok_or("still answering 30 s after ready")?;
+    println!("cut off after {} ms", took.as_millis());
     ensure!(touch_sigbus(&m, 0x40)?, "the mapping still reads after the fatal error");
     d.reset().map_err(e("VFIO_DEVICE_RESET"))?;
     ensure!(
