@@ -2,8 +2,9 @@
 //! An mdev instance's Rust state: its carved resources, a counted reference
 //! to its parent for its whole life (see the protocol in parent.rs), and
 //! what its VFIO device does: region reads and writes, which VRAM pages a
-//! mapping fault may bring in, reset, MSI-X vector routing. Created by the mdev probe, resources
-//! returned by the mdev remove, memory freed by the VFIO device's release.
+//! mapping fault may bring in, reset, MSI-X vector routing. Created by the
+//! mdev probe, resources returned by the mdev remove, memory freed by the
+//! VFIO device's release.
 //!
 //! Locking: none of its own. Config space and the emulated registers are
 //! atomics (vdev.rs); hardware access goes through the parent's `Devres`
