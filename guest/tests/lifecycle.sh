@@ -157,14 +157,20 @@ module_unload_with_instances() {
 # and rmmod starts: rmmod waits for the holder to close and returns only
 # after every VFIO device of the module was released.
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
-module_unload_waits_for_a_held_cdev() {
-	create "$P1" eighth 14 || return 1
-	v=$(ls "/sys/bus/mdev/devices/$(uuid 14)/vfio-dev" 2>/dev/null)
+# hold_cdev N SECONDS: creates instance N on P1 and holds its VFIO cdev
+# open (unbound) for SECONDS in the background; $hp is the holder, $t0
+# the uptime it started at.
+hold_cdev() {
+	create "$P1" eighth "$1" || return 1
+	v=$(ls "/sys/bus/mdev/devices/$(uuid "$1")/vfio-dev" 2>/dev/null)
 	[ -c "/dev/vfio/devices/$v" ] || { echo "no VFIO cdev for the instance ('$v')"; return 1; }
 	t0=$(uptime_s)
-	sleep 6 3<>"/dev/vfio/devices/$v" &
+	sleep "$2" 3<>"/dev/vfio/devices/$v" &
 	hp=$!
 	sleep 1
+}
+module_unload_waits_for_a_held_cdev() {
+	hold_cdev 14 6 || return 1
 	remove 14 &
 	rp=$!
 	sleep 1
@@ -186,12 +192,7 @@ module_unload_waits_for_a_held_cdev() {
 # Without the rwsem held across the removal the self-test would get as
 # far as carving and log "self-test: no free slice ... ENODEV".
 selftest_refused_while_parent_removal_waits() {
-	create "$P1" eighth 15 || return 1
-	v=$(ls "/sys/bus/mdev/devices/$(uuid 15)/vfio-dev" 2>/dev/null)
-	[ -c "/dev/vfio/devices/$v" ] || { echo "no VFIO cdev for the instance ('$v')"; return 1; }
-	sleep 5 3<>"/dev/vfio/devices/$v" &
-	hp=$!
-	sleep 1
+	hold_cdev 15 5 || return 1
 	before=$(dmesg | grep -c 'self-test')
 	echo "$P1" >/sys/bus/pci/drivers/vslice/unbind &
 	up=$!

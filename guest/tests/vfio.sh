@@ -15,9 +15,9 @@ held_then() { # held_then WHAT CMD...: hold a new 1/8 instance, run CMD
 	k=0
 	while ! grep -q '^holding' /tmp/hold.out && [ $k -lt 50 ]; do sleep 0.1; k=$((k + 1)); done
 	grep -q '^holding' /tmp/hold.out || { cat /tmp/hold.out; kill $hp; return 1; }
-	t0=$(cut -d' ' -f1 /proc/uptime)
+	t0=$(uptime_s)
 	"$@" "$u" || { kill $hp; return 1; }
-	t1=$(cut -d' ' -f1 /proc/uptime)
+	t1=$(uptime_s)
 	wait $hp || { echo "client: $(cat /tmp/hold.out)"; return 1; }
 	grep -q '^request received' /tmp/hold.out || { cat /tmp/hold.out; return 1; }
 	took=$(echo "$t0 $t1" | awk '{ printf "%d", $2 - $1 }')
