@@ -23,7 +23,8 @@ use vfio_user::{IrqInfo, ServerBackend, ServerRegion, SparseArea};
 use crate::config::{ConfigSpace, CONFIG_SIZE};
 use crate::faults::Faults;
 use crate::mem::{DmaSpace, Vram};
-use crate::regs::*;
+use vslice_abi::regs::*;
+use vslice_abi::{fnv1a64, Desc};
 
 /// Bytes the engine processes before it lets others take the lock.
 pub const CHUNK: u64 = 256 << 10;
@@ -64,59 +65,6 @@ impl DeviceParams {
         }
         Ok(())
     }
-}
-
-/// A decoded job descriptor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Desc {
-    /// `OP_*`.
-    pub opcode: u32,
-    /// `DESC_FLAG_*`.
-    pub flags: u32,
-    /// Source.
-    pub src: u64,
-    /// Destination.
-    pub dst: u64,
-    /// Length in bytes.
-    pub len: u32,
-    /// Fill pattern.
-    pub value: u32,
-}
-
-impl Desc {
-    /// The descriptor's bytes as the device reads them.
-    pub fn encode(&self) -> [u8; DESC_SIZE] {
-        let mut b = [0u8; DESC_SIZE];
-        b[DESC_OPCODE..DESC_OPCODE + 4].copy_from_slice(&self.opcode.to_le_bytes());
-        b[DESC_FLAGS..DESC_FLAGS + 4].copy_from_slice(&self.flags.to_le_bytes());
-        b[DESC_SRC..DESC_SRC + 8].copy_from_slice(&self.src.to_le_bytes());
-        b[DESC_DST..DESC_DST + 8].copy_from_slice(&self.dst.to_le_bytes());
-        b[DESC_LEN..DESC_LEN + 4].copy_from_slice(&self.len.to_le_bytes());
-        b[DESC_VALUE..DESC_VALUE + 4].copy_from_slice(&self.value.to_le_bytes());
-        b
-    }
-
-    fn decode(b: &[u8]) -> Desc {
-        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        let u64_at = |o: usize| u64::from(u32_at(o)) | (u64::from(u32_at(o + 4)) << 32);
-        Desc {
-            opcode: u32_at(DESC_OPCODE),
-            flags: u32_at(DESC_FLAGS),
-            src: u64_at(DESC_SRC),
-            dst: u64_at(DESC_DST),
-            len: u32_at(DESC_LEN),
-            value: u32_at(DESC_VALUE),
-        }
-    }
-}
-
-/// FNV-1a 64 continued over `data` (start with `FNV64_OFFSET`).
-pub fn fnv1a64(mut h: u64, data: &[u8]) -> u64 {
-    for &b in data {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV64_PRIME);
-    }
-    h
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -4,7 +4,8 @@ pub mod config;
 pub mod device;
 pub mod faults;
 pub mod mem;
-pub mod regs;
+
+pub use vslice_abi::regs;
 
 #[cfg(test)]
 mod tests;

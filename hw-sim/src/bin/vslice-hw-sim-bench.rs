@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use vfio_bindings::bindings::vfio::*;
 use vfio_user::{Client, Server};
-use vslice_hw_sim::device::{Backend, Desc, Device, DeviceParams, Shared, CHUNK};
+use vslice_abi::Desc;
+use vslice_hw_sim::device::{Backend, Device, DeviceParams, Shared, CHUNK};
 use vslice_hw_sim::faults::Faults;
 use vslice_hw_sim::regs::*;
 

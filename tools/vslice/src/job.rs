@@ -8,8 +8,9 @@
 
 use std::io;
 
-use crate::regs::*;
 use crate::vfio::{self, Device, EventFd, Mmap};
+use vslice_abi::regs::*;
+use vslice_abi::{checksum, Desc};
 
 /// Ring slots per context.
 pub const RING_SLOTS: u32 = 64;
@@ -126,18 +127,15 @@ impl Instance {
             let i = self.tail[c as usize];
             let at = base + (i % RING_SLOTS) as usize * DESC_SIZE;
             let flags = if k + 1 == jobs.len() { DESC_FLAG_IRQ } else { 0 };
-            let v = &self.vram;
-            v.write32(at + DESC_OPCODE, j.op);
-            v.write32(at + DESC_FLAGS, flags);
-            v.write32(at + DESC_SRC, j.src as u32);
-            v.write32(at + DESC_SRC + 4, (j.src >> 32) as u32);
-            v.write32(at + DESC_DST, j.dst as u32);
-            v.write32(at + DESC_DST + 4, (j.dst >> 32) as u32);
-            v.write32(at + DESC_LEN, j.len);
-            v.write32(at + DESC_VALUE, j.value);
-            v.write32(at + DESC_STATUS, 0);
-            v.write32(at + DESC_RESULT, 0);
-            v.write32(at + DESC_RESULT + 4, 0);
+            let d = Desc {
+                opcode: j.op,
+                flags,
+                src: j.src,
+                dst: j.dst,
+                len: j.len,
+                value: j.value,
+            };
+            self.vram.write_bytes(at, &d.encode());
             idx.push(i);
             self.tail[c as usize] = i.wrapping_add(1);
         }
@@ -224,12 +222,6 @@ impl Instance {
     }
 }
 
-/// FNV-1a 64 of `data` (what `OP_CHECKSUM` computes).
-pub fn fnv1a64(data: &[u8]) -> u64 {
-    data.iter()
-        .fold(FNV64_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV64_PRIME))
-}
-
 /// Outcome of one fill → copy → checksum round on one context.
 #[derive(Debug)]
 pub struct Round {
@@ -292,7 +284,7 @@ pub fn round(inst: &mut Instance, c: u32, len: u32, pattern: u32) -> io::Result<
             "context {c}: copied data differs from the fill pattern"
         )));
     }
-    let sum = fnv1a64(&want);
+    let sum = checksum(&want);
     if last.result != sum {
         return Err(io::Error::other(format!(
             "context {c}: checksum {:#x}, expected {sum:#x}",

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 //! vslice client library: parents, types and instances through sysfs;
-//! instances opened through VFIO; jobs run on them; the guest kernel's
-//! health as the reliability suite checks it.
-pub mod health;
+//! instances opened through VFIO; jobs run on them.
 pub mod job;
-pub mod measure;
-pub mod regs;
 pub mod sysfs;
 pub mod vfio;
+
+pub use vslice_abi::regs;
 
 use std::fmt;
 use std::io;

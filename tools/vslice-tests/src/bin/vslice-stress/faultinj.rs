@@ -17,9 +17,9 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use vslice::health::{self, DriverStats, Kmsg};
 use vslice::job;
 use vslice::sysfs;
+use vslice_tests::health::{self, DriverStats, Kmsg};
 
 use crate::report::{Report, CLEAN_UNDER_FAULTS};
 

@@ -179,7 +179,7 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let opt = match vslice::measure::options(&args) {
+    let opt = match vslice_tests::measure::options(&args) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("vslice-bench: {e}; see the source header");

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use vslice::measure::{json_num, json_str, percentile};
+use vslice_tests::measure::{json_num, json_str, percentile};
 
 /// Microseconds since `t`.
 pub fn us(t: std::time::Instant) -> f64 {

@@ -58,7 +58,7 @@ impl Kmsg {
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open("/dev/kmsg")
-            .map_err(|e| crate::context(e, "/dev/kmsg"))?;
+            .map_err(|e| vslice::context(e, "/dev/kmsg"))?;
         f.seek(SeekFrom::End(0))?;
         Ok(Kmsg(f))
     }
@@ -106,9 +106,9 @@ const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 /// only shows new ones. An error if kmemleak is absent or disabled: a
 /// leak check that cannot run must not pass.
 pub fn kmemleak_scan() -> io::Result<Vec<String>> {
-    crate::sysfs::write_attr(Path::new(KMEMLEAK), "scan")?;
-    let text = fs::read_to_string(KMEMLEAK).map_err(|e| crate::context(e, KMEMLEAK))?;
-    let _ = crate::sysfs::write_attr(Path::new(KMEMLEAK), "clear");
+    vslice::sysfs::write_attr(Path::new(KMEMLEAK), "scan")?;
+    let text = fs::read_to_string(KMEMLEAK).map_err(|e| vslice::context(e, KMEMLEAK))?;
+    let _ = vslice::sysfs::write_attr(Path::new(KMEMLEAK), "clear");
     let mut leaks = Vec::new();
     let mut cur: Option<String> = None;
     for l in text.lines() {
@@ -143,7 +143,7 @@ pub struct DriverStats {
 impl DriverStats {
     pub fn read() -> io::Result<DriverStats> {
         let p = "/sys/kernel/debug/vslice/stats";
-        let text = fs::read_to_string(p).map_err(|e| crate::context(e, p))?;
+        let text = fs::read_to_string(p).map_err(|e| vslice::context(e, p))?;
         let m: BTreeMap<&str, u64> = text
             .lines()
             .filter_map(|l| l.split_once(": "))
@@ -216,7 +216,7 @@ pub fn errno_name(e: i32) -> String {
 /// client's own errors (job timeouts, a device reading all-ones, REQ,
 /// data that does not verify: "DATA").
 pub fn error_name(e: &io::Error) -> String {
-    match crate::errno_of(e) {
+    match vslice::errno_of(e) {
         Some(n) => errno_name(n),
         None => match e.kind() {
             io::ErrorKind::TimedOut => "ETIMEDOUT".into(),

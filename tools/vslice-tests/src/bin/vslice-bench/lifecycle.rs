@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use vslice::health::error_name;
 use vslice::sysfs;
+use vslice_tests::health::error_name;
 
 use crate::table::{ms, us, Results, Row, Series};
 
@@ -370,7 +370,7 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
         let v = pool(b..(b + k).min(max));
         res.fact(
             format!("p5.create_us.instances_{:02}_to_{:02}", b + 1, (b + k).min(max)),
-            vslice::measure::percentile(&v, 50.0),
+            vslice_tests::measure::percentile(&v, 50.0),
         );
     }
     res.push(Row::new(

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use vslice::health::{DriverStats, Kmsg};
 use vslice::job::{self, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
+use vslice_tests::health::{DriverStats, Kmsg};
 
 use crate::report::{Report, Rng, Tally, CLEAN};
 

@@ -13,11 +13,12 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use vslice::health::DriverStats;
 use vslice::job::{self, Job, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
 use vslice::vfio::{self, Device, EventFd, Mmap};
+use vslice_abi::instance_bar0_size;
+use vslice_tests::health::DriverStats;
 
 mod irq_table;
 
@@ -65,10 +66,6 @@ impl Drop for Created {
             let _ = sysfs::remove(u);
         }
     }
-}
-
-fn bar0_size(n: u32) -> u64 {
-    ((CTX_BASE + n as usize * CTX_STRIDE) as u64).next_power_of_two()
 }
 
 fn cfg32(d: &Device, off: u64) -> Result<u32, String> {
@@ -379,7 +376,7 @@ fn region_info(d: &Device, n: u32, slice: u64) -> R {
         );
         let rw = vfio::REGION_READ | vfio::REGION_WRITE;
         let want = match idx {
-            vfio::BAR0 => (bar0_size(n), rw),
+            vfio::BAR0 => (instance_bar0_size(n), rw),
             vfio::BAR2 => (slice, rw | vfio::REGION_MMAP),
             vfio::BAR4 => (4096, rw),
             vfio::CONFIG => (256, rw),
@@ -420,7 +417,11 @@ fn config_space(d: &Device, n: u32, slice: u64) -> R {
         cfg32(d, 0x48)?
     );
     // BAR sizing: all-ones reads back the size mask and the type bits.
-    for (off, size, flags) in [(0x10u64, bar0_size(n), 0u32), (0x18, slice, 0xc), (0x20, 4096, 0)] {
+    for (off, size, flags) in [
+        (0x10u64, instance_bar0_size(n), 0u32),
+        (0x18, slice, 0xc),
+        (0x20, 4096, 0),
+    ] {
         set_cfg32(d, off, u32::MAX)?;
         let got = cfg32(d, off)?;
         let want = (!(size - 1) as u32 & !0xf) | flags;
@@ -515,7 +516,7 @@ fn register_window(d: &Device, other: &Device, n: u32, slice: u64) -> R {
 
 fn register_access_sizes(d: &Device, n: u32) -> R {
     let bad = || d.reg(REG_BAD_ACCESS_COUNT).map_err(|x| x.to_string());
-    let size = bar0_size(n);
+    let size = instance_bar0_size(n);
     let before = bad()?;
     let mut b = [0u8; 8];
     // 1 and 2 bytes, and 4 misaligned: refused (all-ones, counted).

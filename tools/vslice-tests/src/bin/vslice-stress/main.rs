@@ -21,8 +21,8 @@ mod security;
 use std::process::ExitCode;
 
 use report::Report;
-use vslice::health::Kmsg;
 use vslice::sysfs;
+use vslice_tests::health::Kmsg;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         eprintln!("usage: vslice-stress load|fuzz|faultinj|security [options] (see the source header)");
         return ExitCode::from(2);
     };
-    let opt = match vslice::measure::options(&args[1..]) {
+    let opt = match vslice_tests::measure::options(&args[1..]) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("vslice-stress: {e}");

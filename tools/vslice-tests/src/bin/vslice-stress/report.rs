@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use vslice::health;
-use vslice::measure::json_str as esc;
-pub use vslice::measure::percentile;
+use vslice_tests::health;
+use vslice_tests::measure::json_str as esc;
+pub use vslice_tests::measure::percentile;
 
 /// Seeded, reproducible randomness (splitmix64).
 pub struct Rng(u64);

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use vslice::health::{DriverStats, Kmsg};
 use vslice::job;
 use vslice::sysfs;
 use vslice::vfio::{self, Device, EventFd, Mmap};
+use vslice_tests::health::{DriverStats, Kmsg};
 
 use crate::report::{Report, Rng};
 
@@ -87,7 +87,7 @@ struct State {
 fn errno(r: &io::Result<impl Sized>) -> String {
     match r {
         Ok(_) => "ok".into(),
-        Err(e) => vslice::health::error_name(e),
+        Err(e) => vslice_tests::health::error_name(e),
     }
 }
 
