@@ -51,9 +51,9 @@ stage "build hw-sim" cargo build --release --manifest-path "$VSLICE_TOP/Cargo.to
 hwsim=$VSLICE_TOP/target/release/vslice-hw-sim
 # The client runs in the guest: a static binary, its own target dir so
 # that the host build's flags and cache stay apart.
-stage "build the vslice client (static)" env RUSTFLAGS='-C target-feature=+crt-static' \
+stage "build the client and guest test tools (static)" env RUSTFLAGS='-C target-feature=+crt-static' \
 	CARGO_TARGET_DIR="$VSLICE_TOP/target/guest" cargo build --release \
-	--manifest-path "$VSLICE_TOP/Cargo.toml" -p vslice --target x86_64-unknown-linux-gnu
+	--manifest-path "$VSLICE_TOP/Cargo.toml" -p vslice -p vslice-tests --target x86_64-unknown-linux-gnu
 guestbin=$VSLICE_TOP/target/guest/x86_64-unknown-linux-gnu/release
 
 # The per-run archive: script, environment, FILES.
