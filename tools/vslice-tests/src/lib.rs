@@ -3,3 +3,4 @@
 //! (splats, kmemleak, the driver's object counts) and measurement helpers.
 pub mod health;
 pub mod measure;
+pub mod raw;

@@ -8,7 +8,8 @@
 
 use std::io;
 
-use crate::vfio::{self, Device, EventFd, Mmap};
+use crate::vfio::{self, Device, EventFd, Mmap, OpenPath, Wait};
+use std::os::fd::AsRawFd;
 use vslice_abi::regs::*;
 use vslice_abi::{checksum, Desc};
 
@@ -55,7 +56,12 @@ impl Instance {
     /// Opens instance `uuid`, maps its VRAM slice, arms one eventfd per
     /// MSI-X vector and sets up every context's ring.
     pub fn open(uuid: &str) -> io::Result<Instance> {
-        let dev = Device::open(uuid)?;
+        Instance::open_by(uuid, OpenPath::Cdev)
+    }
+
+    /// `open` through the VFIO interface `path` names.
+    pub fn open_by(uuid: &str, path: OpenPath) -> io::Result<Instance> {
+        let dev = Device::open_by(uuid, path)?;
         let id = dev.reg(REG_ID)?;
         if id != DEVICE_ID_MAGIC {
             return Err(io::Error::other(format!(
@@ -72,12 +78,14 @@ impl Instance {
             )));
         }
         let vram = dev.mmap(vfio::BAR2, 0, slice as usize)?;
-        let irqs = (0..contexts).map(|_| EventFd::new()).collect::<io::Result<Vec<_>>>()?;
-        let fds: Vec<i32> = irqs.iter().map(EventFd::raw).collect();
+        let irqs = (0..contexts)
+            .map(|_| EventFd::new(libc::EFD_CLOEXEC))
+            .collect::<io::Result<Vec<_>>>()?;
+        let fds: Vec<i32> = irqs.iter().map(AsRawFd::as_raw_fd).collect();
         dev.set_msix(0, &fds)?;
         // The driver asks for the device back (instance removed, parent
         // unbound) through REQ: waits then give up and the caller closes.
-        let req = EventFd::new()?;
+        let req = EventFd::new(libc::EFD_CLOEXEC)?;
         dev.arm_request(&req)?;
         let mut inst = Instance {
             dev,

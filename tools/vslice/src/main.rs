@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use std::time::Instant;
 
+use vslice::vfio::Wait;
 use vslice::{job, sysfs, vfio};
 
 fn run(args: &[String]) -> Result<(), String> {
@@ -57,7 +58,7 @@ fn run(args: &[String]) -> Result<(), String> {
             let uuid = arg(1, "UUID")?;
             let secs: i32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60);
             let d = vfio::Device::open(&uuid).map_err(|e| e.to_string())?;
-            let req = vfio::EventFd::new().map_err(|e| e.to_string())?;
+            let req = vfio::EventFd::new(libc::EFD_CLOEXEC).map_err(|e| e.to_string())?;
             d.arm_request(&req).map_err(|e| format!("arming REQ: {e}"))?;
             println!("holding {uuid}");
             if req.wait(secs * 1000).map_err(|e| e.to_string())? {

@@ -1,147 +1,66 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Raw VFIO/iommufd uapi used by the client (the subset we need), and an
-//! open instance: the device fd bound to an iommufd (VFIO cdev interface).
+//! An instance opened through VFIO, as rust-vmm's crates open devices:
+//! `vfio-ioctls` does the open (the device cdev bound to an iommufd with an
+//! IOAS attached, or the legacy group/container path QEMU and older stacks
+//! use), `vfio-bindings` gives the uapi structures and constants and
+//! `vmm-sys-util` the ioctl wrappers and eventfds. The operations a caller
+//! must see fail with their errno (region access, SET_IRQS, reset) are
+//! issued here rather than through `VfioDevice`'s methods, which log
+//! errors and carry on.
 
-use std::fs::{File, OpenOptions};
+use std::error::Error as _;
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-const fn io(nr: u32) -> libc::c_ulong {
-    // _IO(';', nr): VFIO_TYPE and IOMMUFD_TYPE are both ';'.
-    ((b';' as u32) << 8 | nr) as libc::c_ulong
-}
-const VFIO_BASE: u32 = 100;
-/// `VFIO_DEVICE_GET_INFO`.
-pub const VFIO_DEVICE_GET_INFO: libc::c_ulong = io(VFIO_BASE + 7);
-/// `VFIO_DEVICE_GET_REGION_INFO`.
-pub const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = io(VFIO_BASE + 8);
-/// `VFIO_DEVICE_GET_IRQ_INFO`.
-pub const VFIO_DEVICE_GET_IRQ_INFO: libc::c_ulong = io(VFIO_BASE + 9);
-/// `VFIO_DEVICE_SET_IRQS`.
-pub const VFIO_DEVICE_SET_IRQS: libc::c_ulong = io(VFIO_BASE + 10);
-/// `VFIO_DEVICE_RESET`.
-pub const VFIO_DEVICE_RESET: libc::c_ulong = io(VFIO_BASE + 11);
-const VFIO_DEVICE_BIND_IOMMUFD: libc::c_ulong = io(VFIO_BASE + 18);
-const VFIO_DEVICE_ATTACH_IOMMUFD_PT: libc::c_ulong = io(VFIO_BASE + 19);
-const IOMMU_IOAS_ALLOC: libc::c_ulong = io(0x81);
+use iommufd_ioctls::IommuFd;
+use vfio_bindings::bindings::vfio::*;
+use vfio_ioctls::{VfioContainer, VfioDevice, VfioError, VfioIommufd, VfioOps};
+pub use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::ioctl::{ioctl, ioctl_with_mut_ptr, ioctl_with_mut_ref};
+use vmm_sys_util::ioctl_io_nr;
 
-/// `VFIO_PCI_INTX_IRQ_INDEX`.
-pub const INTX_IRQ_INDEX: u32 = 0;
-/// `VFIO_PCI_MSIX_IRQ_INDEX`.
-pub const MSIX_IRQ_INDEX: u32 = 2;
-/// `VFIO_PCI_REQ_IRQ_INDEX`.
-pub const REQ_IRQ_INDEX: u32 = 4;
-/// `VFIO_PCI_NUM_IRQS`.
-pub const NUM_IRQS: u32 = 5;
-/// `VFIO_IRQ_SET_DATA_NONE`.
-pub const IRQ_SET_DATA_NONE: u32 = 1 << 0;
-/// `VFIO_IRQ_SET_DATA_BOOL`.
-pub const IRQ_SET_DATA_BOOL: u32 = 1 << 1;
-/// `VFIO_IRQ_SET_DATA_EVENTFD`.
-pub const IRQ_SET_DATA_EVENTFD: u32 = 1 << 2;
-/// `VFIO_IRQ_SET_ACTION_MASK`.
-pub const IRQ_SET_ACTION_MASK: u32 = 1 << 3;
-/// `VFIO_IRQ_SET_ACTION_UNMASK`.
-pub const IRQ_SET_ACTION_UNMASK: u32 = 1 << 4;
-/// `VFIO_IRQ_SET_ACTION_TRIGGER`.
-pub const IRQ_SET_ACTION_TRIGGER: u32 = 1 << 5;
-/// `VFIO_IRQ_INFO_EVENTFD`.
-pub const IRQ_INFO_EVENTFD: u32 = 1 << 0;
-/// `VFIO_IRQ_INFO_MASKABLE`.
-pub const IRQ_INFO_MASKABLE: u32 = 1 << 1;
-/// `VFIO_DEVICE_FLAGS_RESET`.
-pub const DEVICE_FLAGS_RESET: u32 = 1 << 0;
-/// `VFIO_DEVICE_FLAGS_PCI`.
-pub const DEVICE_FLAGS_PCI: u32 = 1 << 1;
-/// Region indices (`VFIO_PCI_*_REGION_INDEX`).
-pub const BAR0: u32 = 0;
-/// VRAM slice.
-pub const BAR2: u32 = 2;
-/// MSI-X table.
-pub const BAR4: u32 = 4;
-/// Config space.
-pub const CONFIG: u32 = 7;
-/// `VFIO_PCI_NUM_REGIONS`.
-pub const NUM_REGIONS: u32 = 9;
-/// `VFIO_REGION_INFO_FLAG_READ`.
-pub const REGION_READ: u32 = 1;
-/// `VFIO_REGION_INFO_FLAG_WRITE`.
-pub const REGION_WRITE: u32 = 2;
-/// `VFIO_REGION_INFO_FLAG_MMAP`.
-pub const REGION_MMAP: u32 = 4;
+ioctl_io_nr!(VFIO_DEVICE_GET_INFO, VFIO_TYPE.into(), VFIO_BASE + 7);
+ioctl_io_nr!(VFIO_DEVICE_GET_REGION_INFO, VFIO_TYPE.into(), VFIO_BASE + 8);
+ioctl_io_nr!(VFIO_DEVICE_GET_IRQ_INFO, VFIO_TYPE.into(), VFIO_BASE + 9);
+ioctl_io_nr!(VFIO_DEVICE_SET_IRQS, VFIO_TYPE.into(), VFIO_BASE + 10);
+ioctl_io_nr!(VFIO_DEVICE_RESET, VFIO_TYPE.into(), VFIO_BASE + 11);
+
+pub use vfio_bindings::bindings::vfio::{
+    VFIO_DEVICE_FLAGS_PCI as DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET as DEVICE_FLAGS_RESET,
+    VFIO_IRQ_INFO_EVENTFD as IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE as IRQ_INFO_MASKABLE,
+    VFIO_IRQ_SET_ACTION_MASK as IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER as IRQ_SET_ACTION_TRIGGER,
+    VFIO_IRQ_SET_ACTION_UNMASK as IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL as IRQ_SET_DATA_BOOL,
+    VFIO_IRQ_SET_DATA_EVENTFD as IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE as IRQ_SET_DATA_NONE,
+    VFIO_PCI_BAR0_REGION_INDEX as BAR0, VFIO_PCI_BAR2_REGION_INDEX as BAR2, VFIO_PCI_BAR4_REGION_INDEX as BAR4,
+    VFIO_PCI_CONFIG_REGION_INDEX as CONFIG, VFIO_PCI_INTX_IRQ_INDEX as INTX_IRQ_INDEX,
+    VFIO_PCI_MSIX_IRQ_INDEX as MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS as NUM_IRQS, VFIO_PCI_NUM_REGIONS as NUM_REGIONS,
+    VFIO_PCI_REQ_IRQ_INDEX as REQ_IRQ_INDEX, VFIO_REGION_INFO_FLAG_MMAP as REGION_MMAP,
+    VFIO_REGION_INFO_FLAG_READ as REGION_READ, VFIO_REGION_INFO_FLAG_WRITE as REGION_WRITE,
+};
+
+/// `struct vfio_device_info`.
+pub type DeviceInfo = vfio_device_info;
+/// `struct vfio_region_info` (without capabilities).
+pub type RegionInfo = vfio_region_info;
+/// `struct vfio_irq_info`.
+pub type IrqInfo = vfio_irq_info;
 
 /// File offset of region `index` (vfio-pci encoding).
 pub const fn region_offset(index: u32) -> u64 {
     (index as u64) << 40
 }
 
-/// `struct vfio_region_info` (without capabilities).
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RegionInfo {
-    pub argsz: u32,
-    pub flags: u32,
-    pub index: u32,
-    pub cap_offset: u32,
-    pub size: u64,
-    pub offset: u64,
+/// The size of a uapi structure, as its `argsz` wants it.
+fn argsz<T>() -> u32 {
+    std::mem::size_of::<T>() as u32
 }
 
-/// `struct vfio_device_info`.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DeviceInfo {
-    pub argsz: u32,
-    pub flags: u32,
-    pub num_regions: u32,
-    pub num_irqs: u32,
-}
-
-/// `struct vfio_irq_info`.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IrqInfo {
-    pub argsz: u32,
-    pub flags: u32,
-    pub index: u32,
-    pub count: u32,
-}
-
-#[repr(C)]
-struct BindIommufd {
-    argsz: u32,
-    flags: u32,
-    iommufd: i32,
-    out_devid: u32,
-}
-
-#[repr(C)]
-struct AttachPt {
-    argsz: u32,
-    flags: u32,
-    pt_id: u32,
-    pasid: u32,
-}
-
-#[repr(C)]
-struct IoasAlloc {
-    size: u32,
-    flags: u32,
-    out_ioas_id: u32,
-}
-
-/// A raw ioctl with a pointer argument (for tests of bad arguments too).
-///
-/// # Safety
-///
-/// Whatever `arg` points to that the kernel may write for `req` must be
-/// memory this process owns and does not otherwise borrow; a pointer to
-/// unmapped memory (or null) is fine, the kernel answers EFAULT.
-pub unsafe fn ioctl_ptr(fd: RawFd, req: libc::c_ulong, arg: *mut libc::c_void) -> io::Result<()> {
-    // SAFETY: per the contract.
-    let r = unsafe { libc::ioctl(fd, req, arg) };
+/// An ioctl's return value as a result.
+fn check(r: libc::c_int) -> io::Result<()> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -149,79 +68,92 @@ pub unsafe fn ioctl_ptr(fd: RawFd, req: libc::c_ulong, arg: *mut libc::c_void) -
     }
 }
 
-fn ioctl<T>(fd: RawFd, req: libc::c_ulong, arg: &mut T) -> io::Result<()> {
-    // SAFETY: `arg` is a live, correctly sized repr(C) struct for `req`.
-    let r = unsafe { libc::ioctl(fd, req, arg as *mut T) };
+/// Waiting on an eventfd with a timeout, which `EventFd` itself lacks.
+pub trait Wait {
+    /// Waits up to `ms` milliseconds; true if signalled (the signal is
+    /// consumed).
+    fn wait(&self, ms: i32) -> io::Result<bool>;
+}
+
+impl Wait for EventFd {
+    fn wait(&self, ms: i32) -> io::Result<bool> {
+        wait(self, ms)
+    }
+}
+
+fn wait(efd: &EventFd, ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: efd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
     if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+        return Err(io::Error::last_os_error());
+    }
+    if r == 0 {
+        return Ok(false);
+    }
+    efd.read().map(|_| true)
+}
+
+/// The errno behind a `vfio-ioctls` error, if one is in its chain.
+fn vfio_errno(e: &VfioError) -> Option<i32> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return io.raw_os_error();
+        }
+        if let Some(sys) = s.downcast_ref::<vmm_sys_util::errno::Error>() {
+            return Some(sys.errno());
+        }
+        src = s.source();
+    }
+    None
+}
+
+/// A `vfio-ioctls` error as an `io::Error` that keeps its errno.
+fn from_vfio(e: VfioError, what: impl std::fmt::Display) -> io::Error {
+    let errno = vfio_errno(&e);
+    let msg = match e.source() {
+        Some(s) => format!("{what}: {e}: {s}"),
+        None => format!("{what}: {e}"),
+    };
+    match errno {
+        Some(errno) => io::Error::new(
+            io::Error::from_raw_os_error(errno).kind(),
+            crate::Context { errno, msg },
+        ),
+        None => io::Error::other(msg),
     }
 }
 
-/// An eventfd.
-pub struct EventFd(File);
-
-impl EventFd {
-    /// A new non-blocking-free eventfd (reads block until signalled).
-    pub fn new() -> io::Result<EventFd> {
-        // SAFETY: plain eventfd creation.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is fresh and ours.
-        Ok(EventFd(unsafe { File::from_raw_fd(fd) }))
-    }
-
-    /// Waits up to `ms` milliseconds; true if signalled (and consumes it).
-    pub fn wait(&self, ms: i32) -> io::Result<bool> {
-        let mut p = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if r == 0 {
-            return Ok(false);
-        }
-        let mut b = [0u8; 8];
-        // SAFETY: reading 8 bytes into a local buffer.
-        let n = unsafe { libc::read(self.0.as_raw_fd(), b.as_mut_ptr().cast(), 8) };
-        Ok(n == 8)
-    }
-
-    /// Signals it (adds 1 to its counter).
-    pub fn signal(&self) -> io::Result<()> {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writing 8 bytes from a local buffer.
-        let n = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
-        if n == 8 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-
-    /// The fd.
-    pub fn raw(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
+/// How an instance is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenPath {
+    /// The device cdev (`/dev/vfio/devices/vfioN`) bound to an iommufd.
+    Cdev,
+    /// The legacy path: `/dev/vfio/<group>` set to a type1 container.
+    Group,
 }
 
-/// An instance opened through its VFIO cdev.
+/// An instance opened through VFIO.
 pub struct Device {
-    dev: File,
-    _iommufd: File,
+    /// A duplicate of the device fd, for positioned reads and writes.
+    file: File,
+    dev: VfioDevice,
+    iommu: Arc<dyn VfioOps>,
+}
+
+/// The sysfs directory of mdev `uuid`.
+pub fn mdev_dir(uuid: &str) -> PathBuf {
+    Path::new("/sys/bus/mdev/devices").join(uuid)
 }
 
 /// The VFIO cdev of mdev `uuid` (`/dev/vfio/devices/vfioN`).
 pub fn cdev_path(uuid: &str) -> io::Result<PathBuf> {
-    let dir = Path::new("/sys/bus/mdev/devices").join(uuid).join("vfio-dev");
+    let dir = mdev_dir(uuid).join("vfio-dev");
     let name = std::fs::read_dir(&dir)
         .map_err(|e| crate::context(e, format!("{} (no such instance?)", dir.display())))?
         .flatten()
@@ -239,63 +171,73 @@ pub fn cdev_path(uuid: &str) -> io::Result<PathBuf> {
 }
 
 impl Device {
-    /// Opens instance `uuid`: device cdev, bound to a fresh iommufd with
-    /// an IOAS attached (what the emulated-IOMMU device needs).
+    /// Opens instance `uuid` through its cdev: bound to a fresh iommufd
+    /// with an IOAS attached (what an emulated-IOMMU device needs).
     pub fn open(uuid: &str) -> io::Result<Device> {
-        let path = cdev_path(uuid)?;
-        let dev = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| crate::context(e, path.display()))?;
-        let iommufd = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/iommu")
-            .map_err(|e| crate::context(e, "/dev/iommu"))?;
-        let mut bind = BindIommufd {
-            argsz: std::mem::size_of::<BindIommufd>() as u32,
-            flags: 0,
-            iommufd: iommufd.as_raw_fd(),
-            out_devid: 0,
+        Device::open_by(uuid, OpenPath::Cdev)
+    }
+
+    /// Opens instance `uuid` the way `path` says.
+    pub fn open_by(uuid: &str, path: OpenPath) -> io::Result<Device> {
+        let (dev, iommu): (VfioDevice, Arc<dyn VfioOps>) = match path {
+            OpenPath::Cdev => {
+                let cdev = cdev_path(uuid)?;
+                let file = File::options()
+                    .read(true)
+                    .write(true)
+                    .open(&cdev)
+                    .map_err(|e| crate::context(e, cdev.display()))?;
+                let fd = IommuFd::new().map_err(|e| from_vfio(VfioError::NewVfioIommufd(e), "/dev/iommu"))?;
+                let iommufd = Arc::new(VfioIommufd::new(Arc::new(fd), None, None).map_err(|e| from_vfio(e, "IOAS"))?);
+                let dev =
+                    VfioDevice::new_from_fd(file, iommufd.clone(), true).map_err(|e| from_vfio(e, cdev.display()))?;
+                (dev, iommufd)
+            }
+            OpenPath::Group => {
+                let sysfs = mdev_dir(uuid);
+                let container = Arc::new(VfioContainer::new(None).map_err(|e| from_vfio(e, "/dev/vfio/vfio"))?);
+                let dev =
+                    VfioDevice::new(&sysfs, container.clone(), false).map_err(|e| from_vfio(e, sysfs.display()))?;
+                (dev, container)
+            }
         };
-        ioctl(dev.as_raw_fd(), VFIO_DEVICE_BIND_IOMMUFD, &mut bind)
-            .map_err(|e| crate::context(e, "VFIO_DEVICE_BIND_IOMMUFD"))?;
-        let mut ioas = IoasAlloc {
-            size: std::mem::size_of::<IoasAlloc>() as u32,
-            flags: 0,
-            out_ioas_id: 0,
-        };
-        ioctl(iommufd.as_raw_fd(), IOMMU_IOAS_ALLOC, &mut ioas).map_err(|e| crate::context(e, "IOMMU_IOAS_ALLOC"))?;
-        let mut at = AttachPt {
-            argsz: std::mem::size_of::<AttachPt>() as u32,
-            flags: 0,
-            pt_id: ioas.out_ioas_id,
-            pasid: 0,
-        };
-        ioctl(dev.as_raw_fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut at)
-            .map_err(|e| crate::context(e, "VFIO_DEVICE_ATTACH_IOMMUFD_PT"))?;
-        Ok(Device { dev, _iommufd: iommufd })
+        // SAFETY: `dev` owns this fd and is alive for the duration of the
+        // borrow; the duplicate is an independent descriptor.
+        let file = File::from(unsafe { BorrowedFd::borrow_raw(dev.as_raw_fd()) }.try_clone_to_owned()?);
+        Ok(Device { file, dev, iommu })
+    }
+
+    /// The device as `vfio-ioctls` holds it (region capabilities, the
+    /// IRQ helpers of rust-vmm's VMMs).
+    pub fn vfio(&self) -> &VfioDevice {
+        &self.dev
+    }
+
+    /// The IOMMU side the device is attached to (DMA mappings).
+    pub fn iommu(&self) -> &Arc<dyn VfioOps> {
+        &self.iommu
     }
 
     /// `VFIO_DEVICE_GET_INFO`.
     pub fn info(&self) -> io::Result<DeviceInfo> {
         let mut i = DeviceInfo {
-            argsz: std::mem::size_of::<DeviceInfo>() as u32,
+            argsz: argsz::<DeviceInfo>(),
             ..Default::default()
         };
-        ioctl(self.dev.as_raw_fd(), VFIO_DEVICE_GET_INFO, &mut i)?;
+        // SAFETY: `i` is the structure this ioctl reads and writes.
+        check(unsafe { ioctl_with_mut_ref(&self.file, VFIO_DEVICE_GET_INFO(), &mut i) })?;
         Ok(i)
     }
 
     /// `VFIO_DEVICE_GET_IRQ_INFO` for `index`.
     pub fn irq_info(&self, index: u32) -> io::Result<IrqInfo> {
         let mut i = IrqInfo {
-            argsz: std::mem::size_of::<IrqInfo>() as u32,
+            argsz: argsz::<IrqInfo>(),
             index,
             ..Default::default()
         };
-        ioctl(self.dev.as_raw_fd(), VFIO_DEVICE_GET_IRQ_INFO, &mut i)?;
+        // SAFETY: `i` is the structure this ioctl reads and writes.
+        check(unsafe { ioctl_with_mut_ref(&self.file, VFIO_DEVICE_GET_IRQ_INFO(), &mut i) })?;
         Ok(i)
     }
 
@@ -306,26 +248,38 @@ impl Device {
             IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER,
             REQ_IRQ_INDEX,
             0,
-            &efd.raw().to_ne_bytes(),
+            &efd.as_raw_fd().to_ne_bytes(),
             1,
         )
     }
 
     /// The device fd.
     pub fn fd(&self) -> RawFd {
-        self.dev.as_raw_fd()
+        self.file.as_raw_fd()
     }
 
     /// `VFIO_DEVICE_SET_IRQS` with `count` entries of `data`.
     pub fn set_irqs(&self, flags: u32, index: u32, start: u32, data: &[u8], count: u32) -> io::Result<()> {
-        let mut buf = vec![0u8; 20 + data.len()];
-        let argsz = buf.len() as u32;
-        for (i, v) in [argsz, flags, index, start, count].into_iter().enumerate() {
-            buf[4 * i..4 * i + 4].copy_from_slice(&v.to_ne_bytes());
+        let head = std::mem::size_of::<vfio_irq_set>();
+        let set = vfio_irq_set {
+            argsz: (head + data.len()) as u32,
+            flags,
+            index,
+            start,
+            count,
+            ..Default::default()
+        };
+        // The header, then the data right after it, as the kernel reads
+        // them; u32 words keep the buffer aligned for the header.
+        let mut buf = vec![0u32; (head + data.len()).div_ceil(4)];
+        // SAFETY: `buf` holds at least `head` bytes, aligned for the
+        // header; the data goes right after it, within `buf`.
+        unsafe {
+            std::ptr::write(buf.as_mut_ptr().cast::<vfio_irq_set>(), set);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), buf.as_mut_ptr().cast::<u8>().add(head), data.len());
         }
-        buf[20..].copy_from_slice(data);
-        // SAFETY: `buf` is ours, argsz bytes long.
-        unsafe { ioctl_ptr(self.fd(), VFIO_DEVICE_SET_IRQS, buf.as_mut_ptr().cast()) }
+        // SAFETY: `buf` holds `argsz` bytes the kernel may read.
+        check(unsafe { ioctl_with_mut_ptr(&self.file, VFIO_DEVICE_SET_IRQS(), buf.as_mut_ptr()) })
     }
 
     /// Assigns eventfds to MSI-X vectors `start..` (-1 clears one).
@@ -343,28 +297,29 @@ impl Device {
     /// `VFIO_DEVICE_GET_REGION_INFO` for `index`.
     pub fn region_info(&self, index: u32) -> io::Result<RegionInfo> {
         let mut r = RegionInfo {
-            argsz: std::mem::size_of::<RegionInfo>() as u32,
+            argsz: argsz::<RegionInfo>(),
             index,
             ..Default::default()
         };
-        ioctl(self.fd(), VFIO_DEVICE_GET_REGION_INFO, &mut r)?;
+        // SAFETY: `r` is the structure this ioctl reads and writes.
+        check(unsafe { ioctl_with_mut_ref(&self.file, VFIO_DEVICE_GET_REGION_INFO(), &mut r) })?;
         Ok(r)
     }
 
     /// `VFIO_DEVICE_RESET`.
     pub fn reset(&self) -> io::Result<()> {
         // SAFETY: VFIO_DEVICE_RESET takes no argument.
-        unsafe { ioctl_ptr(self.fd(), VFIO_DEVICE_RESET, std::ptr::null_mut()) }
+        check(unsafe { ioctl(&self.file, VFIO_DEVICE_RESET()) })
     }
 
     /// pread at `off` in region `index`; returns the bytes read.
     pub fn read_at(&self, index: u32, off: u64, buf: &mut [u8]) -> io::Result<usize> {
-        FileExt::read_at(&self.dev, buf, region_offset(index) + off)
+        FileExt::read_at(&self.file, buf, region_offset(index) + off)
     }
 
     /// pwrite at `off` in region `index`; returns the bytes written.
     pub fn write_at(&self, index: u32, off: u64, buf: &[u8]) -> io::Result<usize> {
-        FileExt::write_at(&self.dev, buf, region_offset(index) + off)
+        FileExt::write_at(&self.file, buf, region_offset(index) + off)
     }
 
     /// A 32-bit register of the register window (BAR0).

@@ -16,6 +16,7 @@ use std::time::Instant;
 use vslice::job::{Instance, Job};
 use vslice::regs::*;
 use vslice::vfio::EventFd;
+use vslice::vfio::Wait;
 
 use crate::table::{us, Results, Row, Series};
 
@@ -83,7 +84,10 @@ fn unpin() -> io::Result<()> {
 /// Round trips with this thread on CPU 0 and the echo thread on `echo_cpu`.
 fn eventfd_round_trip(warm: usize, reps: usize, echo_cpu: usize) -> io::Result<Vec<f64>> {
     pin(0)?;
-    let (ping, pong) = (Arc::new(EventFd::new()?), Arc::new(EventFd::new()?));
+    let (ping, pong) = (
+        Arc::new(EventFd::new(libc::EFD_CLOEXEC)?),
+        Arc::new(EventFd::new(libc::EFD_CLOEXEC)?),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let echo = {
         let (ping, pong, stop) = (ping.clone(), pong.clone(), stop.clone());
@@ -94,7 +98,7 @@ fn eventfd_round_trip(warm: usize, reps: usize, echo_cpu: usize) -> io::Result<V
                 if stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                pong.signal()?;
+                pong.write(1)?;
             }
         })
     };
@@ -102,7 +106,7 @@ fn eventfd_round_trip(warm: usize, reps: usize, echo_cpu: usize) -> io::Result<V
     let mut run = || -> io::Result<()> {
         for i in 0..warm + reps {
             let t0 = Instant::now();
-            ping.signal()?;
+            ping.write(1)?;
             if !pong.wait(5000)? {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -117,7 +121,7 @@ fn eventfd_round_trip(warm: usize, reps: usize, echo_cpu: usize) -> io::Result<V
     };
     let r = run();
     stop.store(true, Ordering::Relaxed);
-    ping.signal()?;
+    ping.write(1)?;
     echo.join().map_err(|_| io::Error::other("echo thread panicked"))??;
     unpin()?;
     r.map(|()| v)

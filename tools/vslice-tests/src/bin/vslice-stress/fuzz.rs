@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -203,7 +204,7 @@ fn ioctl_fuzz(st: &mut State, rng: &mut Rng) -> String {
         _ => words.as_mut_ptr().cast(),
     };
     // SAFETY: `ptr` is our buffer, the fence, or memory we do not map.
-    let r = unsafe { vfio::ioctl_ptr(d.fd(), req, ptr) };
+    let r = unsafe { vslice_tests::raw::ioctl_ptr(d.fd(), req, ptr) };
     format!(
         "ioctl nr {nr} argsz {:#x} flags {:#x} index {}: {}",
         words[0],
@@ -325,14 +326,14 @@ fn eventfd_fuzz(st: &mut State, rng: &mut Rng) -> String {
         return "eventfd: no device".into();
     };
     if st.efds.len() < 4 {
-        if let Ok(e) = EventFd::new() {
+        if let Ok(e) = EventFd::new(libc::EFD_CLOEXEC) {
             st.efds.push(e);
         }
     }
     let n = (rng.near(st.vectors as u64) as u32).min(8);
     let start = rng.near(st.vectors as u64) as u32;
     // The number of an eventfd closed at once.
-    let closed: RawFd = EventFd::new().map(|e| e.raw()).unwrap_or(-1);
+    let closed: RawFd = EventFd::new(libc::EFD_CLOEXEC).map(|e| e.as_raw_fd()).unwrap_or(-1);
     let fds: Vec<RawFd> = (0..n)
         .map(|_| match rng.below(8) {
             0 => -1,
@@ -341,7 +342,7 @@ fn eventfd_fuzz(st: &mut State, rng: &mut Rng) -> String {
             1 => closed,
             2 => d.fd(),
             3 => 0,
-            _ => st.efds[rng.below(st.efds.len() as u64) as usize].raw(),
+            _ => st.efds[rng.below(st.efds.len() as u64) as usize].as_raw_fd(),
         })
         .collect();
     let what = match rng.below(4) {

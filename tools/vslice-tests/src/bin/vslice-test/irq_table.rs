@@ -6,6 +6,7 @@
 //! table is the specification; this module only matches calls to its rows.
 
 use std::io;
+use std::os::fd::AsRawFd;
 
 use vslice::vfio::{self, Device, EventFd};
 
@@ -257,14 +258,14 @@ pub struct Fds {
 impl Fds {
     pub fn new(not_eventfd: i32) -> io::Result<Fds> {
         Ok(Fds {
-            efd: EventFd::new()?,
+            efd: EventFd::new(libc::EFD_CLOEXEC)?,
             not_eventfd,
         })
     }
 
     fn raw(&self, fd: Fd) -> i32 {
         match fd {
-            Fd::Eventfd => self.efd.raw(),
+            Fd::Eventfd => self.efd.as_raw_fd(),
             Fd::MinusOne => -1,
             Fd::MinusTwo => -2,
             Fd::IntMin => i32::MIN,
@@ -324,7 +325,7 @@ pub fn run(d: &Device, n: u32) -> Result<usize, String> {
         let want = row.result()?;
         let mut buf = encode(c, &fds);
         // SAFETY: `buf` is ours and holds at least argsz bytes.
-        let r = unsafe { vfio::ioctl_ptr(d.fd(), vfio::VFIO_DEVICE_SET_IRQS, buf.as_mut_ptr().cast()) };
+        let r = unsafe { vslice_tests::raw::ioctl_ptr(d.fd(), vfio::VFIO_DEVICE_SET_IRQS(), buf.as_mut_ptr().cast()) };
         let got = match r {
             Ok(()) => 0,
             Err(e) => e.raw_os_error().unwrap_or(-1),
@@ -451,7 +452,7 @@ mod tests {
     #[test]
     fn short_argsz_is_one_byte_below_the_data() {
         let fds = Fds {
-            efd: EventFd::new().unwrap(),
+            efd: EventFd::new(libc::EFD_CLOEXEC).unwrap(),
             not_eventfd: 0,
         };
         let mut c = call(

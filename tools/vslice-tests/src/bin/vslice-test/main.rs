@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use vslice::job::{self, Job, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
-use vslice::vfio::{self, Device, EventFd, Mmap};
+use vslice::vfio::Wait;
+use vslice::vfio::{self, Device, EventFd, Mmap, OpenPath};
 use vslice_abi::instance_bar0_size;
 use vslice_tests::health::DriverStats;
 
@@ -82,13 +83,13 @@ fn set_cfg32(d: &Device, off: u64, v: u32) -> R {
 
 fn raw_ioctl(d: &Device, req: libc::c_ulong, buf: &mut [u8]) -> io::Result<()> {
     // SAFETY: `buf` is ours; the tests keep argsz within it.
-    unsafe { vfio::ioctl_ptr(d.fd(), req, buf.as_mut_ptr().cast()) }
+    unsafe { vslice_tests::raw::ioctl_ptr(d.fd(), req, buf.as_mut_ptr().cast()) }
 }
 
 /// An ioctl with a pointer the kernel must refuse (null or unmapped).
 fn bad_ptr_ioctl(d: &Device, req: libc::c_ulong, p: *mut libc::c_void) -> io::Result<()> {
     // SAFETY: `p` points to nothing this process uses as Rust memory.
-    unsafe { vfio::ioctl_ptr(d.fd(), req, p) }
+    unsafe { vslice_tests::raw::ioctl_ptr(d.fd(), req, p) }
 }
 
 fn hdr(words: &[u32]) -> Vec<u8> {
@@ -127,10 +128,10 @@ fn device_and_irq_info(d: &Device, n: u32) -> R {
 fn bad_argsz_index_and_pointers(d: &Device) -> R {
     // argsz below the fixed part: EINVAL, for every info ioctl.
     for (req, name) in [
-        (vfio::VFIO_DEVICE_GET_INFO, "GET_INFO"),
-        (vfio::VFIO_DEVICE_GET_REGION_INFO, "GET_REGION_INFO"),
-        (vfio::VFIO_DEVICE_GET_IRQ_INFO, "GET_IRQ_INFO"),
-        (vfio::VFIO_DEVICE_SET_IRQS, "SET_IRQS"),
+        (vfio::VFIO_DEVICE_GET_INFO(), "GET_INFO"),
+        (vfio::VFIO_DEVICE_GET_REGION_INFO(), "GET_REGION_INFO"),
+        (vfio::VFIO_DEVICE_GET_IRQ_INFO(), "GET_IRQ_INFO"),
+        (vfio::VFIO_DEVICE_SET_IRQS(), "SET_IRQS"),
     ] {
         let mut b = hdr(&[4, 0, 0, 0, 0, 0, 0, 0]);
         expect_errno(&format!("{name} argsz 4"), raw_ioctl(d, req, &mut b), libc::EINVAL)?;
@@ -149,19 +150,19 @@ fn bad_argsz_index_and_pointers(d: &Device) -> R {
     let mut b = hdr(&[32, 0, vfio::NUM_REGIONS, 0, 0, 0, 0, 0]);
     expect_errno(
         "REGION_INFO index 9",
-        raw_ioctl(d, vfio::VFIO_DEVICE_GET_REGION_INFO, &mut b),
+        raw_ioctl(d, vfio::VFIO_DEVICE_GET_REGION_INFO(), &mut b),
         libc::EINVAL,
     )?;
     let mut b = hdr(&[32, 0, u32::MAX, 0, 0, 0, 0, 0]);
     expect_errno(
         "REGION_INFO index ~0",
-        raw_ioctl(d, vfio::VFIO_DEVICE_GET_REGION_INFO, &mut b),
+        raw_ioctl(d, vfio::VFIO_DEVICE_GET_REGION_INFO(), &mut b),
         libc::EINVAL,
     )?;
     let mut b = hdr(&[16, 0, vfio::NUM_IRQS, 0]);
     expect_errno(
         "IRQ_INFO index 5",
-        raw_ioctl(d, vfio::VFIO_DEVICE_GET_IRQ_INFO, &mut b),
+        raw_ioctl(d, vfio::VFIO_DEVICE_GET_IRQ_INFO(), &mut b),
         libc::EINVAL,
     )?;
     // SET_IRQS whose argsz does not cover its data.
@@ -174,7 +175,7 @@ fn bad_argsz_index_and_pointers(d: &Device) -> R {
     ]);
     expect_errno(
         "SET_IRQS argsz without data",
-        raw_ioctl(d, vfio::VFIO_DEVICE_SET_IRQS, &mut b),
+        raw_ioctl(d, vfio::VFIO_DEVICE_SET_IRQS(), &mut b),
         libc::EINVAL,
     )?;
     // SET_IRQS whose data lies past the end of the caller's memory: the
@@ -196,13 +197,13 @@ fn bad_argsz_index_and_pointers(d: &Device) -> R {
     let p = unsafe { m.as_ptr().add(4096 - 20) };
     expect_errno(
         "SET_IRQS data unmapped",
-        bad_ptr_ioctl(d, vfio::VFIO_DEVICE_SET_IRQS, p.cast()),
+        bad_ptr_ioctl(d, vfio::VFIO_DEVICE_SET_IRQS(), p.cast()),
         libc::EFAULT,
     )?;
     std::mem::forget(m); // half of it is unmapped already
     expect_errno(
         "unknown ioctl",
-        bad_ptr_ioctl(d, vfio::VFIO_DEVICE_RESET + 50, std::ptr::null_mut()),
+        bad_ptr_ioctl(d, vfio::VFIO_DEVICE_RESET() + 50, std::ptr::null_mut()),
         libc::ENOTTY,
     )?;
     Ok(())
@@ -210,8 +211,8 @@ fn bad_argsz_index_and_pointers(d: &Device) -> R {
 
 fn set_irqs_combinations(d: &Device, n: u32) -> R {
     use vfio::*;
-    let efd = EventFd::new().map_err(e("eventfd"))?;
-    let fd = efd.raw().to_ne_bytes();
+    let efd = EventFd::new(libc::EFD_CLOEXEC).map_err(e("eventfd"))?;
+    let fd = efd.as_raw_fd().to_ne_bytes();
     let trig = IRQ_SET_ACTION_TRIGGER;
     // Two data types, two actions, no data type.
     expect_errno(
@@ -348,7 +349,7 @@ fn set_irqs_combinations(d: &Device, n: u32) -> R {
         .map_err(e("fire cleared"))?;
     ensure!(!efd.wait(200).map_err(|x| x.to_string())?, "cleared vector signalled");
     // Assign all, then disable all with count 0.
-    let fds: Vec<i32> = (0..n).map(|_| efd.raw()).collect();
+    let fds: Vec<i32> = (0..n).map(|_| efd.as_raw_fd()).collect();
     d.set_msix(0, &fds).map_err(e("assign all"))?;
     d.set_irqs(IRQ_SET_DATA_NONE | trig, MSIX_IRQ_INDEX, 0, &[], 0)
         .map_err(e("disable all"))?;
@@ -633,6 +634,28 @@ fn jobs_every_context(u: &str) -> R {
     Ok(())
 }
 
+/// The legacy interface QEMU and older stacks use (group set to a type1
+/// container) reaches the same device: info, registers, the VRAM mapping,
+/// interrupts and jobs; and the group is free again after close.
+fn legacy_group_container_path(u: &str) -> R {
+    for round in 0..2u32 {
+        let mut inst = job::Instance::open_by(u, OpenPath::Group).map_err(|x| format!("group open: {x}"))?;
+        let i = inst.dev.info().map_err(e("GET_INFO"))?;
+        ensure!(
+            i.flags & (vfio::DEVICE_FLAGS_PCI | vfio::DEVICE_FLAGS_RESET)
+                == vfio::DEVICE_FLAGS_PCI | vfio::DEVICE_FLAGS_RESET
+                && i.num_regions == vfio::NUM_REGIONS
+                && i.num_irqs == vfio::NUM_IRQS,
+            "group path: device info {i:?}"
+        );
+        for c in 0..inst.contexts {
+            let r = job::round(&mut inst, c, 64 << 10, 0x6700_0000 | round << 8 | c).map_err(|x| x.to_string())?;
+            ensure!(r.irqs >= 1, "group path, context {c}: no MSI-X interrupt");
+        }
+    }
+    Ok(())
+}
+
 fn jobs_all_instances_at_once(uuids: &[String]) -> R {
     let errs: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = uuids
@@ -753,8 +776,8 @@ fn reset_mid_job(u: &str) -> R {
 
 fn close_tears_down_routes(u: &str) -> R {
     let inst = job::Instance::open(u).map_err(|x| x.to_string())?;
-    let stale = EventFd::new().map_err(|x| x.to_string())?;
-    inst.dev.set_msix(0, &[stale.raw()]).map_err(e("assign"))?;
+    let stale = EventFd::new(libc::EFD_CLOEXEC).map_err(|x| x.to_string())?;
+    inst.dev.set_msix(0, &[stale.as_raw_fd()]).map_err(e("assign"))?;
     drop(inst);
     let mut inst = job::Instance::open(u).map_err(|x| x.to_string())?;
     job::round(&mut inst, 0, 4096, 0x1111_2222).map_err(|x| x.to_string())?;
@@ -1023,7 +1046,7 @@ fn wait_cut_off(d: &Device) -> Result<Option<Duration>, String> {
 /// mapping is gone; the removal completes when it closes.
 fn ignored_request_revokes(u: &str) -> R {
     let d = Device::open(u).map_err(|x| x.to_string())?;
-    let req = EventFd::new().map_err(|x| x.to_string())?;
+    let req = EventFd::new(libc::EFD_CLOEXEC).map_err(|x| x.to_string())?;
     d.arm_request(&req).map_err(e("arm REQ"))?;
     let m = d.mmap(vfio::BAR2, 0, 4096).map_err(e("mmap"))?;
     m.write32(0, 1);
@@ -1124,6 +1147,9 @@ fn main() {
             drop(other);
             t("jobs_on_every_context_with_msix", &mut || jobs_every_context(&us[0]));
             t("jobs_on_all_instances_at_once", &mut || jobs_all_instances_at_once(&us));
+            t("legacy_group_container_path", &mut || {
+                legacy_group_container_path(&us[2])
+            });
             t("reset_in_the_middle_of_a_job", &mut || reset_mid_job(&us[0]));
             t("last_close_stops_queued_jobs", &mut || close_stops_queued_jobs(&us[0]));
             t("close_tears_down_interrupt_routes", &mut || {
