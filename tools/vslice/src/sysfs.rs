@@ -81,25 +81,9 @@ pub fn instances() -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A random (version 4) UUID.
+/// A random (version 4) UUID, as mdev's `create` takes it.
 pub fn new_uuid() -> io::Result<String> {
-    let mut b = [0u8; 16];
-    // SAFETY: getrandom into a local buffer of the given length.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 16 {
-        return Err(io::Error::last_os_error());
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        h[0..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..16].concat()
-    ))
+    Ok(uuid::Uuid::new_v4().hyphenated().to_string())
 }
 
 /// Creates an instance of `ty` (e.g. `vslice-eighth` or `eighth`) on `parent`.
