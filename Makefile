@@ -29,7 +29,8 @@ kernel:
 	@$(SCRIPTS)/kernel.sh $(KERNEL)
 
 buildroot:
-	@$(SCRIPTS)/buildroot.sh
+	@. $(SCRIPTS)/lib.sh && need_root && \
+		if root_ready; then log "build root $$(root_dir) is ready"; else require_root; fi
 
 check:
 	@$(SCRIPTS)/check.sh

@@ -10,11 +10,11 @@
 # "N passed, N failed, N skipped"; the exit status is non-zero on any failure.
 . "$(dirname "$0")/lib.sh"
 need_root
-require_root
 
 run=$VSLICE_WORK/results/$(date +%Y%m%d-%H%M%S)-check-$$
 mkdir -p "$run"
 export VSLICE_LOGDIR=$run
+require_root
 pass=0 fail=0 skip=0
 failed=()
 result() { # result ok|fail|skip NAME [why]
@@ -93,13 +93,26 @@ count_ktap() {
 		esac
 	done < <(python3 "$VSLICE_TOP/scripts/ktap-count.py" "$ksrc/tools/testing/kunit/kunit.py" "$1")
 }
+# vm_run_name VM-RUN-ARGS...: the --name they give.
+vm_run_name() {
+	while [ $# -gt 1 ]; do
+		[ "$1" != --name ] || { echo "$2"; return; }
+		shift
+	done
+}
 # vm_check TEST OUT VM-RUN-ARGS...: one VM run as test TEST (non-zero
 # exit, splat or timeout fails it; vm-run's output in $run/OUT), then its
-# KTAP results; $vmdir is the run's results directory.
+# KTAP results; $vmdir is the run's results directory. While it runs,
+# the progress line shows the suite the guest is in (vm_progress reads
+# $run/OUT, which carries the guest's output as it comes).
 vm_check() {
-	local test=$1 out=$2 rc=0
+	local test=$1 out=$2 rc=0 mon suites
 	shift 2
+	suites=$(vm_expected_suites "$(vm_run_name "$@")")
+	progress_start "$test" vm_progress "$run/$out" "$suites"
+	mon=$PROGRESS_PID
 	"$VSLICE_TOP/scripts/vm-run.sh" "$@" >"$run/$out" 2>&1 || rc=$?
+	progress_stop "$mon"
 	vmdir=$(cat "$VSLICE_WORK/results/last")
 	if [ "$rc" = 0 ]; then result ok "$test"; else
 		result fail "$test" "exit $rc, see $run/$out and $vmdir/console.log"

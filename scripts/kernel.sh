@@ -14,6 +14,11 @@ cfgdir=$VSLICE_TOP/config/kernel
 [ -f "$cfgdir/$variant.config" ] || die "unknown kernel variant '$variant' (debug|perf)"
 
 KERNEL_RECIPE=1
+# Kbuild steps of a full debug build (its log's "  CC  path" lines),
+# measured on this machine kind: the progress line's total until a machine
+# has built the variant once (then $VSLICE_WORK/kernel/<variant>.build-steps
+# counts). perf has no measured figure: it shows this one as "~" estimate.
+KERNEL_BUILD_STEPS=1889
 
 patches() { find "$cfgdir/patches" -name '*.patch' 2>/dev/null | sort; }
 
@@ -54,8 +59,16 @@ build_kernel() {
 		$kmake olddefconfig
 		$kmake rustavailable"
 	verify_config "$out/.config" "$cfgdir/base.config" "$cfgdir/$variant.config"
-	local t0=$SECONDS
-	stage "build $variant kernel" in_root "$kmake -j$(nproc) all"
+	local t0=$SECONDS steps=$VSLICE_WORK/kernel/$variant.build-steps fresh=0 expected
+	# Only a build from an empty tree (kconfig's host tools aside) counts
+	# every step; a resumed one must not become the next total.
+	[ -n "$(find "$out" -path "$out/scripts" -prune -o -name '*.o' -print -quit)" ] || fresh=1
+	expected=$(cat "$steps" 2>/dev/null) || expected=''
+	[[ $expected =~ ^[0-9]+$ ]] || expected=$KERNEL_BUILD_STEPS
+	[ "$variant" = debug ] || [ -e "$steps" ] || expected="~$expected"
+	kernel_progress() { kbuild_progress "$1" "$expected"; }
+	stage_progress "build $variant kernel" kernel_progress in_root "$kmake -j$(nproc) all"
+	[ "$fresh" = 0 ] || kbuild_steps "$(stage_log "build $variant kernel")" >"$steps"
 	stage "install $variant kernel modules" in_root "rm -rf '$out/mods' && $kmake INSTALL_MOD_PATH='$out/mods' modules_install"
 	echo "$((SECONDS - t0))" >"$out/.build-seconds"
 	touch "$out/.vslice-built"
