@@ -1,24 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Small helpers shared by the stress and bench tools: `--name VALUE`
-//! options, nearest-rank percentiles and JSON string quoting (the static
-//! guest binaries carry no serde).
+//! Small helpers shared by the stress and bench tools: comma-separated
+//! option values, nearest-rank percentiles and JSON string quoting (the
+//! static guest binaries carry no serde).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::str::FromStr;
 
-/// `--name VALUE` pairs; an argument that is not one is an error.
-pub fn options(args: &[String]) -> Result<BTreeMap<String, String>, String> {
-    let mut opt = BTreeMap::new();
-    let mut it = args.iter();
-    while let Some(k) = it.next() {
-        match (k.strip_prefix("--"), it.next()) {
-            (Some(k), Some(v)) => {
-                opt.insert(k.to_string(), v.clone());
-            }
-            _ => return Err(format!("bad option '{k}' (options are --name VALUE)")),
-        }
+/// A comma-separated option value (`--seeds 1,2,3`); argh would take a
+/// `Vec` as a repeated option instead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct List<T>(pub Vec<T>);
+
+impl<T: FromStr> FromStr for List<T> {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(|x| x.parse().map_err(|_| format!("'{x}' in '{s}' does not parse")))
+            .collect::<Result<_, _>>()
+            .map(List)
     }
-    Ok(opt)
 }
 
 /// The `p`-th percentile (0..=100) of `v`, nearest rank; 0 if empty.
@@ -75,13 +76,11 @@ mod tests {
     }
 
     #[test]
-    fn options_are_name_value_pairs() {
-        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let o = options(&a(&["--reps", "3", "--only", "P1"])).unwrap_or_default();
-        assert_eq!(o.get("reps").map(String::as_str), Some("3"));
-        assert_eq!(o.len(), 2);
-        assert!(options(&a(&["--reps"])).is_err());
-        assert!(options(&a(&["reps", "3"])).is_err());
+    fn comma_separated_lists() {
+        assert_eq!("1,2,3".parse(), Ok(List(vec![1u64, 2, 3])));
+        assert_eq!("P1".parse(), Ok(List(vec!["P1".to_string()])));
+        assert!("1,,3".parse::<List<u64>>().is_err());
+        assert!("".parse::<List<u64>>().is_err());
     }
 
     #[test]
