@@ -207,7 +207,7 @@ fn run_jobs(len: u32, rounds: usize, uuids: &[String]) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run(argh::from_env::<Cli>().cmd) {
+    match run(vslice_args::parse::<Cli>().cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vslice: {e}");

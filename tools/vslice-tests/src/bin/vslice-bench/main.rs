@@ -202,7 +202,7 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    let cli: Cli = vslice_args::parse();
     let smoke = cli.smoke;
     let o = Opts {
         reps: cli.reps.unwrap_or(if smoke { 3 } else { 50 }).max(1),

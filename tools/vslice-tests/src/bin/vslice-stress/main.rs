@@ -72,7 +72,7 @@ struct Security {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    let cli: Cli = vslice_args::parse();
     let mut r;
     match &cli.scenario {
         Scenario::Load(o) => {

@@ -1096,7 +1096,7 @@ fn fatal_cutoff(u: &str) -> R {
 }
 
 fn main() {
-    let parent = match argh::from_env::<Cli>().cmd {
+    let parent = match vslice_args::parse::<Cli>().cmd {
         Cmd::Conformance(c) => c.parent,
         Cmd::FatalCutoff(c) => {
             let r = fatal_cutoff(&c.uuid);
