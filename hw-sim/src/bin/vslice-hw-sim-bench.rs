@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use argh::FromArgs;
 use vfio_bindings::bindings::vfio::*;
 use vfio_user::{Client, Server};
 use vslice_abi::Desc;
@@ -94,8 +95,17 @@ fn engine(busy: u32, len: u32) -> (f64, f64) {
     )
 }
 
+/// Performance of the simulated device alone: register accesses over the
+/// vfio-user socket and job-engine throughput.
+#[derive(FromArgs)]
+struct Cli {
+    /// one line of JSON instead of the table
+    #[argh(switch)]
+    json: bool,
+}
+
 fn main() {
-    let json = std::env::args().any(|a| a == "--json");
+    let json = vslice_args::parse::<Cli>().json;
     let reads = socket_accesses(false);
     let writes = socket_accesses(true);
     let small = 64 << 10;
