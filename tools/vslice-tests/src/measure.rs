@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Small helpers shared by the stress and bench tools: comma-separated
-//! option values, nearest-rank percentiles and JSON string quoting (the
-//! static guest binaries carry no serde).
+//! option values, nearest-rank percentiles, rounding for the reports.
 
-use std::fmt::Write;
 use std::str::FromStr;
 
 /// A comma-separated option value (`--seeds 1,2,3`); argh would take a
@@ -33,32 +31,11 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
     s[rank.clamp(1, s.len()) - 1]
 }
 
-/// `s` as a JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-/// `x` as a JSON number (non-finite values, which JSON lacks, as null).
-pub fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.3}")
-    } else {
-        "null".into()
-    }
+/// `x` rounded to `places` decimals, as the reports give numbers (a
+/// non-finite value stays so; serde_json writes it as null).
+pub fn rounded(x: f64, places: i32) -> f64 {
+    let k = 10f64.powi(places);
+    (x * k).round() / k
 }
 
 #[cfg(test)]
@@ -84,9 +61,10 @@ mod tests {
     }
 
     #[test]
-    fn json_quoting() {
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
-        assert_eq!(json_num(1.5), "1.500");
-        assert_eq!(json_num(f64::INFINITY), "null");
+    fn rounding() {
+        assert_eq!(rounded(2.0625, 3), 2.063);
+        assert_eq!(rounded(99.95, 1), 100.0);
+        assert_eq!(rounded(-1.25, 0), -1.0);
+        assert!(rounded(f64::NAN, 3).is_nan() && rounded(f64::INFINITY, 1).is_infinite());
     }
 }
