@@ -73,14 +73,17 @@ struct Security {
 
 fn main() -> ExitCode {
     let cli: Cli = vslice_args::parse();
-    let mut r;
+    // faultinj and security take no seed: their report says 0.
+    let (name, seed) = match &cli.scenario {
+        Scenario::Load(o) => ("load", o.seed),
+        Scenario::Fuzz(f) => ("fuzz", f.seeds.0.first().copied().unwrap_or(0)),
+        Scenario::Faultinj(_) => ("faultinj", 0),
+        Scenario::Security(_) => ("security", 0),
+    };
+    let mut r = Report::new(name, seed);
     match &cli.scenario {
-        Scenario::Load(o) => {
-            r = Report::new("load", o.seed);
-            load::run(o, &mut r);
-        }
+        Scenario::Load(o) => load::run(o, &mut r),
         Scenario::Fuzz(f) => {
-            r = Report::new("fuzz", f.seeds.0.first().copied().unwrap_or(0));
             let parent = sysfs::pci_devices().into_iter().find(|b| sysfs::is_parent(b));
             match (parent, Kmsg::open()) {
                 (Some(p), Ok(mut k)) => {
@@ -99,18 +102,11 @@ fn main() -> ExitCode {
                 (_, Err(e)) => r.fail(e.to_string()),
             }
         }
-        // Neither takes a seed: the report says 0.
-        Scenario::Faultinj(how) => {
-            r = Report::new("faultinj", 0);
-            match Kmsg::open() {
-                Ok(mut k) => faultinj::run(*how, &mut r, &mut k),
-                Err(e) => r.fail(e.to_string()),
-            }
-        }
-        Scenario::Security(s) => {
-            r = Report::new("security", 0);
-            security::run(s.uid, &s.parent, &s.given, &s.other, &mut r);
-        }
+        Scenario::Faultinj(how) => match Kmsg::open() {
+            Ok(mut k) => faultinj::run(*how, &mut r, &mut k),
+            Err(e) => r.fail(e.to_string()),
+        },
+        Scenario::Security(s) => security::run(s.uid, &s.parent, &s.given, &s.other, &mut r),
     }
     if r.finish(cli.report.as_deref()) {
         ExitCode::SUCCESS
