@@ -9,7 +9,7 @@
 scenario() {
 	name=$1
 	shift
-	vslice-stress "$@" --report "/tmp/report-$name.json"
+	vslice-stress --report "/tmp/report-$name.json" "$@"
 }
 
 load_under_pci_remove() {

@@ -72,7 +72,7 @@ client_run_verifies_jobs() {
 }
 
 run_vfio_suite() {
-	/usr/bin/vslice-test "$P1"
+	/usr/bin/vslice-test conformance "$P1"
 	ktap_begin vslice_request 4
 	t request_on_unbind_client_closes request_on_unbind
 	t request_on_instance_remove request_on_instance_remove

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `vslice-hw-sim --socket PATH [options]`: serves one simulated vslice
-//! device over vfio-user until QEMU disconnects. Threads: the vfio-user
-//! server (this thread), the job engine, and the fault control socket.
+//! device over vfio-user until QEMU disconnects (`--help` lists the
+//! options). Threads: the vfio-user server (this thread), the job engine,
+//! and the fault control socket. Logs go to stderr through env_logger:
+//! warnings and errors unless `--verbose` or `RUST_LOG` says otherwise.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -10,73 +12,75 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use argh::FromArgs;
 use vfio_user::Server;
 use vslice_hw_sim::device::{Backend, Device, DeviceParams, Shared};
 use vslice_hw_sim::faults::{Command, Faults};
+use vslice_hw_sim::regs::{DEFAULT_CONTEXTS, DEFAULT_VRAM_SIZE};
 
-const USAGE: &str = "usage: vslice-hw-sim --socket PATH [--contexts N] [--vram-mib N] [--vectors N]
-                     [--control PATH] [--fault CMD] [--fault-after MS:CMD] [--verbose]
-  fault commands: remove | restore | hang MS | slow US | error-irq | exit | status";
-
-struct Logger(log::LevelFilter);
-
-impl log::Log for Logger {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= self.0
-    }
-    fn log(&self, r: &log::Record) {
-        if self.enabled(r.metadata()) {
-            eprintln!("vslice-hw-sim[{}]: {}: {}", std::process::id(), r.level(), r.args());
-        }
-    }
-    fn flush(&self) {}
-}
-
-struct Options {
+/// The simulated vslice PCI device, served over vfio-user to QEMU's
+/// vfio-user-pci. Fault commands (--fault, --fault-after, the control
+/// socket): remove | restore | hang MS | slow US | error-irq | exit | status.
+#[derive(FromArgs)]
+struct Cli {
+    /// the vfio-user socket to listen on
+    #[argh(option, arg_name = "PATH")]
     socket: PathBuf,
+    /// a socket taking one fault command per line (docs/device.md)
+    #[argh(option, arg_name = "PATH")]
     control: Option<PathBuf>,
-    params: DeviceParams,
-    faults: Vec<(u64, Command)>,
+    /// hardware contexts (default 16)
+    #[argh(option, arg_name = "N", default = "DEFAULT_CONTEXTS")]
+    contexts: u32,
+    /// VRAM in MiB, a power of two (default 256)
+    #[argh(option, arg_name = "N", default = "DEFAULT_VRAM_SIZE >> 20")]
+    vram_mib: u64,
+    /// MSI-X vectors (default contexts + 1)
+    #[argh(option, arg_name = "N")]
+    vectors: Option<u32>,
+    /// a fault command carried out at start (repeatable)
+    #[argh(option, arg_name = "CMD", from_str_fn(Command::parse))]
+    fault: Vec<Command>,
+    /// a fault command carried out MS ms after start (repeatable)
+    #[argh(option, arg_name = "MS:CMD", from_str_fn(delayed_fault))]
+    fault_after: Vec<(u64, Command)>,
+    /// log at info level too (RUST_LOG, if set, decides instead)
+    #[argh(switch)]
     verbose: bool,
 }
 
-fn parse() -> Result<Options, String> {
-    let mut socket = None;
-    let mut control = None;
-    let mut p = DeviceParams::default();
-    let mut vectors = None;
-    let mut faults = Vec::new();
-    let mut verbose = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |name: &str, v: String| v.parse::<u64>().map_err(|_| format!("{name} needs a number"));
-        match a.as_str() {
-            "--socket" => socket = Some(PathBuf::from(val("--socket")?)),
-            "--control" => control = Some(PathBuf::from(val("--control")?)),
-            "--contexts" => p.contexts = num("--contexts", val("--contexts")?)? as u32,
-            "--vram-mib" => p.vram_size = num("--vram-mib", val("--vram-mib")?)? << 20,
-            "--vectors" => vectors = Some(num("--vectors", val("--vectors")?)? as u32),
-            "--fault" => faults.push((0, Command::parse(&val("--fault")?)?)),
-            "--fault-after" => {
-                let v = val("--fault-after")?;
-                let (ms, cmd) = v.split_once(':').ok_or("--fault-after takes MS:CMD")?;
-                faults.push((num("--fault-after", ms.into())?, Command::parse(cmd)?));
-            }
-            "--verbose" => verbose = true,
-            "--help" | "-h" => return Err(USAGE.into()),
-            _ => return Err(format!("unknown argument '{a}'\n{USAGE}")),
-        }
+fn delayed_fault(v: &str) -> Result<(u64, Command), String> {
+    let (ms, cmd) = v.split_once(':').ok_or("--fault-after takes MS:CMD")?;
+    let ms = ms.parse().map_err(|_| format!("'{ms}' is not a number of ms"))?;
+    Ok((ms, Command::parse(cmd)?))
+}
+
+impl Cli {
+    fn params(&self) -> Result<DeviceParams, String> {
+        let p = DeviceParams {
+            contexts: self.contexts,
+            vram_size: self.vram_mib.checked_mul(1 << 20).ok_or("--vram-mib is too large")?,
+            vectors: self.vectors.unwrap_or(self.contexts.saturating_add(1)),
+        };
+        p.validate()?;
+        Ok(p)
     }
-    p.vectors = vectors.unwrap_or(p.contexts + 1);
-    p.validate()?;
-    Ok(Options {
-        socket: socket.ok_or(USAGE)?,
-        control,
-        params: p,
-        faults,
-        verbose,
-    })
+}
+
+/// `vslice-hw-sim[PID]: LEVEL: message`: the pid tells apart the devices
+/// of one VM run.
+fn init_log(verbose: bool) {
+    let level = if verbose {
+        log::LevelFilter::Info
+    } else {
+        log::LevelFilter::Warn
+    };
+    let pid = std::process::id();
+    env_logger::Builder::new()
+        .filter_level(level)
+        .parse_default_env()
+        .format(move |buf, r| writeln!(buf, "vslice-hw-sim[{pid}]: {}: {}", r.level(), r.args()))
+        .init();
 }
 
 /// Carries out one fault command; the reply line for the control socket.
@@ -86,7 +90,7 @@ fn execute(shared: &Shared, c: &Command) -> String {
     }
     match c {
         Command::Exit => {
-            eprintln!("vslice-hw-sim: exiting on fault command");
+            log::warn!("exiting on fault command");
             std::process::exit(3);
         }
         Command::ErrorIrq => shared.lock().inject_error(),
@@ -116,27 +120,20 @@ fn serve_control(shared: Arc<Shared>, stream: UnixStream) {
 }
 
 fn main() -> ExitCode {
-    let opts = match parse() {
-        Ok(v) => v,
+    let opts: Cli = vslice_args::parse();
+    init_log(opts.verbose);
+    let params = match opts.params() {
+        Ok(p) => p,
         Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
+            log::error!("{e}");
+            return ExitCode::from(vslice_args::USAGE_ERROR);
         }
     };
-    let level = if opts.verbose {
-        log::LevelFilter::Info
-    } else {
-        log::LevelFilter::Warn
-    };
-    let logger: &'static Logger = Box::leak(Box::new(Logger(level)));
-    if log::set_logger(logger).is_ok() {
-        log::set_max_level(level);
-    }
     let faults = Arc::new(Faults::default());
-    let dev = match Device::new(opts.params.clone(), faults) {
+    let dev = match Device::new(params.clone(), faults) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("vslice-hw-sim: cannot create the device: {e}");
+            log::error!("cannot create the device: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -145,7 +142,7 @@ fn main() -> ExitCode {
     let server = match Server::new(&opts.socket, true, dev.irq_info(), dev.regions()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vslice-hw-sim: cannot listen on {}: {e}", opts.socket.display());
+            log::error!("cannot listen on {}: {e}", opts.socket.display());
             return ExitCode::FAILURE;
         }
     };
@@ -167,19 +164,21 @@ fn main() -> ExitCode {
                 });
             }
             Err(e) => {
-                eprintln!("vslice-hw-sim: cannot listen on control socket {}: {e}", path.display());
+                log::error!("cannot listen on control socket {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
         }
     }
-    for (ms, c) in opts.faults {
+    let faults = opts.fault.into_iter().map(|c| (0, c)).chain(opts.fault_after);
+    for (ms, c) in faults {
         let s = shared.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(ms));
             execute(&s, &c);
         });
     }
-    let p = &opts.params;
+    // The run's first and last lines are printed whatever the log level.
+    let p = &params;
     eprintln!(
         "vslice-hw-sim: listening on {} ({} contexts, {} MiB VRAM, {} vectors)",
         opts.socket.display(),
@@ -206,7 +205,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("vslice-hw-sim: server error: {e}");
+            log::error!("server error: {e}");
             ExitCode::FAILURE
         }
     }

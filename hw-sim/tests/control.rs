@@ -178,3 +178,32 @@ fn malformed_protocol_messages_do_not_panic() {
         assert!(status.code().is_some(), "hw-sim died by a signal on case {i}");
     }
 }
+
+/// Log lines name the process (several devices' logs are read side by
+/// side); warnings show by default and RUST_LOG overrides the level.
+#[test]
+fn log_lines_carry_the_pid_and_follow_rust_log() {
+    let dir = std::env::temp_dir().join(format!("vslice-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |rust_log: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vslice-hw-sim"));
+        c.arg("--socket").arg(dir.join("dev.sock")).args(["--fault", "exit"]);
+        c.env_remove("RUST_LOG");
+        if let Some(v) = rust_log {
+            c.env("RUST_LOG", v);
+        }
+        let child = c.stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        (pid, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (pid, log) = run(None);
+    assert!(
+        log.contains(&format!("vslice-hw-sim[{pid}]: WARN: fault injected: Exit")),
+        "{log}"
+    );
+    let (_, log) = run(Some("error"));
+    assert!(!log.contains("WARN"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,24 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Small helpers shared by the stress and bench tools: `--name VALUE`
-//! options, nearest-rank percentiles and JSON string quoting (the static
-//! guest binaries carry no serde).
+//! Small helpers shared by the stress and bench tools: comma-separated
+//! option values, nearest-rank percentiles, rounding for the reports.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::str::FromStr;
 
-/// `--name VALUE` pairs; an argument that is not one is an error.
-pub fn options(args: &[String]) -> Result<BTreeMap<String, String>, String> {
-    let mut opt = BTreeMap::new();
-    let mut it = args.iter();
-    while let Some(k) = it.next() {
-        match (k.strip_prefix("--"), it.next()) {
-            (Some(k), Some(v)) => {
-                opt.insert(k.to_string(), v.clone());
-            }
-            _ => return Err(format!("bad option '{k}' (options are --name VALUE)")),
-        }
+/// A comma-separated option value (`--seeds 1,2,3`); argh would take a
+/// `Vec` as a repeated option instead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct List<T>(pub Vec<T>);
+
+impl<T: FromStr> FromStr for List<T> {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(|x| x.parse().map_err(|_| format!("'{x}' in '{s}' does not parse")))
+            .collect::<Result<_, _>>()
+            .map(List)
     }
-    Ok(opt)
 }
 
 /// The `p`-th percentile (0..=100) of `v`, nearest rank; 0 if empty.
@@ -32,32 +31,11 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
     s[rank.clamp(1, s.len()) - 1]
 }
 
-/// `s` as a JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-/// `x` as a JSON number (non-finite values, which JSON lacks, as null).
-pub fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.3}")
-    } else {
-        "null".into()
-    }
+/// `x` rounded to `places` decimals, as the reports give numbers (a
+/// non-finite value stays so; serde_json writes it as null).
+pub fn rounded(x: f64, places: i32) -> f64 {
+    let k = 10f64.powi(places);
+    (x * k).round() / k
 }
 
 #[cfg(test)]
@@ -75,19 +53,18 @@ mod tests {
     }
 
     #[test]
-    fn options_are_name_value_pairs() {
-        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let o = options(&a(&["--reps", "3", "--only", "P1"])).unwrap_or_default();
-        assert_eq!(o.get("reps").map(String::as_str), Some("3"));
-        assert_eq!(o.len(), 2);
-        assert!(options(&a(&["--reps"])).is_err());
-        assert!(options(&a(&["reps", "3"])).is_err());
+    fn comma_separated_lists() {
+        assert_eq!("1,2,3".parse(), Ok(List(vec![1u64, 2, 3])));
+        assert_eq!("P1".parse(), Ok(List(vec!["P1".to_string()])));
+        assert!("1,,3".parse::<List<u64>>().is_err());
+        assert!("".parse::<List<u64>>().is_err());
     }
 
     #[test]
-    fn json_quoting() {
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
-        assert_eq!(json_num(1.5), "1.500");
-        assert_eq!(json_num(f64::INFINITY), "null");
+    fn rounding() {
+        assert_eq!(rounded(2.0625, 3), 2.063);
+        assert_eq!(rounded(99.95, 1), 100.0);
+        assert_eq!(rounded(-1.25, 0), -1.0);
+        assert!(rounded(f64::NAN, 3).is_nan() && rounded(f64::INFINITY, 1).is_infinite());
     }
 }

@@ -1,28 +1,99 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `vslice`: list, create and remove instances; open one through VFIO.
-//!
-//!   vslice list
-//!   vslice create PARENT TYPE [UUID]      (prints the UUID)
-//!   vslice remove UUID
-//!   vslice info UUID                      (opens it; device and IRQ info)
-//!   vslice hold UUID [SECONDS]            (keeps it open until the driver
-//!                                          asks for it back through REQ)
-//!   vslice run [--len BYTES] [--rounds N] UUID...
-//!                                         (fill, copy, checksum on every
-//!                                          context of every instance at
-//!                                          once; verifies each result)
+//! `vslice`: list, create and remove instances; open one through VFIO;
+//! run jobs on them. `vslice --help` lists the commands.
 
 use std::process::ExitCode;
 
 use std::time::Instant;
 
 use vslice::vfio::Wait;
+use argh::FromArgs;
 use vslice::{job, sysfs, vfio};
 
-fn run(args: &[String]) -> Result<(), String> {
-    let arg = |i: usize, what: &str| args.get(i).cloned().ok_or(format!("missing {what}"));
-    match args.first().map(String::as_str) {
-        Some("list") => {
+/// Instances of vslice devices: list, create, remove, open through VFIO, run jobs.
+#[derive(FromArgs)]
+struct Cli {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    List(List),
+    Create(Create),
+    Remove(Remove),
+    Info(Info),
+    Hold(Hold),
+    Run(Run),
+}
+
+/// Parents, their types (with available counts) and instances.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+struct List {}
+
+/// Creates an instance and prints its UUID.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "create")]
+struct Create {
+    /// the parent device (a PCI address)
+    #[argh(positional, arg_name = "PARENT")]
+    parent: String,
+    /// the type, with or without its "vslice-" prefix
+    #[argh(positional, arg_name = "TYPE")]
+    ty: String,
+    /// the instance's UUID (default: a new random one)
+    #[argh(positional, arg_name = "UUID")]
+    uuid: Option<String>,
+}
+
+/// Removes an instance.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "remove")]
+struct Remove {
+    #[argh(positional, arg_name = "UUID")]
+    uuid: String,
+}
+
+/// Opens an instance through VFIO; prints its device and IRQ info.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "info")]
+struct Info {
+    #[argh(positional, arg_name = "UUID")]
+    uuid: String,
+}
+
+/// Keeps an instance open until the driver asks for it back through REQ.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "hold")]
+struct Hold {
+    #[argh(positional, arg_name = "UUID")]
+    uuid: String,
+    /// fail if no request came within this time (default 60)
+    #[argh(positional, arg_name = "SECONDS", default = "60")]
+    seconds: i32,
+}
+
+/// Fill, copy and checksum on every context of every instance at once,
+/// each result verified.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "run")]
+struct Run {
+    /// bytes per job (default 1048576)
+    #[argh(option, arg_name = "BYTES", default = "1 << 20")]
+    len: u32,
+    /// rounds on each context (default 1)
+    #[argh(option, arg_name = "N", default = "1")]
+    rounds: usize,
+    /// the instances
+    #[argh(positional, arg_name = "UUID")]
+    uuids: Vec<String>,
+}
+
+fn run(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::List(_) => {
             for p in sysfs::parents() {
                 println!("{p}");
                 for t in sysfs::types(&p) {
@@ -34,29 +105,29 @@ fn run(args: &[String]) -> Result<(), String> {
             }
             Ok(())
         }
-        Some("create") => {
-            let uuid = match args.get(3) {
-                Some(u) => u.clone(),
+        Cmd::Create(Create { parent, ty, uuid }) => {
+            let uuid = match uuid {
+                Some(u) => u,
                 None => sysfs::new_uuid().map_err(|e| e.to_string())?,
             };
-            sysfs::create(&arg(1, "PARENT")?, &arg(2, "TYPE")?, &uuid).map_err(|e| e.to_string())?;
+            sysfs::create(&parent, &ty, &uuid).map_err(|e| e.to_string())?;
             println!("{uuid}");
             Ok(())
         }
-        Some("remove") => sysfs::remove(&arg(1, "UUID")?).map_err(|e| e.to_string()),
-        Some("info") => {
-            let d = vfio::Device::open(&arg(1, "UUID")?).map_err(|e| e.to_string())?;
+        Cmd::Remove(Remove { uuid }) => sysfs::remove(&uuid).map_err(|e| e.to_string()),
+        Cmd::Info(Info { uuid }) => {
+            let d = vfio::Device::open(&uuid).map_err(|e| e.to_string())?;
             let i = d.info().map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
             println!("flags {:#x} regions {} irqs {}", i.flags, i.num_regions, i.num_irqs);
             for index in 0..i.num_irqs {
-                let q = d.irq_info(index).map_err(|e| format!("VFIO_DEVICE_GET_IRQ_INFO {index}: {e}"))?;
+                let q = d
+                    .irq_info(index)
+                    .map_err(|e| format!("VFIO_DEVICE_GET_IRQ_INFO {index}: {e}"))?;
                 println!("irq {index}: count {} flags {:#x}", q.count, q.flags);
             }
             Ok(())
         }
-        Some("hold") => {
-            let uuid = arg(1, "UUID")?;
-            let secs: i32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60);
+        Cmd::Hold(Hold { uuid, seconds: secs }) => {
             let d = vfio::Device::open(&uuid).map_err(|e| e.to_string())?;
             let req = vfio::EventFd::new(libc::EFD_CLOEXEC).map_err(|e| e.to_string())?;
             d.arm_request(&req).map_err(|e| format!("arming REQ: {e}"))?;
@@ -69,27 +140,12 @@ fn run(args: &[String]) -> Result<(), String> {
                 Err(format!("no request within {secs} s"))
             }
         }
-        Some("run") => run_jobs(&args[1..]),
-        _ => Err(
-            "usage: vslice list | create PARENT TYPE [UUID] | remove UUID | info UUID | hold UUID [SECONDS] | run [--len BYTES] [--rounds N] UUID..."
-                .into(),
-        ),
+        Cmd::Run(Run { len, rounds, uuids }) => run_jobs(len, rounds, &uuids),
     }
 }
 
 /// Runs rounds on every context of every instance, one thread each.
-fn run_jobs(args: &[String]) -> Result<(), String> {
-    let mut len: u32 = 1 << 20;
-    let mut rounds = 1;
-    let mut uuids = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--len" => len = it.next().and_then(|v| v.parse().ok()).ok_or("--len BYTES")?,
-            "--rounds" => rounds = it.next().and_then(|v| v.parse().ok()).ok_or("--rounds N")?,
-            u => uuids.push(u.to_string()),
-        }
-    }
+fn run_jobs(len: u32, rounds: usize, uuids: &[String]) -> Result<(), String> {
     if uuids.is_empty() {
         return Err("run: no instance given".into());
     }
@@ -152,8 +208,7 @@ fn run_jobs(args: &[String]) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match run(vslice_args::parse::<Cli>().cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vslice: {e}");

@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `vslice-bench`: the guest half of `make bench` (docs/benchmarks.md).
-//!
-//!   vslice-bench [--reps N] [--smoke 1] [--json FILE] [--need-units N]
-//!                [--p4-sizes A,B] [--only P1,P2,..]
+//! `vslice-bench`: the guest half of `make bench` (docs/benchmarks.md);
+//! `vslice-bench --help` lists the options.
 //!
 //! Measures vslice against the in-tree mdev samples loaded in the same
 //! guest (mtty, mdpy, mbochs), prints a table (median, p10, p90, ratio
 //! subject / peer) and writes it as JSON. Needs one bound vslice parent
 //! with no instances; P4 unbinds and rebinds it, so it runs last.
-//! `--smoke 1` runs every measurement at a token size (make check).
+//! `--smoke` runs every measurement at a token size (make check).
 //! Exits 1 if anything failed or a series came out empty.
 
 mod access;
@@ -21,11 +19,37 @@ use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use argh::FromArgs;
 use lifecycle::{Target, UNIT};
 use table::Results;
 use vslice::job::Instance;
 use vslice::sysfs;
 use vslice::vfio::{self, Device, Mmap};
+use vslice_tests::measure::List;
+
+/// vslice against the in-tree mdev samples (mtty, mdpy, mbochs) in the
+/// same guest: P1-P6 of docs/benchmarks.md, as a table and JSON.
+#[derive(FromArgs)]
+struct Cli {
+    /// repetitions of each series (default 50, with --smoke 3)
+    #[argh(option, arg_name = "N")]
+    reps: Option<usize>,
+    /// every measurement at a token size (make check)
+    #[argh(switch)]
+    smoke: bool,
+    /// write the results as JSON to FILE
+    #[argh(option, arg_name = "FILE")]
+    json: Option<String>,
+    /// fail unless the parent has N units (default 64, with --smoke 0)
+    #[argh(option, arg_name = "N")]
+    need_units: Option<u32>,
+    /// P4's instance counts (default 8,64, with --smoke 2,4)
+    #[argh(option, arg_name = "A,B")]
+    p4_sizes: Option<List<u32>>,
+    /// only these measurements (default: all)
+    #[argh(option, arg_name = "P1,P2,..")]
+    only: Option<List<String>>,
+}
 
 struct Opts {
     reps: usize,
@@ -178,51 +202,16 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opt = match vslice_tests::measure::options(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("vslice-bench: {e}; see the source header");
-            return ExitCode::from(2);
-        }
-    };
-    let num = |k: &str, d: u64| -> Result<u64, String> {
-        opt.get(k)
-            .map_or(Ok(d), |v| v.parse().map_err(|_| format!("--{k} needs a number")))
-    };
-    let parsed = (|| -> Result<Opts, String> {
-        let smoke = num("smoke", 0)? != 0;
-        let sizes = opt.get("p4-sizes").map_or(if smoke { "2,4" } else { "8,64" }, |s| s);
-        let p4_sizes: Vec<u32> = sizes
-            .split(',')
-            .map(|x| {
-                x.parse()
-                    .map_err(|_| "--p4-sizes needs numbers separated by commas".to_string())
-            })
-            .collect::<Result<_, _>>()?;
-        if let Some(k) = opt
-            .keys()
-            .find(|k| !["reps", "smoke", "json", "need-units", "p4-sizes", "only"].contains(&k.as_str()))
-        {
-            return Err(format!("unknown option --{k}"));
-        }
-        Ok(Opts {
-            reps: num("reps", if smoke { 3 } else { 50 })?.max(1) as usize,
-            smoke,
-            need_units: num("need-units", if smoke { 0 } else { 64 })? as u32,
-            p4_sizes,
-            only: opt
-                .get("only")
-                .map(|s| s.split(',').map(str::to_string).collect())
-                .unwrap_or_default(),
-        })
-    })();
-    let o = match parsed {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("vslice-bench: {e}");
-            return ExitCode::from(2);
-        }
+    let cli: Cli = vslice_args::parse();
+    let smoke = cli.smoke;
+    let o = Opts {
+        reps: cli.reps.unwrap_or(if smoke { 3 } else { 50 }).max(1),
+        smoke,
+        need_units: cli.need_units.unwrap_or(if smoke { 0 } else { 64 }),
+        p4_sizes: cli
+            .p4_sizes
+            .map_or(if smoke { vec![2, 4] } else { vec![8, 64] }, |l| l.0),
+        only: cli.only.map(|l| l.0).unwrap_or_default(),
     };
     let mut res = Results::default();
     let mut meta = BTreeMap::new();
@@ -245,7 +234,7 @@ fn main() -> ExitCode {
     for p in &res.problems {
         println!("problem: {p}");
     }
-    if let Some(f) = opt.get("json") {
+    if let Some(f) = &cli.json {
         if let Err(e) = std::fs::write(f, res.json(&meta) + "\n") {
             println!("problem: cannot write {f}: {e}");
             return ExitCode::FAILURE;

@@ -5,7 +5,36 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use vslice_tests::measure::{json_num, json_str, percentile};
+use serde::Serialize;
+use vslice_tests::measure::{percentile, rounded};
+
+/// The JSON results (scripts/bench-md.py reads them); numbers to 0.001.
+#[derive(Serialize)]
+struct Json<'a> {
+    meta: &'a BTreeMap<String, String>,
+    rows: Vec<RowJson<'a>>,
+    facts: BTreeMap<&'a str, f64>,
+    problems: &'a [String],
+}
+
+#[derive(Serialize)]
+struct RowJson<'a> {
+    id: &'a str,
+    what: &'a str,
+    unit: &'a str,
+    series: Vec<SeriesJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct SeriesJson<'a> {
+    label: &'a str,
+    n: usize,
+    median: f64,
+    p10: f64,
+    p90: f64,
+    /// None for the subject itself.
+    ratio: Option<f64>,
+}
 
 /// Microseconds since `t`.
 pub fn us(t: std::time::Instant) -> f64 {
@@ -117,53 +146,38 @@ impl Results {
         o
     }
 
+    /// The results and `meta` as one line of JSON.
     pub fn json(&self, meta: &BTreeMap<String, String>) -> String {
-        let rows: Vec<String> = self
+        let n = |x: f64| rounded(x, 3);
+        let rows = self
             .rows
             .iter()
-            .map(|r| {
-                let series: Vec<String> = r
+            .map(|r| RowJson {
+                id: r.id,
+                what: &r.what,
+                unit: r.unit,
+                series: r
                     .series
                     .iter()
                     .enumerate()
-                    .map(|(i, s)| {
-                        format!(
-                            "{{\"label\": {}, \"n\": {}, \"median\": {}, \"p10\": {}, \"p90\": {}, \"ratio\": {}}}",
-                            json_str(&s.label),
-                            s.v.len(),
-                            json_num(s.median()),
-                            json_num(percentile(&s.v, 10.0)),
-                            json_num(percentile(&s.v, 90.0)),
-                            if i == 0 { "null".into() } else { json_num(r.ratio(i)) }
-                        )
+                    .map(|(i, s)| SeriesJson {
+                        label: &s.label,
+                        n: s.v.len(),
+                        median: n(s.median()),
+                        p10: n(percentile(&s.v, 10.0)),
+                        p90: n(percentile(&s.v, 90.0)),
+                        ratio: (i > 0).then(|| n(r.ratio(i))),
                     })
-                    .collect();
-                format!(
-                    "{{\"id\": {}, \"what\": {}, \"unit\": {}, \"series\": [{}]}}",
-                    json_str(r.id),
-                    json_str(&r.what),
-                    json_str(r.unit),
-                    series.join(", ")
-                )
+                    .collect(),
             })
             .collect();
-        let facts: Vec<String> = self
-            .facts
-            .iter()
-            .map(|(k, v)| format!("{}: {}", json_str(k), json_num(*v)))
-            .collect();
-        let meta: Vec<String> = meta
-            .iter()
-            .map(|(k, v)| format!("{}: {}", json_str(k), json_str(v)))
-            .collect();
-        let problems: Vec<String> = self.problems.iter().map(|p| json_str(p)).collect();
-        format!(
-            "{{\"meta\": {{{}}}, \"rows\": [{}], \"facts\": {{{}}}, \"problems\": [{}]}}",
-            meta.join(", "),
-            rows.join(", "),
-            facts.join(", "),
-            problems.join(", ")
-        )
+        let j = Json {
+            meta,
+            rows,
+            facts: self.facts.iter().map(|(k, v)| (k.as_str(), n(*v))).collect(),
+            problems: &self.problems,
+        };
+        serde_json::to_string(&j).expect("string-keyed maps always serialize")
     }
 }
 
@@ -190,10 +204,12 @@ mod tests {
         let t = r.table();
         assert!(t.contains("peer (n=2)") && t.contains("2.00"), "{t}");
         let j = r.json(&BTreeMap::from([("kernel".to_string(), "7.3".to_string())]));
-        assert!(j.contains("\"ratio\": 2.000"), "{j}");
-        assert!(
-            j.contains("\"max\": 64.000") && j.contains("\"kernel\": \"7.3\""),
-            "{j}"
-        );
+        let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+        assert_eq!(v["rows"][0]["series"][1]["ratio"], 2.0);
+        assert_eq!(v["rows"][0]["series"][0]["ratio"], serde_json::Value::Null);
+        assert_eq!(v["rows"][1]["series"][0]["n"], 0);
+        assert_eq!(v["facts"]["max"], 64.0);
+        assert_eq!(v["meta"]["kernel"], "7.3");
+        assert_eq!(v["problems"].as_array().map(Vec::len), Some(1));
     }
 }

@@ -17,6 +17,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use argh::FromArgs;
 use vslice::job;
 use vslice::sysfs;
 use vslice_tests::health::{self, DriverStats, Kmsg};
@@ -81,16 +82,24 @@ impl FailNth {
 /// What one step left behind that it should not have.
 type Check<'a> = &'a dyn Fn() -> Result<(), String>;
 
-/// Sweeps `op` (Ok: it succeeded, undo it) with the n-th fault for n = 1..;
-/// returns the number of fault points found.
-/// How a sweep runs (see `run`).
-#[derive(Clone, Copy)]
+/// Kernel fault injection (fail-nth) on the create, open and probe paths:
+/// every failed allocation must fail cleanly.
+#[derive(Clone, Copy, FromArgs)]
+#[argh(subcommand, name = "faultinj")]
 pub struct How {
+    /// stop a sweep after N fault points (default 3000)
+    #[argh(option, arg_name = "N", default = "3000")]
     pub max_n: u64,
+    /// do not stop a sweep at its first failure (to see them all)
+    #[argh(switch)]
     pub keep_going: bool,
+    /// inject at fault points 1, 1 + S, 1 + 2S, ... (default 1)
+    #[argh(option, arg_name = "S", default = "1")]
     pub stride: u64,
 }
 
+/// Sweeps `op` (Ok: it succeeded, undo it) with the n-th fault for n = 1..;
+/// returns the number of fault points found.
 fn sweep(
     name: &str,
     how: How,

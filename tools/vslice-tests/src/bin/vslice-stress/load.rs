@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use argh::FromArgs;
 use vslice::job::{self, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
@@ -21,16 +22,37 @@ use vslice_tests::health::{DriverStats, Kmsg};
 
 use crate::report::{Report, Rng, Tally, CLEAN};
 
+/// Every parent removed and brought back, cycle after cycle, under
+/// create/remove/job load.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "load")]
 pub struct Opts {
+    /// parent removal cycles (default 20)
+    #[argh(option, arg_name = "N", default = "20")]
     pub cycles: u64,
+    /// load before each removal, in ms (default 1500)
+    #[argh(option, arg_name = "MS", default = "1500")]
     pub run_ms: u64,
+    /// creator threads per parent (default 2)
+    #[argh(option, arg_name = "N", default = "2")]
     pub creators: u32,
+    /// user threads per parent (default 2)
+    #[argh(option, arg_name = "N", default = "2")]
     pub users: u32,
+    /// seed of the workers' choices (default 1)
+    #[argh(option, arg_name = "S", default = "1")]
     pub seed: u64,
+    /// slowest acceptable unbind, in ms (default 30000)
+    #[argh(option, arg_name = "MS", default = "30_000")]
     pub unbind_bound_ms: u64,
+    /// kmemleak scan every N cycles (default 10)
+    #[argh(option, arg_name = "N", default = "10")]
     pub leak_every: u64,
+    /// bound vslice parents the scenario needs (default 2)
+    #[argh(option, arg_name = "N", default = "2")]
     pub parents: usize,
-    /// Stop starting cycles after this many seconds (0: no limit).
+    /// start no cycle after this many seconds (default 0: no limit)
+    #[argh(option, arg_name = "S", default = "0")]
     pub max_seconds: u64,
 }
 

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
-//! What a scenario counted, and its JSON report (hand-written: no serde
-//! in the static guest binary). A `Tally` belongs to one thread; the
-//! scenario merges them into its `Report`.
+//! What a scenario counted, and its JSON report. A `Tally` belongs to one
+//! thread; the scenario merges them into its `Report`.
 
 use std::collections::BTreeMap;
 use std::io;
 
+use serde::Serialize;
 use vslice_tests::health;
-use vslice_tests::measure::json_str as esc;
 pub use vslice_tests::measure::percentile;
+use vslice_tests::measure::rounded;
 
 /// Seeded, reproducible randomness (splitmix64).
 pub struct Rng(u64);
@@ -154,14 +154,35 @@ pub struct Report {
     pub extra: BTreeMap<String, u64>,
 }
 
-fn obj(m: &BTreeMap<String, u64>) -> String {
-    let v: Vec<String> = m.iter().map(|(k, v)| format!("{}: {v}", esc(k))).collect();
-    format!("{{{}}}", v.join(", "))
+/// The JSON report, field by field as docs/reliability.md ("Reports")
+/// describes it.
+#[derive(Serialize)]
+struct Json<'a> {
+    scenario: &'a str,
+    seed: u64,
+    passed: bool,
+    cycles: u64,
+    operations: &'a BTreeMap<String, u64>,
+    operations_total: u64,
+    errors_by_errno: BTreeMap<&'a str, u64>,
+    errors_by_op: &'a BTreeMap<String, u64>,
+    unclean_errors: u64,
+    unclean_examples: &'a [String],
+    unbind_ms: Spread,
+    leaks: usize,
+    leak_reports: &'a [String],
+    splats: &'a [String],
+    failures: &'a [String],
+    extra: &'a BTreeMap<String, u64>,
 }
 
-fn arr(v: &[String]) -> String {
-    let v: Vec<String> = v.iter().map(|s| esc(s)).collect();
-    format!("[{}]", v.join(", "))
+/// Times in ms, to 0.1 ms.
+#[derive(Serialize)]
+struct Spread {
+    count: usize,
+    median: f64,
+    p99: f64,
+    max: f64,
 }
 
 impl Report {
@@ -192,40 +213,38 @@ impl Report {
         self.failures.is_empty() && self.tally.unclean_count == 0 && self.leaks.is_empty() && self.splats.is_empty()
     }
 
+    /// The report as one line of JSON.
     pub fn json(&self) -> String {
-        let mut errno: BTreeMap<String, u64> = BTreeMap::new();
+        let mut errno: BTreeMap<&str, u64> = BTreeMap::new();
         for (k, v) in &self.tally.errors {
             let name = k.rsplit(':').next().unwrap_or(k);
-            *errno.entry(name.into()).or_default() += v;
+            *errno.entry(name).or_default() += v;
         }
-        format!(
-            concat!(
-                "{{\"scenario\": {}, \"seed\": {}, \"passed\": {}, \"cycles\": {}, ",
-                "\"operations\": {}, \"operations_total\": {}, \"errors_by_errno\": {}, \"errors_by_op\": {}, ",
-                "\"unclean_errors\": {}, \"unclean_examples\": {}, ",
-                "\"unbind_ms\": {{\"count\": {}, \"median\": {:.1}, \"p99\": {:.1}, \"max\": {:.1}}}, ",
-                "\"leaks\": {}, \"leak_reports\": {}, \"splats\": {}, \"failures\": {}, \"extra\": {}}}"
-            ),
-            esc(&self.scenario),
-            self.seed,
-            self.passed(),
-            self.cycles,
-            obj(&self.tally.ops),
-            self.tally.ops.values().sum::<u64>(),
-            obj(&errno),
-            obj(&self.tally.errors),
-            self.tally.unclean_count,
-            arr(&self.tally.unclean),
-            self.unbind_ms.len(),
-            percentile(&self.unbind_ms, 50.0),
-            percentile(&self.unbind_ms, 99.0),
-            self.unbind_ms.iter().copied().fold(0.0, f64::max),
-            self.leaks.len(),
-            arr(&self.leaks),
-            arr(&self.splats),
-            arr(&self.failures),
-            obj(&self.extra),
-        )
+        let ms = &self.unbind_ms;
+        let j = Json {
+            scenario: &self.scenario,
+            seed: self.seed,
+            passed: self.passed(),
+            cycles: self.cycles,
+            operations: &self.tally.ops,
+            operations_total: self.tally.ops.values().sum(),
+            errors_by_errno: errno,
+            errors_by_op: &self.tally.errors,
+            unclean_errors: self.tally.unclean_count,
+            unclean_examples: &self.tally.unclean,
+            unbind_ms: Spread {
+                count: ms.len(),
+                median: rounded(percentile(ms, 50.0), 1),
+                p99: rounded(percentile(ms, 99.0), 1),
+                max: rounded(ms.iter().copied().fold(0.0, f64::max), 1),
+            },
+            leaks: self.leaks.len(),
+            leak_reports: &self.leaks,
+            splats: &self.splats,
+            failures: &self.failures,
+            extra: &self.extra,
+        };
+        serde_json::to_string(&j).expect("string-keyed maps always serialize")
     }
 
     /// Prints the summary, writes the JSON to `path`.
@@ -276,10 +295,19 @@ mod tests {
         r.tally.ok("create");
         r.tally.err("create", &io::Error::from_raw_os_error(libc::ENOSPC));
         r.tally.err("round", &io::Error::other("checksum \"x\" differs"));
+        r.unbind_ms = vec![12.34, 5.0, 99.95];
         let j = r.json();
-        assert!(j.contains("\"errors_by_errno\": {\"DATA\": 1, \"ENOSPC\": 1}"), "{j}");
-        assert!(j.contains("\"unclean_errors\": 1"), "{j}");
-        assert!(j.contains("checksum \\\"x\\\" differs"), "{j}");
+        assert!(!j.contains('\n'), "one line: {j}");
+        let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+        assert_eq!(v["errors_by_errno"], serde_json::json!({"DATA": 1, "ENOSPC": 1}));
+        assert_eq!(v["operations_total"], 3);
+        assert_eq!(v["unclean_errors"], 1);
+        assert_eq!(v["unclean_examples"][0], "round: checksum \"x\" differs (DATA)");
+        assert_eq!(
+            v["unbind_ms"],
+            serde_json::json!({"count": 3, "median": 12.3, "p99": 100.0, "max": 100.0})
+        );
+        assert_eq!(v["passed"], false);
         assert!(!r.passed());
     }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `vslice-test PARENT`: the guest-side tests of instances as VFIO devices
-//! printed as one KTAP document (suite `vslice_vfio`) that
+//! `vslice-test conformance PARENT`: the guest-side tests of instances as
+//! VFIO devices printed as one KTAP document (suite `vslice_vfio`) that
 //! `make check` counts test by test. Creates its own instances on PARENT
 //! (a bound vslice device's BDF) and removes them at the end.
 //!
@@ -13,6 +13,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use argh::FromArgs;
 use vslice::job::{self, Job, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
@@ -22,6 +23,38 @@ use vslice_abi::instance_bar0_size;
 use vslice_tests::health::DriverStats;
 
 mod irq_table;
+
+/// Tests of vslice instances as VFIO devices, run in the guest.
+#[derive(FromArgs)]
+struct Cli {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Conformance(Conformance),
+    FatalCutoff(FatalCutoff),
+}
+
+/// Every test on new instances of PARENT, as one KTAP document.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "conformance")]
+struct Conformance {
+    /// a bound vslice device (a PCI address)
+    #[argh(positional, arg_name = "PARENT")]
+    parent: String,
+}
+
+/// Holds UUID until a fatal device error cuts it off, then resets it
+/// (guest/tests/faults.sh); exit status 0 if it came back.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "fatal-cutoff")]
+struct FatalCutoff {
+    #[argh(positional, arg_name = "UUID")]
+    uuid: String,
+}
 
 type R = Result<(), String>;
 
@@ -1086,15 +1119,16 @@ fn fatal_cutoff(u: &str) -> R {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let parent = args.next().unwrap_or_default();
-    if parent == "fatal-cutoff" {
-        let r = fatal_cutoff(&args.next().unwrap_or_default());
-        if let Err(why) = &r {
-            println!("fatal-cutoff: {why}");
+    let parent = match vslice_args::parse::<Cli>().cmd {
+        Cmd::Conformance(c) => c.parent,
+        Cmd::FatalCutoff(c) => {
+            let r = fatal_cutoff(&c.uuid);
+            if let Err(why) = &r {
+                println!("fatal-cutoff: {why}");
+            }
+            std::process::exit(i32::from(r.is_err()));
         }
-        std::process::exit(i32::from(r.is_err()));
-    }
+    };
     let mut results: Vec<(String, R)> = Vec::new();
     let mut created = Created(Vec::new());
     let setup = (|| -> Result<[String; 4], String> {
