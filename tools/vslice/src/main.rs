@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use std::time::Instant;
 
-use vslice::vfio::Wait;
 use argh::FromArgs;
+use vslice::vfio::Wait;
 use vslice::{job, sysfs, vfio};
 
 /// Instances of vslice devices: list, create, remove, open through VFIO, run jobs.
