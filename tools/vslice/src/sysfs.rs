@@ -81,9 +81,17 @@ pub fn instances() -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A random (version 4) UUID, as mdev's `create` takes it.
+/// A random (version 4) UUID, as mdev's `create` takes it. The random
+/// bytes are fetched here rather than by `Uuid::new_v4`, which panics when
+/// getrandom(2) fails (fault injection makes it fail with ENOMEM): a
+/// failure is an error for the caller to count.
 pub fn new_uuid() -> io::Result<String> {
-    Ok(uuid::Uuid::new_v4().hyphenated().to_string())
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| match e.raw_os_error() {
+        Some(errno) => io::Error::from_raw_os_error(errno),
+        None => io::Error::other(e.to_string()),
+    })?;
+    Ok(uuid::Builder::from_random_bytes(b).into_uuid().hyphenated().to_string())
 }
 
 /// Creates an instance of `ty` (e.g. `vslice-eighth` or `eighth`) on `parent`.
