@@ -34,7 +34,7 @@ pub const MSIX_PBA_OFFSET: u32 = 0x8000;
 /// Value of `REG_ID`: "VSLC" in ASCII, most significant byte first.
 pub const DEVICE_ID_MAGIC: u32 = 0x5653_4c43;
 /// Value of `REG_VERSION`: major << 16 | minor.
-pub const DEVICE_VERSION: u32 = 0x0001_0000;
+pub const DEVICE_VERSION: u32 = 0x0001_0001;
 
 // Global registers (BAR0 0x0000..0x1000). All 32 bits wide, little endian.
 /// RO: `DEVICE_ID_MAGIC`.
@@ -67,6 +67,11 @@ pub const REG_BAD_ACCESS_COUNT: usize = 0x030;
 pub const REG_BAD_ACCESS_OFFSET: usize = 0x034;
 /// RO: `FEATURE_*` bits: the job opcodes this device implements.
 pub const REG_FEATURES: usize = 0x038;
+/// RO: contexts stopped on a translation fault, one bit each: context n is
+/// bit n % 32 of the word at `REG_FAULT_PENDING + 4 * (n / 32)`.
+pub const REG_FAULT_PENDING: usize = 0x040;
+/// Words of `REG_FAULT_PENDING` (enough for `MAX_CONTEXTS`).
+pub const FAULT_PENDING_WORDS: usize = 8;
 
 /// `REG_CONTROL`: device enabled (contexts accept work).
 pub const CTRL_ENABLE: u32 = 1 << 0;
@@ -80,13 +85,17 @@ pub const STATUS_FATAL: u32 = 1 << 1;
 pub const GIRQ_FATAL: u32 = 1 << 0;
 /// `REG_GLOBAL_IRQ_*`: a refused access was logged (`REG_BAD_ACCESS_*`).
 pub const GIRQ_BAD_ACCESS: u32 = 1 << 1;
+/// `REG_GLOBAL_IRQ_*`: a context stopped on a translation fault
+/// (`REG_FAULT_PENDING`).
+pub const GIRQ_XLATE_FAULT: u32 = 1 << 2;
 /// `REG_FEATURES`: every opcode below is implemented.
 pub const FEATURES_V1: u32 = (1 << OP_NOP)
     | (1 << OP_FILL)
     | (1 << OP_COPY)
     | (1 << OP_CHECKSUM)
     | (1 << OP_DMA_TO_HOST)
-    | (1 << OP_DMA_FROM_HOST);
+    | (1 << OP_DMA_FROM_HOST)
+    | (1 << OP_DMA_COPY);
 /// Offset of context 0's window in BAR0.
 pub const CTX_BASE: usize = 0x1000;
 /// Size of one context window.
@@ -127,6 +136,39 @@ pub const CTX_WEIGHT: usize = 0x020;
 pub const CTX_VECTOR: usize = 0x024;
 /// RW: `CTX_CTRL_*` bits.
 pub const CTX_CONTROL: usize = 0x028;
+/// RW: bus address of the context's top-level translation table (4 KiB
+/// aligned), low 32 bits.
+pub const CTX_XLATE_ROOT_LO: usize = 0x030;
+/// RW: high 32 bits of the above.
+pub const CTX_XLATE_ROOT_HI: usize = 0x034;
+/// RW: `XLATE_*` bits. Reset: 0 (DMA addresses are bus addresses).
+pub const CTX_XLATE_CTRL: usize = 0x038;
+/// RO: device-virtual address of the first byte that did not translate,
+/// low 32 bits.
+pub const CTX_FAULT_ADDR_LO: usize = 0x040;
+/// RO: high 32 bits of the above.
+pub const CTX_FAULT_ADDR_HI: usize = 0x044;
+/// RO: bytes the faulting job still needs from `CTX_FAULT_ADDR_*` in the
+/// same direction (a hint for resolving a whole transfer at once).
+pub const CTX_FAULT_LEN: usize = 0x048;
+/// RO: `FAULT_*` bits of the pending fault (0: none).
+pub const CTX_FAULT_INFO: usize = 0x04c;
+/// WO: `FAULT_RESUME` or `FAULT_ABORT` answers the pending fault; reads 0.
+pub const CTX_FAULT_RESPONSE: usize = 0x050;
+/// RW: device-virtual start of the range the next invalidation drops,
+/// low 32 bits.
+pub const CTX_INV_ADDR_LO: usize = 0x058;
+/// RW: high 32 bits of the above.
+pub const CTX_INV_ADDR_HI: usize = 0x05c;
+/// RW: size of the range the next invalidation drops (0: everything), low
+/// 32 bits.
+pub const CTX_INV_SIZE_LO: usize = 0x060;
+/// RW: high 32 bits of the above.
+pub const CTX_INV_SIZE_HI: usize = 0x064;
+/// WO: any write invalidates the cached translations of the range; reads 0.
+pub const CTX_INV_CMD: usize = 0x068;
+/// RO: free-running count of completed invalidations.
+pub const CTX_INV_COMPLETED: usize = 0x06c;
 /// Start of the user block: what an instance's register window maps.
 pub const CTX_USER_BASE: usize = 0x100;
 /// Size of the user block.
@@ -136,6 +178,39 @@ pub const CTX_USER_SIZE: usize = 0x100;
 pub const CTX_CTRL_ENABLE: u32 = 1 << 0;
 /// `CTX_CONTROL`: write 1 to reset the context; reads back 0.
 pub const CTX_CTRL_RESET: u32 = 1 << 1;
+/// `CTX_XLATE_CTRL`: DMA addresses are device-virtual, translated through
+/// the tables at `CTX_XLATE_ROOT_*`.
+pub const XLATE_ENABLE: u32 = 1 << 0;
+/// `CTX_FAULT_INFO`: a fault is pending (the context waits for a response).
+pub const FAULT_PENDING: u32 = 1 << 0;
+/// `CTX_FAULT_INFO`: the access was a device write (else a read).
+pub const FAULT_WRITE: u32 = 1 << 1;
+/// `CTX_FAULT_INFO`: a present entry lacks the permission (else: no entry).
+pub const FAULT_PERM: u32 = 1 << 2;
+/// `CTX_FAULT_INFO`: a table page lies outside the memory the device can
+/// reach.
+pub const FAULT_TABLE: u32 = 1 << 3;
+/// `CTX_FAULT_RESPONSE`: translate again and continue the job.
+pub const FAULT_RESUME: u32 = 1;
+/// `CTX_FAULT_RESPONSE`: fail the job with `ERR_DMA_FAULT`.
+pub const FAULT_ABORT: u32 = 2;
+/// Translation: page size (bytes) of a leaf entry.
+pub const XLATE_PAGE_SIZE: u64 = 4096;
+/// Translation: levels of tables (bits 47:39, 38:30, 29:21, 20:12).
+pub const XLATE_LEVELS: u32 = 4;
+/// Translation: bits of a device-virtual address.
+pub const XLATE_VA_BITS: u32 = 48;
+/// Translation: entries of one table (a 4 KiB page of u64).
+pub const XLATE_TABLE_ENTRIES: u64 = 512;
+/// Translation entry: the device may read through it (for a table entry:
+/// the next table is present).
+pub const PTE_READ: u64 = 1 << 0;
+/// Translation entry (leaf): the device may write through it.
+pub const PTE_WRITE: u64 = 1 << 1;
+/// Translation entry: the bus address of the page or next table.
+pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// Translations a context caches (its IOTLB).
+pub const XLATE_IOTLB_ENTRIES: u32 = 64;
 
 // Context window, user block (0x100..0x200).
 /// RO: `CTX_STATUS_*` bits.
@@ -172,6 +247,8 @@ pub const CTX_STATUS_ENABLED: u32 = 1 << 0;
 pub const CTX_STATUS_BUSY: u32 = 1 << 1;
 /// `CTX_STATUS`: halted on an error (see `CTX_ERROR`).
 pub const CTX_STATUS_HALTED: u32 = 1 << 2;
+/// `CTX_STATUS`: stopped on a translation fault until the driver answers.
+pub const CTX_STATUS_FAULTED: u32 = 1 << 3;
 /// `CTX_IRQ_*`: a descriptor with `DESC_FLAG_IRQ` completed.
 pub const CTX_IRQ_DONE: u32 = 1 << 0;
 /// `CTX_IRQ_*`: the context halted on an error.
@@ -191,6 +268,8 @@ pub const ERR_BAD_DESC: u32 = 3;
 pub const ERR_BAD_LEN: u32 = 4;
 /// The ring (base, size) lies outside the slice or is misaligned.
 pub const ERR_BAD_RING: u32 = 5;
+/// A translation fault the driver did not resolve (`FAULT_ABORT`).
+pub const ERR_DMA_FAULT: u32 = 6;
 
 // Job descriptor: `DESC_SIZE` bytes in the context's VRAM slice, little
 // endian. The device writes `status` and `result` back when done.
@@ -233,6 +312,8 @@ pub const OP_CHECKSUM: u32 = 3;
 pub const OP_DMA_TO_HOST: u32 = 4;
 /// Opcode: copy `len` bytes from guest memory at IOVA `src` to VRAM `dst`.
 pub const OP_DMA_FROM_HOST: u32 = 5;
+/// Opcode: copy `len` bytes of guest memory from IOVA `src` to IOVA `dst`.
+pub const OP_DMA_COPY: u32 = 6;
 
 /// FNV-1a 64 offset basis (`OP_CHECKSUM`).
 pub const FNV64_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

@@ -74,6 +74,33 @@ struct InFlight {
     slot: u64,
     done: u64,
     hash: u64,
+    /// Bytes of the job's device-virtual ranges (source first, then
+    /// destination) known to translate; data moves only once all do.
+    probed: u64,
+}
+
+/// A translation fault waiting for the driver's answer.
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    addr: u64,
+    len: u32,
+    info: u32,
+}
+
+/// One cached translation: device-virtual page, bus page, `PTE_*` bits.
+#[derive(Clone, Copy, Debug)]
+struct Tlb {
+    va: u64,
+    pa: u64,
+    perm: u64,
+}
+
+/// Why a DMA piece could not be done.
+enum Stop {
+    /// No translation (`CTX_FAULT_INFO` bits).
+    Fault { addr: u64, info: u32 },
+    /// Translated (or untranslated) to memory QEMU has not mapped.
+    Bounds(u64),
 }
 
 /// One hardware context.
@@ -97,6 +124,13 @@ pub struct Context {
     completed: u32,
     halted: bool,
     inflight: Option<InFlight>,
+    xlate_root: u64,
+    xlate_ctrl: u32,
+    fault: Option<Fault>,
+    iotlb: Vec<Tlb>,
+    inv_addr: u64,
+    inv_size: u64,
+    inv_completed: u32,
     vtime: u64,
     /// Bytes of job work done since the device was created (scheduling tests).
     pub bytes_done: u64,
@@ -125,6 +159,13 @@ impl Context {
             completed: 0,
             halted: false,
             inflight: None,
+            xlate_root: 0,
+            xlate_ctrl: 0,
+            fault: None,
+            iotlb: Vec::with_capacity(XLATE_IOTLB_ENTRIES as usize),
+            inv_addr: 0,
+            inv_size: 0,
+            inv_completed: 0,
             vtime: 0,
             bytes_done: 0,
             jobs_done: 0,
@@ -144,6 +185,24 @@ impl Context {
         self.completed = 0;
         self.halted = false;
         self.inflight = None;
+        self.fault = None;
+        self.iotlb.clear();
+    }
+
+    /// Drops the cached translations of pages in [addr, addr + size)
+    /// (size 0: all).
+    fn invalidate(&mut self, addr: u64, size: u64) {
+        if size == 0 {
+            self.iotlb.clear();
+            return;
+        }
+        let end = addr.saturating_add(size);
+        self.iotlb
+            .retain(|t| t.va.saturating_add(XLATE_PAGE_SIZE) <= addr || t.va >= end);
+    }
+
+    fn xlate_on(&self) -> bool {
+        self.xlate_ctrl & XLATE_ENABLE != 0
     }
 
     /// The slice as (absolute base, size); empty if misprogrammed.
@@ -178,6 +237,30 @@ fn set_hi(r: &mut u64, v: u32) {
     *r = (*r & 0xffff_ffff) | (u64::from(v) << 32);
 }
 
+/// Bytes from `a` to the end of its translation page.
+fn page_left(a: u64) -> u64 {
+    XLATE_PAGE_SIZE - (a % XLATE_PAGE_SIZE)
+}
+
+/// Bytes of device-virtual ranges DMA job `d` touches: source (if in
+/// guest memory), then destination (if in guest memory).
+fn dma_span(d: &Desc) -> u64 {
+    let len = u64::from(d.len);
+    if d.opcode == OP_DMA_COPY {
+        2 * len
+    } else {
+        len
+    }
+}
+
+/// What job `d` still needs from `addr` on, in the range `addr` is in.
+fn dma_left(d: &Desc, addr: u64) -> u32 {
+    let len = u64::from(d.len);
+    let in_src = d.opcode != OP_DMA_TO_HOST && addr >= d.src && addr - d.src < len;
+    let start = if in_src { d.src } else { d.dst };
+    (len - (addr - start).min(len)) as u32
+}
+
 /// Whether [off, off + len) lies in [0, size).
 fn in_bounds(off: u64, len: u64, size: u64) -> bool {
     off.checked_add(len).is_some_and(|e| e <= size)
@@ -190,6 +273,10 @@ pub struct Stats {
     pub accesses: u64,
     /// MSI-X signals sent.
     pub irqs: u64,
+    /// Translation faults reported to the driver.
+    pub xlate_faults: u64,
+    /// Table walks (translations not found in a context's IOTLB).
+    pub walks: u64,
 }
 
 /// The simulated device.
@@ -205,6 +292,8 @@ pub struct Device {
     bad_count: u32,
     bad_offset: u32,
     ctxs: Vec<Context>,
+    /// Bounce buffer of `OP_DMA_COPY` (guest memory to guest memory).
+    bounce: Vec<u8>,
     irqs: Vec<Option<File>>,
     faults: Arc<Faults>,
     /// Counters.
@@ -223,6 +312,7 @@ impl Device {
             dma: DmaSpace::default(),
             irqs: (0..params.vectors).map(|_| None).collect(),
             ctxs: (0..params.contexts).map(Context::new).collect(),
+            bounce: vec![0; CHUNK as usize],
             params,
             scratch: 0,
             control: 0,
@@ -341,6 +431,14 @@ impl Device {
             REG_BAD_ACCESS_COUNT => self.bad_count,
             REG_BAD_ACCESS_OFFSET => self.bad_offset,
             REG_FEATURES => FEATURES_V1,
+            o if (REG_FAULT_PENDING..REG_FAULT_PENDING + 4 * FAULT_PENDING_WORDS).contains(&o)
+                && o.is_multiple_of(4) =>
+            {
+                let w = (o - REG_FAULT_PENDING) / 4;
+                (0..32)
+                    .filter(|b| self.ctxs.get(w * 32 + b).is_some_and(|c| c.fault.is_some()))
+                    .fold(0, |m, b| m | 1 << b)
+            }
             _ => return None,
         })
     }
@@ -377,6 +475,19 @@ impl Device {
             CTX_WEIGHT => c.weight.max(1),
             CTX_VECTOR => c.vector,
             CTX_CONTROL => c.control,
+            CTX_XLATE_ROOT_LO => lo(c.xlate_root),
+            CTX_XLATE_ROOT_HI => hi(c.xlate_root),
+            CTX_XLATE_CTRL => c.xlate_ctrl,
+            CTX_FAULT_ADDR_LO => lo(c.fault.map_or(0, |f| f.addr)),
+            CTX_FAULT_ADDR_HI => hi(c.fault.map_or(0, |f| f.addr)),
+            CTX_FAULT_LEN => c.fault.map_or(0, |f| f.len),
+            CTX_FAULT_INFO => c.fault.map_or(0, |f| f.info),
+            CTX_FAULT_RESPONSE | CTX_INV_CMD => 0,
+            CTX_INV_ADDR_LO => lo(c.inv_addr),
+            CTX_INV_ADDR_HI => hi(c.inv_addr),
+            CTX_INV_SIZE_LO => lo(c.inv_size),
+            CTX_INV_SIZE_HI => hi(c.inv_size),
+            CTX_INV_COMPLETED => c.inv_completed,
             CTX_STATUS => {
                 let mut s = 0;
                 if self.ctx_enabled(n) {
@@ -387,6 +498,9 @@ impl Device {
                 }
                 if c.halted {
                     s |= CTX_STATUS_HALTED;
+                }
+                if c.fault.is_some() {
+                    s |= CTX_STATUS_FAULTED;
                 }
                 s
             }
@@ -426,6 +540,32 @@ impl Device {
                     c.control = v & CTX_CTRL_ENABLE;
                 }
             }
+            // New tables or translation switched: nothing cached stays.
+            CTX_XLATE_ROOT_LO => {
+                set_lo(&mut c.xlate_root, v);
+                c.iotlb.clear();
+            }
+            CTX_XLATE_ROOT_HI => {
+                set_hi(&mut c.xlate_root, v);
+                c.iotlb.clear();
+            }
+            CTX_XLATE_CTRL => {
+                c.xlate_ctrl = v & XLATE_ENABLE;
+                c.iotlb.clear();
+            }
+            CTX_FAULT_RESPONSE => return self.fault_response(n, v),
+            CTX_INV_ADDR_LO => set_lo(&mut c.inv_addr, v),
+            CTX_INV_ADDR_HI => set_hi(&mut c.inv_addr, v),
+            CTX_INV_SIZE_LO => set_lo(&mut c.inv_size, v),
+            CTX_INV_SIZE_HI => set_hi(&mut c.inv_size, v),
+            // The engine runs chunks under the same lock as this write and
+            // translates again at every page: once the write is done no
+            // chunk uses a dropped translation.
+            CTX_INV_CMD => {
+                let (a, z) = (c.inv_addr, c.inv_size);
+                c.invalidate(a, z);
+                c.inv_completed = c.inv_completed.wrapping_add(1);
+            }
             CTX_IRQ_STATUS => c.irq_status &= !v,
             CTX_IRQ_MASK => c.irq_mask = v & (CTX_IRQ_DONE | CTX_IRQ_ERROR),
             CTX_ERROR => {
@@ -438,6 +578,23 @@ impl Device {
             CTX_RING_TAIL => c.tail = v,
             CTX_DOORBELL => {}
             _ => return self.ctx_read(n, r).is_some(),
+        }
+        true
+    }
+
+    /// The driver's answer to context `n`'s pending fault.
+    fn fault_response(&mut self, n: usize, v: u32) -> bool {
+        let Some(f) = self.ctxs[n].fault else {
+            return true;
+        };
+        match v {
+            FAULT_RESUME => self.ctxs[n].fault = None,
+            FAULT_ABORT => {
+                self.ctxs[n].fault = None;
+                let slot = self.ctxs[n].inflight.map(|j| j.slot);
+                self.fail(n, slot, ERR_DMA_FAULT, f.addr);
+            }
+            _ => {}
         }
         true
     }
@@ -538,7 +695,7 @@ impl Device {
 
     fn runnable(&self, n: usize) -> bool {
         let c = &self.ctxs[n];
-        self.ctx_enabled(n) && !c.halted && (c.inflight.is_some() || c.head != c.tail)
+        self.ctx_enabled(n) && !c.halted && c.fault.is_none() && (c.inflight.is_some() || c.head != c.tail)
     }
 
     /// Whether any context has work the engine could do now.
@@ -628,6 +785,7 @@ impl Device {
             slot,
             done: 0,
             hash: FNV64_OFFSET,
+            probed: 0,
         });
         self.run_chunk(n)
     }
@@ -637,7 +795,7 @@ impl Device {
         let c = &self.ctxs[n];
         let (_, size) = c.slice(self.params.vram_size);
         let len = u64::from(d.len);
-        if d.flags & !DESC_FLAG_IRQ != 0 || d.opcode > OP_DMA_FROM_HOST {
+        if d.flags & !DESC_FLAG_IRQ != 0 || d.opcode > OP_DMA_COPY {
             return Err((ERR_BAD_DESC, 0));
         }
         if d.opcode == OP_NOP {
@@ -666,7 +824,8 @@ impl Device {
             OP_COPY => vram_ok(d.src).and(vram_ok(d.dst)),
             OP_CHECKSUM => vram_ok(d.src),
             OP_DMA_TO_HOST => vram_ok(d.src).and(dma_ok(d.dst)),
-            _ => dma_ok(d.src).and(vram_ok(d.dst)),
+            OP_DMA_FROM_HOST => dma_ok(d.src).and(vram_ok(d.dst)),
+            _ => dma_ok(d.src).and(dma_ok(d.dst)),
         }
     }
 
@@ -692,7 +851,16 @@ impl Device {
             (base + d.dst + rel) as usize,
             step as usize,
         );
-        let mut dma_err = None;
+        if d.opcode >= OP_DMA_TO_HOST && self.ctxs[n].xlate_on() && job.probed < dma_span(&d) {
+            // The whole job translates before any of it moves: a job that
+            // cannot complete touches nothing.
+            if let Err((addr, info)) = self.probe(n, &mut job) {
+                self.ctxs[n].inflight = Some(job);
+                let left = dma_left(&d, addr);
+                self.raise_fault(n, addr, left, info);
+                return 0;
+            }
+        }
         match d.opcode {
             OP_FILL => {
                 let pat = d.value.to_le_bytes();
@@ -709,21 +877,28 @@ impl Device {
             }
             OP_COPY => self.vram.bytes_mut().copy_within(s..s + k, t),
             OP_CHECKSUM => job.hash = fnv1a64(job.hash, &self.vram.bytes()[s..s + k]),
-            OP_DMA_TO_HOST => match self.dma.slice_mut(d.dst + rel, k) {
-                Some(host) => host.copy_from_slice(&self.vram.bytes()[s..s + k]),
-                None => dma_err = Some(d.dst + rel),
-            },
-            OP_DMA_FROM_HOST => match self.dma.slice_mut(d.src + rel, k) {
-                Some(host) => self.vram.bytes_mut()[t..t + k].copy_from_slice(host),
-                None => dma_err = Some(d.src + rel),
-            },
+            OP_DMA_TO_HOST | OP_DMA_FROM_HOST | OP_DMA_COPY => {
+                let (done, stop) = self.dma_move(n, &d, base, rel, step);
+                match stop {
+                    None => {}
+                    // Unmapped by QEMU (or never mapped): what was copied
+                    // stays copied; the job fails here.
+                    Some(Stop::Bounds(addr)) => {
+                        self.fail(n, Some(job.slot), ERR_DMA_BOUNDS, addr);
+                        return done;
+                    }
+                    // A translation went away while the job ran: it waits
+                    // at that byte for the driver.
+                    Some(Stop::Fault { addr, info }) => {
+                        job.done += done;
+                        self.ctxs[n].inflight = Some(job);
+                        let left = dma_left(&d, addr);
+                        self.raise_fault(n, addr, left, info);
+                        return done;
+                    }
+                }
+            }
             _ => {}
-        }
-        if let Some(addr) = dma_err {
-            // Not mapped by QEMU (or unmapped mid-job): what was copied
-            // stays copied; the job fails here.
-            self.fail(n, Some(job.slot), ERR_DMA_BOUNDS, addr);
-            return step;
         }
         job.done += step;
         let c = &mut self.ctxs[n];
@@ -747,6 +922,156 @@ impl Device {
             self.raise_ctx(n, CTX_IRQ_DONE);
         }
         step
+    }
+
+    /// Translates `va` for context `n` and a read or write access: the bus
+    /// address, or the `FAULT_*` bits of why not. Without translation the
+    /// address is the bus address. Leaves found by a walk are cached when
+    /// `cache` says so.
+    fn xlate(&mut self, n: usize, va: u64, write: bool, cache: bool) -> Result<u64, u32> {
+        let c = &self.ctxs[n];
+        if !c.xlate_on() {
+            return Ok(va);
+        }
+        let need = if write { PTE_WRITE } else { PTE_READ };
+        let fault = if write {
+            FAULT_PENDING | FAULT_WRITE
+        } else {
+            FAULT_PENDING
+        };
+        let page = va & !(XLATE_PAGE_SIZE - 1);
+        if let Some(t) = c.iotlb.iter().find(|t| t.va == page && t.perm & need != 0) {
+            return Ok(t.pa | (va - page));
+        }
+        if va >> XLATE_VA_BITS != 0 {
+            return Err(fault);
+        }
+        self.stats.walks += 1;
+        let mut table = c.xlate_root & PTE_ADDR_MASK;
+        for level in 0..XLATE_LEVELS {
+            let shift = 12 + 9 * (XLATE_LEVELS - 1 - level);
+            let idx = (va >> shift) & (XLATE_TABLE_ENTRIES - 1);
+            let Some(b) = self.dma.slice_mut(table + idx * 8, 8) else {
+                return Err(fault | FAULT_TABLE);
+            };
+            let mut e = [0u8; 8];
+            e.copy_from_slice(b);
+            let e = u64::from_le_bytes(e);
+            if level + 1 < XLATE_LEVELS {
+                if e & PTE_READ == 0 {
+                    return Err(fault);
+                }
+                table = e & PTE_ADDR_MASK;
+                continue;
+            }
+            if e & (PTE_READ | PTE_WRITE) == 0 {
+                return Err(fault);
+            }
+            if e & need == 0 {
+                return Err(fault | FAULT_PERM);
+            }
+            let pa = e & PTE_ADDR_MASK;
+            let c = &mut self.ctxs[n];
+            if cache {
+                if c.iotlb.len() == XLATE_IOTLB_ENTRIES as usize {
+                    c.iotlb.remove(0);
+                }
+                c.iotlb.push(Tlb {
+                    va: page,
+                    pa,
+                    perm: e & (PTE_READ | PTE_WRITE),
+                });
+            }
+            return Ok(pa | (va - page));
+        }
+        Err(fault)
+    }
+
+    /// Checks that the rest of `job`'s device-virtual ranges translate,
+    /// page by page, from `job.probed` on; stops at the first that does
+    /// not: (address, `FAULT_*`).
+    fn probe(&mut self, n: usize, job: &mut InFlight) -> Result<(), (u64, u32)> {
+        let d = job.desc;
+        let len = u64::from(d.len);
+        while job.probed < dma_span(&d) {
+            let reads = d.opcode != OP_DMA_TO_HOST;
+            let (va, write, end) = if reads && job.probed < len {
+                (d.src + job.probed, false, len)
+            } else {
+                let at = job.probed - if reads && d.opcode == OP_DMA_COPY { len } else { 0 };
+                (d.dst + at, true, dma_span(&d))
+            };
+            self.xlate(n, va, write, false).map_err(|info| (va, info))?;
+            job.probed = (job.probed + page_left(va)).min(end);
+        }
+        Ok(())
+    }
+
+    /// Moves `k` bytes of DMA job `d` from job offset `rel` on, page by
+    /// page when translating: bytes moved, and why it stopped early.
+    fn dma_move(&mut self, n: usize, d: &Desc, base: u64, rel: u64, k: u64) -> (u64, Option<Stop>) {
+        let xlate = self.ctxs[n].xlate_on();
+        let mut pos = 0;
+        while pos < k {
+            let (sv, dv) = (d.src + rel + pos, d.dst + rel + pos);
+            let mut piece = k - pos;
+            if xlate {
+                if d.opcode != OP_DMA_TO_HOST {
+                    piece = piece.min(page_left(sv));
+                }
+                if d.opcode != OP_DMA_FROM_HOST {
+                    piece = piece.min(page_left(dv));
+                }
+            }
+            let p = piece as usize;
+            let src = match d.opcode {
+                OP_DMA_TO_HOST => None,
+                _ => match self.xlate(n, sv, false, true) {
+                    Ok(b) => Some(b),
+                    Err(info) => return (pos, Some(Stop::Fault { addr: sv, info })),
+                },
+            };
+            let dst = match d.opcode {
+                OP_DMA_FROM_HOST => None,
+                _ => match self.xlate(n, dv, true, true) {
+                    Ok(b) => Some(b),
+                    Err(info) => return (pos, Some(Stop::Fault { addr: dv, info })),
+                },
+            };
+            let ok = match (src, dst) {
+                (None, Some(db)) => self.dma.slice_mut(db, p).map(|h| {
+                    let v = (base + sv) as usize;
+                    h.copy_from_slice(&self.vram.bytes()[v..v + p]);
+                }),
+                (Some(sb), None) => self.dma.slice_mut(sb, p).map(|h| {
+                    let v = (base + dv) as usize;
+                    self.vram.bytes_mut()[v..v + p].copy_from_slice(h);
+                }),
+                (Some(sb), Some(db)) => match self.dma.slice_mut(sb, p) {
+                    Some(h) => {
+                        self.bounce[..p].copy_from_slice(h);
+                        self.dma.slice_mut(db, p).map(|h| h.copy_from_slice(&self.bounce[..p]))
+                    }
+                    None => return (pos, Some(Stop::Bounds(sv))),
+                },
+                (None, None) => Some(()),
+            };
+            if ok.is_none() {
+                let addr = if d.opcode == OP_DMA_FROM_HOST { sv } else { dv };
+                return (pos, Some(Stop::Bounds(addr)));
+            }
+            pos += piece;
+        }
+        (pos, None)
+    }
+
+    /// Context `n` waits at `addr` for the driver (`GIRQ_XLATE_FAULT`).
+    fn raise_fault(&mut self, n: usize, addr: u64, len: u32, info: u32) {
+        self.ctxs[n].fault = Some(Fault { addr, len, info });
+        self.stats.xlate_faults += 1;
+        self.girq_status |= GIRQ_XLATE_FAULT;
+        self.raise_global();
+        info!("context {n}: translation fault at {addr:#x} (info {info:#x})");
     }
 
     // ---- vfio-user callbacks (called with the device lock held) --------

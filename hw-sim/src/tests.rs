@@ -782,3 +782,353 @@ fn engine_thread_runs_jobs_and_signals() {
     t.join().unwrap();
     assert_eq!(count(&e), 1);
 }
+
+// ---- address translation ------------------------------------------------
+
+/// Guest bus address QEMU maps (`dma_rig`: 2 MiB of the guest file from
+/// offset 1 MiB).
+const BUS: u64 = 0x4000_0000;
+/// Device-virtual base of the translated DMA window.
+const VA: u64 = 0x7_0000_0000;
+
+/// Translation tables the test writes into guest memory like a driver:
+/// tables from `BUS + 1 MiB` up, data pages below.
+struct Tables {
+    mem: Mapping,
+    next: u64,
+    root: u64,
+}
+
+impl Tables {
+    fn new(guest: &File) -> Tables {
+        let mem = Mapping::new(guest.as_raw_fd(), MIB, 2 * MIB as usize).unwrap();
+        let mut t = Tables {
+            mem,
+            next: BUS + MIB,
+            root: 0,
+        };
+        t.root = t.alloc();
+        t
+    }
+
+    fn alloc(&mut self) -> u64 {
+        let a = self.next;
+        self.next += XLATE_PAGE_SIZE;
+        a
+    }
+
+    fn get(&self, bus: u64) -> u64 {
+        let o = (bus - BUS) as usize;
+        u64::from_le_bytes(self.mem.bytes()[o..o + 8].try_into().unwrap())
+    }
+
+    fn set(&mut self, bus: u64, v: u64) {
+        let o = (bus - BUS) as usize;
+        self.mem.bytes_mut()[o..o + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// The leaf entry's bus address for `va`, tables made on the way.
+    fn leaf(&mut self, va: u64) -> u64 {
+        let mut table = self.root;
+        for level in 0..XLATE_LEVELS - 1 {
+            let shift = 12 + 9 * (XLATE_LEVELS - 1 - level);
+            let at = table + ((va >> shift) & (XLATE_TABLE_ENTRIES - 1)) * 8;
+            if self.get(at) & PTE_READ == 0 {
+                let t = self.alloc();
+                self.set(at, t | PTE_READ);
+            }
+            table = self.get(at) & PTE_ADDR_MASK;
+        }
+        table + ((va >> 12) & (XLATE_TABLE_ENTRIES - 1)) * 8
+    }
+
+    fn map(&mut self, va: u64, pa: u64, perm: u64) {
+        let at = self.leaf(va);
+        self.set(at, pa | perm);
+    }
+
+    /// Guest memory at bus address `bus`.
+    fn bytes(&mut self, bus: u64, len: usize) -> &mut [u8] {
+        let o = (bus - BUS) as usize;
+        &mut self.mem.bytes_mut()[o..o + len]
+    }
+}
+
+/// Context 0 translating through fresh tables, its window at `VA`.
+fn xlate_rig() -> (Rig, Tables, File) {
+    let (mut r, guest) = dma_rig();
+    let t = Tables::new(&guest);
+    r.wr64(0, CTX_DMA_BASE_LO, VA);
+    r.wr64(0, CTX_DMA_SIZE_LO, 16 * MIB);
+    r.wr64(0, CTX_XLATE_ROOT_LO, t.root);
+    r.cwr(0, CTX_XLATE_CTRL, XLATE_ENABLE);
+    (r, t, guest)
+}
+
+fn fault_addr(r: &mut Rig, n: u32) -> u64 {
+    u64::from(r.crd(n, CTX_FAULT_ADDR_LO)) | u64::from(r.crd(n, CTX_FAULT_ADDR_HI)) << 32
+}
+
+#[test]
+fn translated_dma_reaches_scattered_pages() {
+    let (mut r, mut t, _g) = xlate_rig();
+    let pages = [BUS + 0x3000, BUS + 0x1000, BUS + 0x7000];
+    for (i, &pa) in pages.iter().enumerate() {
+        t.map(VA + i as u64 * 0x1000, pa, PTE_READ | PTE_WRITE);
+    }
+    r.submit(0, fill(0x2000, 0x3000, 0x0302_0100));
+    let a = r.submit(0, op(OP_DMA_TO_HOST, 0x2000, VA, 0x3000));
+    r.run();
+    assert_eq!(r.status(a).0, DESC_STATUS_DONE);
+    for pa in pages {
+        assert_eq!(&t.bytes(pa, 4)[..], &[0, 1, 2, 3], "page {pa:#x}");
+    }
+    assert!(
+        t.bytes(BUS + 0x2000, 0x1000).iter().all(|&b| b == 0),
+        "an unmapped page was written"
+    );
+    // Back into VRAM, and guest to guest through a second mapping.
+    t.bytes(BUS + 0x1000, 4).copy_from_slice(b"xlat");
+    let b = r.submit(0, op(OP_DMA_FROM_HOST, VA, 0x8000, 0x3000));
+    t.map(VA + 0x10_0000, BUS + 0x9000, PTE_READ | PTE_WRITE);
+    let c = r.submit(0, op(OP_DMA_COPY, VA + 0x1000, VA + 0x10_0000, 0x1000));
+    r.run();
+    assert_eq!(r.status(b).0, DESC_STATUS_DONE);
+    assert_eq!(r.status(c).0, DESC_STATUS_DONE);
+    assert_eq!(&r.vram().vram_mut()[0x9000..0x9004], b"xlat");
+    assert_eq!(&t.bytes(BUS + 0x9000, 4)[..], b"xlat");
+    assert_eq!(r.crd(0, CTX_FAULT_INFO), 0);
+}
+
+#[test]
+fn fault_goes_to_the_driver_and_resume_completes_the_job() {
+    let (mut r, mut t, _g) = xlate_rig();
+    let (global, own) = (eventfd(), eventfd());
+    r.set_irq(GLOBAL_VECTOR, &global);
+    r.set_irq(1, &own);
+    r.wr(REG_GLOBAL_IRQ_MASK, !GIRQ_XLATE_FAULT);
+    t.map(VA, BUS + 0x4000, PTE_READ);
+    t.bytes(BUS + 0x4000, 4).copy_from_slice(b"one!");
+    t.bytes(BUS + 0x5000, 4).copy_from_slice(b"two!");
+    let a = r.submit(0, op(OP_DMA_FROM_HOST, VA, 0x8000, 0x2000));
+    r.run();
+    // Nothing moved: the whole job translates before any of it runs.
+    assert_eq!(r.crd(0, CTX_STATUS) & CTX_STATUS_FAULTED, CTX_STATUS_FAULTED);
+    assert_eq!(r.status(a).0, 0);
+    assert_eq!(&r.vram().vram_mut()[0x8000..0x8004], &[0; 4]);
+    assert_eq!(fault_addr(&mut r, 0), VA + 0x1000);
+    assert_eq!(r.crd(0, CTX_FAULT_LEN), 0x1000);
+    assert_eq!(r.crd(0, CTX_FAULT_INFO), FAULT_PENDING);
+    assert_eq!(r.rd(REG_FAULT_PENDING), 1);
+    assert_eq!(r.rd(REG_GLOBAL_IRQ_STATUS) & GIRQ_XLATE_FAULT, GIRQ_XLATE_FAULT);
+    assert_eq!(count(&global), 1);
+    assert_eq!(count(&own), 0, "the context's own vector belongs to its user");
+    // The driver maps the page and resumes.
+    t.map(VA + 0x1000, BUS + 0x5000, PTE_READ);
+    r.cwr(0, CTX_FAULT_RESPONSE, FAULT_RESUME);
+    r.run();
+    assert_eq!(r.status(a).0, DESC_STATUS_DONE);
+    assert_eq!(&r.vram().vram_mut()[0x8000..0x8004], b"one!");
+    assert_eq!(&r.vram().vram_mut()[0x9000..0x9004], b"two!");
+    assert_eq!(r.rd(REG_FAULT_PENDING), 0);
+    assert_eq!(r.crd(0, CTX_STATUS) & CTX_STATUS_FAULTED, 0);
+    assert_eq!(count(&own), 1);
+    // An answer without a pending fault changes nothing.
+    r.cwr(0, CTX_FAULT_RESPONSE, FAULT_ABORT);
+    assert_eq!(r.crd(0, CTX_ERROR), ERR_NONE);
+}
+
+#[test]
+fn aborted_fault_fails_the_job_and_touches_nothing() {
+    let (mut r, mut t, _g) = xlate_rig();
+    let own = eventfd();
+    r.set_irq(1, &own);
+    t.map(VA, BUS + 0x4000, PTE_READ | PTE_WRITE);
+    t.map(VA + 0x1000, BUS + 0x5000, PTE_READ);
+    r.submit(0, fill(0x2000, 0x2000, 0x5a5a_5a5a));
+    let a = r.submit(0, op(OP_DMA_TO_HOST, 0x2000, VA, 0x2000));
+    r.run();
+    assert_eq!(r.crd(0, CTX_FAULT_INFO), FAULT_PENDING | FAULT_WRITE | FAULT_PERM);
+    assert_eq!(fault_addr(&mut r, 0), VA + 0x1000);
+    assert!(
+        t.bytes(BUS + 0x4000, 0x2000).iter().all(|&b| b == 0),
+        "a refused job wrote"
+    );
+    count(&own); // the fill's completion
+    r.cwr(0, CTX_FAULT_RESPONSE, FAULT_ABORT);
+    assert_eq!(r.status(a).0, DESC_STATUS_ERROR | ERR_DMA_FAULT);
+    assert_eq!(r.crd(0, CTX_ERROR), ERR_DMA_FAULT);
+    assert_eq!(r.crd(0, CTX_ERROR_ADDR_LO), (VA + 0x1000) as u32);
+    assert_eq!(r.crd(0, CTX_ERROR_ADDR_HI), ((VA + 0x1000) >> 32) as u32);
+    assert_eq!(
+        r.crd(0, CTX_STATUS) & (CTX_STATUS_HALTED | CTX_STATUS_FAULTED),
+        CTX_STATUS_HALTED
+    );
+    assert_eq!(r.crd(0, CTX_IRQ_STATUS) & CTX_IRQ_ERROR, CTX_IRQ_ERROR);
+    assert_eq!(count(&own), 1, "the job's error reaches the context's user");
+    assert!(t.bytes(BUS + 0x4000, 0x2000).iter().all(|&b| b == 0));
+}
+
+#[test]
+fn cached_translations_stay_until_invalidated() {
+    let (mut r, mut t, _g) = xlate_rig();
+    t.map(VA, BUS + 0x4000, PTE_READ | PTE_WRITE);
+    let job = |r: &mut Rig| {
+        let a = r.submit(0, op(OP_DMA_FROM_HOST, VA, 0x8000, 16));
+        r.run();
+        r.status(a).0
+    };
+    assert_eq!(job(&mut r), DESC_STATUS_DONE);
+    // The entry is gone but the device still has it cached, as the
+    // document says: the driver must invalidate.
+    let leaf = t.leaf(VA);
+    t.set(leaf, 0);
+    assert_eq!(job(&mut r), DESC_STATUS_DONE);
+    // Another range: still cached.
+    r.wr64(0, CTX_INV_ADDR_LO, VA + 0x1000);
+    r.wr64(0, CTX_INV_SIZE_LO, 0x1000);
+    r.cwr(0, CTX_INV_CMD, 1);
+    assert_eq!(r.crd(0, CTX_INV_COMPLETED), 1);
+    assert_eq!(job(&mut r), DESC_STATUS_DONE);
+    r.wr64(0, CTX_INV_ADDR_LO, VA);
+    r.cwr(0, CTX_INV_CMD, 1);
+    assert_eq!(r.crd(0, CTX_INV_COMPLETED), 2);
+    assert_eq!(job(&mut r), 0);
+    assert_eq!(r.crd(0, CTX_FAULT_INFO), FAULT_PENDING);
+    // Size 0 drops everything.
+    r.cwr(0, CTX_FAULT_RESPONSE, FAULT_ABORT);
+    r.cwr(0, CTX_ERROR, 0);
+    t.map(VA, BUS + 0x4000, PTE_READ);
+    assert_eq!(job(&mut r), DESC_STATUS_DONE);
+    t.set(leaf, 0);
+    r.wr64(0, CTX_INV_SIZE_LO, 0);
+    r.wr64(0, CTX_INV_ADDR_LO, VA + 0x10_0000);
+    r.cwr(0, CTX_INV_CMD, 1);
+    assert_eq!(job(&mut r), 0);
+}
+
+#[test]
+fn invalidation_mid_job_stops_it_at_that_byte() {
+    let (mut r, mut t, _g) = xlate_rig();
+    let len = 2 * CHUNK;
+    for p in 0..len / 0x1000 {
+        t.map(VA + p * 0x1000, BUS + p * 0x1000, PTE_READ | PTE_WRITE);
+    }
+    t.bytes(BUS + CHUNK, 4).copy_from_slice(b"half");
+    let a = r.submit(0, op(OP_DMA_FROM_HOST, VA, 0x8_0000, len as u32));
+    assert!(r.vram().step(), "first chunk");
+    // The driver unmaps the second half and invalidates it.
+    for p in CHUNK / 0x1000..len / 0x1000 {
+        let leaf = t.leaf(VA + p * 0x1000);
+        t.set(leaf, 0);
+    }
+    r.wr64(0, CTX_INV_ADDR_LO, VA + CHUNK);
+    r.wr64(0, CTX_INV_SIZE_LO, CHUNK);
+    r.cwr(0, CTX_INV_CMD, 1);
+    r.run();
+    assert_eq!(fault_addr(&mut r, 0), VA + CHUNK);
+    assert_eq!(u64::from(r.crd(0, CTX_FAULT_LEN)), CHUNK);
+    assert_eq!(&r.vram().vram_mut()[0x8_0000 + CHUNK as usize..][..4], &[0; 4]);
+    // Mapped again (the user re-mapped the IOVA): resume finishes it.
+    for p in CHUNK / 0x1000..len / 0x1000 {
+        t.map(VA + p * 0x1000, BUS + p * 0x1000, PTE_READ);
+    }
+    r.cwr(0, CTX_FAULT_RESPONSE, FAULT_RESUME);
+    r.run();
+    assert_eq!(r.status(a).0, DESC_STATUS_DONE);
+    assert_eq!(&r.vram().vram_mut()[0x8_0000 + CHUNK as usize..][..4], b"half");
+}
+
+#[test]
+fn unreachable_tables_and_addresses_beyond_48_bits_fault() {
+    let (mut r, mut t, _g) = xlate_rig();
+    // A table outside what QEMU mapped.
+    r.wr64(0, CTX_XLATE_ROOT_LO, 0x10_0000_0000);
+    r.submit(0, op(OP_DMA_FROM_HOST, VA, 0, 16));
+    r.run();
+    assert_eq!(r.crd(0, CTX_FAULT_INFO), FAULT_PENDING | FAULT_TABLE);
+    r.cwr(0, CTX_CONTROL, CTX_CTRL_RESET);
+    // Past 48 bits (inside a window that reaches there).
+    r.wr64(0, CTX_XLATE_ROOT_LO, t.root);
+    r.wr64(0, CTX_DMA_BASE_LO, 1 << 48);
+    t.map(0, BUS, PTE_READ | PTE_WRITE);
+    r.setup(0, 0, MIB);
+    r.submit(0, op(OP_DMA_FROM_HOST, 1 << 48, 0, 16));
+    r.run();
+    assert_eq!(r.crd(0, CTX_FAULT_INFO), FAULT_PENDING);
+    assert_eq!(fault_addr(&mut r, 0), 1 << 48);
+}
+
+#[test]
+fn resets_drop_faults_and_device_reset_turns_translation_off() {
+    let (mut r, _t, _g) = xlate_rig();
+    r.submit(0, op(OP_DMA_FROM_HOST, VA, 0, 16));
+    r.run();
+    assert_eq!(r.rd(REG_FAULT_PENDING), 1);
+    r.cwr(0, CTX_CONTROL, CTX_CTRL_RESET);
+    assert_eq!(r.rd(REG_FAULT_PENDING), 0);
+    assert_eq!(r.crd(0, CTX_FAULT_INFO), 0);
+    assert_eq!(r.crd(0, CTX_XLATE_CTRL), XLATE_ENABLE, "privileged programming stays");
+    r.setup(0, 0, MIB);
+    r.submit(0, op(OP_DMA_FROM_HOST, VA, 0, 16));
+    r.run();
+    assert_eq!(r.rd(REG_FAULT_PENDING), 1);
+    r.wr(REG_CONTROL, CTRL_RESET);
+    assert_eq!(r.rd(REG_FAULT_PENDING), 0);
+    assert_eq!(r.crd(0, CTX_XLATE_CTRL), 0);
+    assert_eq!(r.crd(0, CTX_XLATE_ROOT_LO), 0);
+}
+
+#[test]
+fn fault_pending_bits_name_the_context() {
+    let mut r = Rig::with(DeviceParams {
+        contexts: 40,
+        vram_size: 16 * MIB,
+        vectors: 41,
+    });
+    let guest = memfd(c"guest-ram", 4 * MIB).unwrap();
+    r.b.dma_map(
+        vfio_user::DmaMapFlags::READ_WRITE,
+        MIB,
+        BUS,
+        2 * MIB,
+        Some(guest.try_clone().unwrap()),
+    )
+    .unwrap();
+    let t = Tables::new(&guest);
+    for n in [1, 33] {
+        r.setup(n, u64::from(n) * 0x10_0000 % (16 * MIB), 0x10_0000);
+        r.wr64(n, CTX_DMA_BASE_LO, VA);
+        r.wr64(n, CTX_DMA_SIZE_LO, MIB);
+        r.wr64(n, CTX_XLATE_ROOT_LO, t.root);
+        r.cwr(n, CTX_XLATE_CTRL, XLATE_ENABLE);
+        r.submit(n, op(OP_DMA_FROM_HOST, VA, 0x1000, 16));
+    }
+    r.run();
+    assert_eq!(r.rd(REG_FAULT_PENDING), 1 << 1);
+    assert_eq!(r.rd(REG_FAULT_PENDING + 4), 1 << 1);
+    for w in 2..FAULT_PENDING_WORDS {
+        assert_eq!(r.rd(REG_FAULT_PENDING + 4 * w), 0);
+    }
+    // Past the words: not a register.
+    let bad = r.rd(REG_BAD_ACCESS_COUNT);
+    r.rd(REG_FAULT_PENDING + 4 * FAULT_PENDING_WORDS);
+    assert_eq!(r.rd(REG_BAD_ACCESS_COUNT), bad + 1);
+}
+
+#[test]
+fn dma_copy_without_translation_uses_bus_addresses_inside_the_window() {
+    let (mut r, guest) = dma_rig();
+    r.wr64(0, CTX_DMA_BASE_LO, BUS);
+    r.wr64(0, CTX_DMA_SIZE_LO, MIB);
+    let mut w = Mapping::new(guest.as_raw_fd(), MIB, MIB as usize).unwrap();
+    w.bytes_mut()[0x1000..0x1004].copy_from_slice(b"copy");
+    let a = r.submit(0, op(OP_DMA_COPY, BUS + 0x1000, BUS + 0x6_0000, 0x1_0000));
+    // The destination runs past the window: refused before anything moves.
+    let b = r.submit(0, op(OP_DMA_COPY, BUS, BUS + MIB - 8, 16));
+    r.run();
+    assert_eq!(r.status(a).0, DESC_STATUS_DONE);
+    assert_eq!(&w.bytes()[0x6_0000..0x6_0004], b"copy");
+    assert_eq!(r.status(b).0, DESC_STATUS_ERROR | ERR_DMA_BOUNDS);
+    assert_eq!(&w.bytes()[MIB as usize - 8..], &[0; 8]);
+}

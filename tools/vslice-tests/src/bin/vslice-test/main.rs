@@ -526,7 +526,7 @@ fn register_window(d: &Device, other: &Device, n: u32, slice: u64) -> R {
         "VRAM size"
     );
     ensure!(
-        r(REG_FEATURES)? & (1 << OP_DMA_TO_HOST | 1 << OP_DMA_FROM_HOST) == 0,
+        r(REG_FEATURES)? & (1 << OP_DMA_TO_HOST | 1 << OP_DMA_FROM_HOST | 1 << OP_DMA_COPY) == 0,
         "DMA offered"
     );
     for c in 0..n {
@@ -908,6 +908,13 @@ fn isolation(a_uuid: &str, b_uuid: &str) -> R {
             op: OP_DMA_FROM_HOST,
             src: 0,
             dst: DATA_BASE,
+            len: 4096,
+            ..Default::default()
+        },
+        Job {
+            op: OP_DMA_COPY,
+            src: 0,
+            dst: 1 << 20,
             len: 4096,
             ..Default::default()
         },
