@@ -34,11 +34,16 @@
  * (shared by BAR accesses and VRAM mapping faults, which run under the
  * mm's mmap_lock; exclusive by whatever stops the BARs decoding, which
  * then zaps the mapping). No user copy happens under memory_lock.
+ * DMA translation has its own lock, in Rust (rust-driver/dma.rs): held
+ * across pinning, which takes the mm's mmap_lock, so nothing here calls
+ * into it with memory_lock held; xlate_work calls it under inst_lock.
  */
 
 #include <linux/debugfs.h>
+#include <linux/dma-mapping.h>
 #include <linux/eventfd.h>
 #include <linux/interrupt.h>
+#include <linux/iommu.h>
 #include <linux/list.h>
 #include <linux/mdev.h>
 #include <linux/mm.h>
@@ -93,6 +98,8 @@ struct vslice_shim_parent {
 	struct list_head instances;
 	/* Cuts every instance off after a fatal device error (sleeps). */
 	struct work_struct fatal_work;
+	/* Answers the instances' DMA translation faults (pins: sleeps). */
+	struct work_struct xlate_work;
 };
 
 struct vslice_shim_instance {
@@ -162,6 +169,9 @@ static int vslice_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "parents_made: %llu\nparents_released: %llu\n",
 		   st.parents_made, st.parents_released);
 	seq_printf(s, "mmap_faults: %llu\n", st.mmap_faults);
+	seq_printf(s, "pinned_pages: %llu\n", st.pinned_pages);
+	seq_printf(s, "dma_faults_resolved: %llu\ndma_faults_refused: %llu\n",
+		   st.dma_faults_resolved, st.dma_faults_refused);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(vslice_stats);
@@ -208,6 +218,9 @@ static irqreturn_t vslice_shim_irq(int irq, void *data)
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_FATAL:
 		schedule_work(&v->sp->fatal_work);
+		return IRQ_HANDLED;
+	case VSLICE_IRQ_XLATE:
+		schedule_work(&v->sp->xlate_work);
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_HANDLED:
 		return IRQ_HANDLED;
@@ -402,6 +415,65 @@ static void vslice_fatal_work(struct work_struct *work)
 	mutex_unlock(&sp->inst_lock);
 }
 
+static void vslice_xlate_work(struct work_struct *work)
+{
+	struct vslice_shim_parent *sp = container_of(work, struct vslice_shim_parent, xlate_work);
+	struct vslice_shim_instance *inst;
+
+	mutex_lock(&sp->inst_lock);
+	list_for_each_entry(inst, &sp->instances, node)
+		vslice_rs_instance_faults(inst->rs);
+	mutex_unlock(&sp->inst_lock);
+}
+
+/* ---- instances: DMA plumbing (decisions in rust-driver/dma.rs) ----------- */
+
+void *vslice_shim_table_alloc(struct vslice_shim_instance *si, u64 *dma)
+{
+	dma_addr_t addr;
+	void *cpu;
+
+	cpu = dma_alloc_coherent(&si->sp->pdev->dev, PAGE_SIZE, &addr, GFP_KERNEL);
+	if (cpu)
+		*dma = addr;
+	return cpu;
+}
+
+void vslice_shim_table_free(struct vslice_shim_instance *si, void *cpu, u64 dma)
+{
+	dma_free_coherent(&si->sp->pdev->dev, PAGE_SIZE, cpu, dma);
+}
+
+static enum dma_data_direction vslice_dma_dir(u32 write)
+{
+	return write ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
+}
+
+int vslice_shim_pin(struct vslice_shim_instance *si, u64 iova, u32 write, u64 *dma)
+{
+	struct device *dev = &si->sp->pdev->dev;
+	struct page *page;
+	dma_addr_t addr;
+	int ret;
+
+	ret = vfio_pin_pages(&si->vdev, iova, 1, IOMMU_READ | (write ? IOMMU_WRITE : 0), &page);
+	if (ret != 1)
+		return ret < 0 ? ret : -EFAULT;
+	addr = dma_map_page(dev, page, 0, PAGE_SIZE, vslice_dma_dir(write));
+	if (dma_mapping_error(dev, addr)) {
+		vfio_unpin_pages(&si->vdev, iova, 1);
+		return -ENOMEM;
+	}
+	*dma = addr;
+	return 0;
+}
+
+void vslice_shim_unpin(struct vslice_shim_instance *si, u64 iova, u64 dma, u32 write)
+{
+	dma_unmap_page(&si->sp->pdev->dev, dma, PAGE_SIZE, vslice_dma_dir(write));
+	vfio_unpin_pages(&si->vdev, iova, 1);
+}
+
 /* How long a user may keep the device after REQ before it is revoked. */
 #define VSLICE_REQ_GRACE (10 * HZ)
 
@@ -489,6 +561,21 @@ static void vslice_vfio_close_device(struct vfio_device *vdev)
 	}
 	mutex_unlock(&inst->igate);
 	vslice_rs_instance_reset(inst->rs);
+	/* The contexts are stopped: nothing of the user's stays pinned. */
+	vslice_rs_instance_unpin_all(inst->rs);
+}
+
+/*
+ * VFIO core: the user unmapped [@iova, @iova + @length) from the IOAS (or
+ * container) the device is attached to; the device must not reach it once
+ * this returns. No lock of ours held.
+ */
+static void vslice_vfio_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	vslice_rs_instance_dma_unmap(inst->rs, iova, length);
 }
 
 /*
@@ -686,6 +773,8 @@ static long vslice_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd, unsign
 		ret = vslice_rs_instance_reset(inst->rs);
 		up_write(&inst->memory_lock);
 		mutex_unlock(&inst->igate);
+		/* A reset function holds no DMA: pins go, outside memory_lock. */
+		vslice_rs_instance_unpin_all(inst->rs);
 		return ret;
 	default:
 		return -ENOTTY;
@@ -896,6 +985,7 @@ static const struct vfio_device_ops vslice_vfio_ops = {
 	.get_region_info_caps = vslice_vfio_region_info,
 	.mmap = vslice_vfio_mmap,
 	.request = vslice_vfio_request,
+	.dma_unmap = vslice_vfio_dma_unmap,
 	.bind_iommufd = vfio_iommufd_emulated_bind,
 	.unbind_iommufd = vfio_iommufd_emulated_unbind,
 	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
@@ -924,18 +1014,22 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 	inst->sp = sp;
 	mutex_init(&inst->igate);
 	init_rwsem(&inst->memory_lock);
-	ret = vslice_rs_instance_create(sp->rs, t->index, &inst->rs);
+	ret = vslice_rs_instance_create(sp->rs, t->index, inst, &inst->rs);
 	if (ret)
 		goto put;
-	ret = vfio_register_emulated_iommu_dev(&inst->vdev);
-	if (ret) {
-		dev_err(&mdev->dev, "cannot register the VFIO device: %d\n", ret);
-		goto put;
-	}
-	dev_set_drvdata(&mdev->dev, inst);
+	/* On the list before a user can open it: its faults get answered. */
 	mutex_lock(&sp->inst_lock);
 	list_add(&inst->node, &sp->instances);
 	mutex_unlock(&sp->inst_lock);
+	ret = vfio_register_emulated_iommu_dev(&inst->vdev);
+	if (ret) {
+		dev_err(&mdev->dev, "cannot register the VFIO device: %d\n", ret);
+		mutex_lock(&sp->inst_lock);
+		list_del(&inst->node);
+		mutex_unlock(&sp->inst_lock);
+		goto put;
+	}
+	dev_set_drvdata(&mdev->dev, inst);
 	up_read(&sp->rwsem);
 	return 0;
 put:
@@ -1032,6 +1126,7 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 	mutex_init(&sp->inst_lock);
 	INIT_LIST_HEAD(&sp->instances);
 	INIT_WORK(&sp->fatal_work, vslice_fatal_work);
+	INIT_WORK(&sp->xlate_work, vslice_xlate_work);
 	device_initialize(&sp->dev);
 	sp->dev.parent = &pdev->dev;
 	sp->dev.class = &vslice_class;
@@ -1097,6 +1192,7 @@ void vslice_shim_parent_remove(struct vslice_shim_parent *sp)
 	vslice_shim_irqs_free(sp);
 	/* No handler can queue it any more. */
 	cancel_work_sync(&sp->fatal_work);
+	cancel_work_sync(&sp->xlate_work);
 	debugfs_remove(sp->dir);
 	device_unregister(&sp->dev);
 }

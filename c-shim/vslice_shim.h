@@ -30,6 +30,8 @@ struct vslice_rs_parent;
 struct vslice_rs_instance;
 /* C-owned per-parent state: rwsem, mdev parent and types, IRQs, debugfs. */
 struct vslice_shim_parent;
+/* C-owned per-instance state: the VFIO device, its locks and eventfds. */
+struct vslice_shim_instance;
 
 enum vslice_parent_state {
 	VSLICE_PARENT_LIVE = 0,
@@ -67,6 +69,11 @@ struct vslice_stats {
 	u64 parents_released;
 	/* VRAM mapping faults served (each maps the pages around it). */
 	u64 mmap_faults;
+	/* Tenant pages pinned for the device's DMA right now. */
+	u64 pinned_pages;
+	/* Translation faults the driver answered, and how. */
+	u64 dma_faults_resolved;
+	u64 dma_faults_refused;
 };
 
 /* One instance type, as Rust defines it. */
@@ -109,6 +116,8 @@ enum vslice_irq_kind {
 	VSLICE_IRQ_ROUTE = 2,
 	/* The device reported a fatal error: cut every instance off. */
 	VSLICE_IRQ_FATAL = 3,
+	/* Contexts wait on translation faults: resolve them (sleeps). */
+	VSLICE_IRQ_XLATE = 4,
 };
 
 /* Implemented in C, called from Rust. */
@@ -125,6 +134,22 @@ void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
  * module's rate limit says not (the kernel's default interval and burst).
  */
 int vslice_shim_err_ratelimit(void);
+/*
+ * The instance's DMA, process context, under the instance's xlate_lock
+ * (taken by the vslice_rs_* callers below). A zeroed, coherent 4 KiB
+ * table page for the device's translation, mapped for the parent: its CPU
+ * address, and its bus address in *@dma; NULL without memory.
+ */
+void *vslice_shim_table_alloc(struct vslice_shim_instance *si, u64 *dma);
+void vslice_shim_table_free(struct vslice_shim_instance *si, void *cpu, u64 dma);
+/*
+ * Pins the tenant's page at IOVA @iova (readable; writable too if @write)
+ * through the VFIO core and maps it for the parent's DMA: its bus address
+ * in *@dma. 0 or a negative errno (-EINVAL/-EFAULT: not mapped so).
+ */
+int vslice_shim_pin(struct vslice_shim_instance *si, u64 iova, u32 write, u64 *dma);
+/* Undoes vslice_shim_pin() of the page at @iova. */
+void vslice_shim_unpin(struct vslice_shim_instance *si, u64 iova, u64 dma, u32 write);
 
 /* Implemented in Rust, called from C. */
 void vslice_rs_stats(struct vslice_stats *out);
@@ -136,6 +161,7 @@ int vslice_rs_type_info(const struct vslice_rs_parent *rs, u32 index,
 			struct vslice_type_info *info);
 u32 vslice_rs_available(const struct vslice_rs_parent *rs, u32 type);
 int vslice_rs_instance_create(const struct vslice_rs_parent *rs, u32 type,
+			      struct vslice_shim_instance *si,
 			      struct vslice_rs_instance **out);
 void vslice_rs_instance_remove(struct vslice_rs_instance *inst);
 /*
@@ -174,6 +200,16 @@ void vslice_rs_instance_revoke(const struct vslice_rs_instance *inst);
 void vslice_rs_instance_fail(const struct vslice_rs_instance *inst);
 int vslice_rs_instance_reset(const struct vslice_rs_instance *inst);
 void vslice_rs_instance_release(struct vslice_rs_instance *inst);
+/*
+ * The instance's DMA translation, process context, each taking the
+ * instance's xlate_lock: answer the translation faults its contexts wait
+ * on; drop (invalidate, then unpin) what lies in [@iova, @iova + @len),
+ * the VFIO core's dma_unmap; drop everything (after a reset stopped the
+ * contexts, outside memory_lock: pinning takes the mm's mmap_lock).
+ */
+void vslice_rs_instance_faults(const struct vslice_rs_instance *inst);
+void vslice_rs_instance_dma_unmap(const struct vslice_rs_instance *inst, u64 iova, u64 len);
+void vslice_rs_instance_unpin_all(const struct vslice_rs_instance *inst);
 void vslice_rs_parent_removing(const struct vslice_rs_parent *rs);
 void vslice_rs_parent_quiesce(const struct vslice_rs_parent *rs);
 void vslice_rs_parent_put(const struct vslice_rs_parent *rs);

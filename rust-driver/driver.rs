@@ -6,7 +6,14 @@
 //! Teardown is the removal protocol written at the top of parent.rs; it
 //! runs when the driver data drops.
 
-use kernel::{device::Core, io::Io, pci, prelude::*, sync::Arc};
+use kernel::{
+    device::Core,
+    dma::{self, DmaMask},
+    io::Io,
+    pci,
+    prelude::*,
+    sync::Arc,
+};
 
 use crate::parent::ParentState;
 use crate::regs::{self, Caps, RawCaps};
@@ -61,6 +68,11 @@ impl pci::Driver for VsliceDriver {
         pdev.enable_device_mem()
             .inspect_err(|e| dev_err!(pdev, "cannot enable the device: {:?}\n", e))?;
         pdev.set_master();
+        // The device addresses 64 bits (translation tables and the pages
+        // behind them come from anywhere in memory).
+        // SAFETY: probe, before any DMA allocation or mapping of the device.
+        unsafe { dma::Device::dma_set_mask_and_coherent(pdev, DmaMask::new::<64>()) }
+            .inspect_err(|e| dev_err!(pdev, "cannot set a 64-bit DMA mask: {:?}\n", e))?;
         let bar = pdev
             .iomap_region_sized::<{ regs::BAR0_SIZE as usize }>(0, c"vslice")
             .inspect_err(|e| dev_err!(pdev, "cannot map BAR0: {:?}\n", e))?;

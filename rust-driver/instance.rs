@@ -6,7 +6,8 @@
 //! mdev probe, resources returned by the mdev remove, memory freed by the
 //! VFIO device's release.
 //!
-//! Locking: none of its own. Config space and the emulated registers are
+//! Locking: the `xlate` mutex for DMA translation (dma.rs says what
+//! it orders); nothing else of its own. Config space and the emulated registers are
 //! atomics (vdev.rs); hardware access goes through the parent's `Devres`
 //! BARs (RCU); the parent's carving mutex is taken by create and remove
 //! (through `carve` and `uncarve`), never by region accesses, mapping
@@ -21,17 +22,19 @@
 //! without it: no mapping exists then.
 
 use kernel::{
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc,
+        Arc, Mutex,
     },
 };
 
 use crate::carve::Alloc;
+use crate::dma::Xlate;
 use crate::parent::ParentState;
 use crate::regs;
-use crate::shim;
+use crate::shim::{self, ShimInstance};
 use crate::stats;
 use crate::vdev::{self, Reg, VConfig};
 
@@ -54,6 +57,8 @@ pub(crate) struct Instance {
     /// Non-zero after a fatal device error until the next reset: the
     /// user must reset the function before it answers again.
     failed: Atomic<u32>,
+    /// The device's translation for the instance's DMA (dma.rs).
+    xlate: Pin<KBox<Mutex<Xlate>>>,
     _count: stats::Token,
 }
 
@@ -74,11 +79,20 @@ fn put_le32(b: &mut [u8], v: u32) {
 impl Instance {
     /// Carves an instance of type `ty` out of `parent` and programs its
     /// contexts. Called with the per-parent rwsem held shared.
-    pub(crate) fn create(parent: &Arc<ParentState>, ty: usize) -> Result<KBox<Instance>> {
+    pub(crate) fn create(
+        parent: &Arc<ParentState>,
+        ty: usize,
+        si: ShimInstance,
+    ) -> Result<KBox<Instance>> {
         // Allocate the memory first: on -ENOMEM nothing was carved.
         let b = KBox::new_uninit(GFP_KERNEL).inspect_err(|_| {
             dev_err!(parent.pdev(), "out of memory for a new instance\n");
         })?;
+        let xlate = Xlate::new(si).inspect_err(|_| {
+            dev_err!(parent.pdev(), "out of memory for a translation table\n");
+        })?;
+        let xlate = KBox::pin_init(new_mutex!(xlate), GFP_KERNEL)?;
+        let root = xlate.lock().root();
         // A full parent and one being removed are expected refusals.
         let (id, alloc) = parent.carve(ty).inspect_err(|e| {
             if *e == ENOSPC || *e == ENODEV {
@@ -107,10 +121,11 @@ impl Instance {
             bad_offset: Atomic::new(0),
             revoked: Atomic::new(0),
             failed: Atomic::new(0),
+            xlate,
             _count: stats::INSTANCES.token(),
         });
         // On error `inst` drops and gives the resources back.
-        parent.program(id, &alloc).inspect_err(|e| {
+        parent.program(id, &alloc, Some(root)).inspect_err(|e| {
             if shim::err_ratelimit() {
                 dev_err!(
                     parent.pdev(),
@@ -134,9 +149,34 @@ impl Instance {
         Ok(inst)
     }
 
-    /// Gives the resources back (the instance has no users any more).
+    /// Gives the resources back (the instance has no users any more, and
+    /// its last close unpinned what they had mapped).
     pub(crate) fn remove(&self) {
+        let mut x = self.xlate.lock();
+        x.clear(&self.parent, self.alloc.contexts());
         self.parent.uncarve(self.id, &self.alloc);
+        x.destroy();
+    }
+
+    /// Answers the translation faults the instance's contexts wait on.
+    pub(crate) fn faults(&self) {
+        self.xlate
+            .lock()
+            .faults(&self.parent, self.alloc.contexts(), self.id);
+    }
+
+    /// The tenant unmapped [`iova`, `iova + len`) from its IOAS: the device
+    /// loses it before this returns.
+    pub(crate) fn dma_unmap(&self, iova: u64, len: u64) {
+        self.xlate
+            .lock()
+            .unmap(&self.parent, self.alloc.contexts(), iova, len);
+    }
+
+    /// Drops every translation and pin (after a reset or the last close
+    /// stopped the contexts).
+    pub(crate) fn unpin_all(&self) {
+        self.xlate.lock().clear(&self.parent, self.alloc.contexts());
     }
 
     /// MSI-X vectors the instance exposes, one per context, and the

@@ -166,6 +166,11 @@ impl ParentState {
         }
     }
 
+    /// Reads global register `off`.
+    pub(crate) fn reg_read(&self, off: usize) -> Result<u32> {
+        self.regs.try_access().ok_or(ENODEV)?.try_read32(off)
+    }
+
     fn wr(&self, off: usize, v: u32) -> Result {
         self.regs.try_access().ok_or(ENODEV)?.try_write32(v, off)
     }
@@ -334,11 +339,18 @@ impl ParentState {
         Ok(())
     }
 
-    /// Programs instance `id`'s contexts: its VRAM slice, no DMA window,
-    /// the default vector, enabled; from here its interrupts are routed to
-    /// the instance. Called from create, under the per-parent rwsem.
-    pub(crate) fn program(&self, id: u32, a: &Alloc) -> Result {
+    /// Programs instance `id`'s contexts: its VRAM slice; with `root`, a
+    /// DMA window of every device-virtual address translated through the
+    /// instance's tables at that bus address (dma.rs), else no DMA; the
+    /// default vector; enabled. From here its interrupts are routed to the
+    /// instance. Called from create (and the self-test), under the
+    /// per-parent rwsem.
+    pub(crate) fn program(&self, id: u32, a: &Alloc, root: Option<u64>) -> Result {
         let (base, size) = self.slice(a);
+        let (window, xlate, root) = match root {
+            Some(r) => (crate::dma::VA_LIMIT, regs::XLATE_ENABLE, r),
+            None => (0, 0, 0),
+        };
         for c in a.contexts() {
             for (off, v) in [
                 (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
@@ -346,8 +358,13 @@ impl ParentState {
                 (regs::CTX_VRAM_BASE_HI, (base >> 32) as u32),
                 (regs::CTX_VRAM_SIZE_LO, size as u32),
                 (regs::CTX_VRAM_SIZE_HI, (size >> 32) as u32),
-                (regs::CTX_DMA_SIZE_LO, 0),
-                (regs::CTX_DMA_SIZE_HI, 0),
+                (regs::CTX_XLATE_ROOT_LO, root as u32),
+                (regs::CTX_XLATE_ROOT_HI, (root >> 32) as u32),
+                (regs::CTX_XLATE_CTRL, xlate),
+                (regs::CTX_DMA_BASE_LO, 0),
+                (regs::CTX_DMA_BASE_HI, 0),
+                (regs::CTX_DMA_SIZE_LO, window as u32),
+                (regs::CTX_DMA_SIZE_HI, (window >> 32) as u32),
                 (regs::CTX_WEIGHT, crate::vdev::CONTEXT_WEIGHT),
                 (regs::CTX_VECTOR, c + 1),
                 (regs::CTX_CONTROL, regs::CTX_CTRL_ENABLE),
@@ -361,11 +378,14 @@ impl ParentState {
         Ok(())
     }
 
-    /// Resets the device and enables it, with only the fatal-error cause
-    /// of the global vector unmasked.
+    /// Resets the device and enables it, with the fatal-error and
+    /// translation-fault causes of the global vector unmasked.
     pub(crate) fn hw_init(&self) -> Result {
         self.wr(regs::REG_CONTROL, regs::CTRL_RESET)?;
-        self.wr(regs::REG_GLOBAL_IRQ_MASK, !regs::GIRQ_FATAL)?;
+        self.wr(
+            regs::REG_GLOBAL_IRQ_MASK,
+            !(regs::GIRQ_FATAL | regs::GIRQ_XLATE_FAULT),
+        )?;
         self.wr(regs::REG_CONTROL, regs::CTRL_ENABLE)
     }
 
@@ -417,13 +437,18 @@ impl ParentState {
                 if let Some(o) = self.owner.get(ctx as usize) {
                     o.store(0, Relaxed);
                 }
-                // Stop it, then take its slice away: a freed context
-                // reaches no VRAM.
+                // Stop it, then take its slice, DMA window and tables
+                // away: a freed context reaches neither VRAM nor memory.
                 for (off, v) in [
                     (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
                     (regs::CTX_CONTROL, 0),
                     (regs::CTX_VRAM_SIZE_LO, 0),
                     (regs::CTX_VRAM_SIZE_HI, 0),
+                    (regs::CTX_DMA_SIZE_LO, 0),
+                    (regs::CTX_DMA_SIZE_HI, 0),
+                    (regs::CTX_XLATE_CTRL, 0),
+                    (regs::CTX_XLATE_ROOT_LO, 0),
+                    (regs::CTX_XLATE_ROOT_HI, 0),
                 ] {
                     let _ = self.ctx_write(ctx, off, v);
                 }
@@ -510,6 +535,9 @@ impl ParentState {
             }
             return Irq::Fatal;
         }
+        if vector == 0 && status & regs::GIRQ_XLATE_FAULT != 0 {
+            return Irq::Xlate;
+        }
         Irq::Handled
     }
 
@@ -563,7 +591,7 @@ impl ParentState {
         let vector = n as usize + 1;
         // Programmed like an instance's context, but owned by no instance
         // (id 0), so its interrupts stay the driver's.
-        self.program(0, a)?;
+        self.program(0, a, None)?;
         let jobs = [
             regs::desc_words(
                 regs::OP_FILL,
@@ -659,6 +687,8 @@ pub(crate) enum Irq {
     Route = 2,
     /// The device's fatal error: the shim cuts every instance off.
     Fatal = 3,
+    /// Contexts wait on translation faults: the shim's work answers them.
+    Xlate = 4,
 }
 
 /// Number of instance types.

@@ -56,6 +56,51 @@ impl Drop for Shim {
     }
 }
 
+/// An instance's C side (its VFIO device), for the DMA plumbing it owns:
+/// translation table pages and pins. Valid from before the Rust instance
+/// is created until after it is released.
+#[derive(Clone, Copy)]
+pub(crate) struct ShimInstance(*mut ffi::vslice_shim_instance);
+
+impl ShimInstance {
+    /// A zeroed 4 KiB table page mapped for the parent: (CPU, bus).
+    pub(crate) fn table_alloc(self) -> Result<(*mut u64, u64)> {
+        let mut dma = 0;
+        // SAFETY: `self.0` is live (type invariant); `dma` is valid for
+        // writes.
+        let cpu = unsafe { ffi::vslice_shim_table_alloc(self.0, &mut dma) };
+        if cpu.is_null() {
+            return Err(ENOMEM);
+        }
+        Ok((cpu.cast(), dma))
+    }
+
+    /// Frees what `table_alloc` returned.
+    pub(crate) fn table_free(self, cpu: *mut u64, dma: u64) {
+        // SAFETY: `self.0` is live; `cpu` and `dma` came from
+        // `table_alloc` on it and are freed once.
+        unsafe { ffi::vslice_shim_table_free(self.0, cpu.cast(), dma) };
+    }
+
+    /// Pins the tenant's page at `iova` and maps it for the parent: its
+    /// bus address.
+    pub(crate) fn pin(self, iova: u64, write: bool) -> Result<u64> {
+        let mut dma = 0;
+        // SAFETY: `self.0` is live; `dma` is valid for writes.
+        kernel::error::to_result(unsafe {
+            ffi::vslice_shim_pin(self.0, iova, u32::from(write), &mut dma)
+        })?;
+        Ok(dma)
+    }
+
+    /// Undoes `pin` of the page at `iova`, mapped at `dma`.
+    pub(crate) fn unpin(self, iova: u64, dma: u64, write: bool) {
+        // SAFETY: `self.0` is live; the page was pinned by `pin` with
+        // these arguments and is unpinned once.
+        unsafe { ffi::vslice_shim_unpin(self.0, iova, dma, u32::from(write)) };
+    }
+}
+
 /// A parent's C side. Dropping it runs the removal protocol (parent.rs).
 pub(crate) struct ShimParent(*mut ffi::vslice_shim_parent);
 
@@ -262,12 +307,14 @@ pub(crate) unsafe extern "C" fn vslice_rs_available(
 ///
 /// # Safety
 ///
-/// `rs` as for [`parent`]; `out` valid for writes. Called with the
+/// `rs` as for [`parent`]; `si` the instance's C side, live until the
+/// instance is released; `out` valid for writes. Called with the
 /// per-parent rwsem held shared.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_instance_create(
     rs: *const ffi::vslice_rs_parent,
     ty: u32,
+    si: *mut ffi::vslice_shim_instance,
     out: *mut *mut ffi::vslice_rs_instance,
 ) -> kernel::ffi::c_int {
     if ty as usize >= NUM_TYPES {
@@ -277,7 +324,8 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_create(
     // reference, so borrowing it as an `Arc` (without consuming it) is
     // sound; `ManuallyDrop` keeps C's count untouched.
     let arc = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(rs.cast::<ParentState>()) });
-    match Instance::create(&arc, ty as usize) {
+    // INVARIANT: C keeps `si` alive until after the instance's release.
+    match Instance::create(&arc, ty as usize, ShimInstance(si)) {
         Ok(inst) => {
             // SAFETY: `out` is valid for writes per the contract.
             unsafe { out.write(KBox::into_raw(inst).cast()) };
@@ -459,6 +507,44 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_reset(
     }
 }
 
+/// The translation faults the instance's contexts wait on (the parent's
+/// fault work, process context).
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_faults(inst: *const ffi::vslice_rs_instance) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.faults();
+}
+
+/// The VFIO core's `dma_unmap`: the tenant unmapped [`iova`, `iova + len`).
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_dma_unmap(
+    inst: *const ffi::vslice_rs_instance,
+    iova: u64,
+    len: u64,
+) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.dma_unmap(iova, len);
+}
+
+/// After a reset or the last close: every translation and pin goes.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_instance_unpin_all(inst: *const ffi::vslice_rs_instance) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.unpin_all();
+}
+
 /// Whether an error a user can repeat at will may be logged now: the
 /// module's rate limit (the kernel's default interval and burst).
 pub(crate) fn err_ratelimit() -> bool {
@@ -569,6 +655,9 @@ pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
             parents_made,
             parents_released,
             mmap_faults: stats::MMAP_FAULTS.load(Relaxed),
+            pinned_pages: stats::PINNED_PAGES.load(Relaxed),
+            dma_faults_resolved: stats::DMA_FAULTS_RESOLVED.load(Relaxed),
+            dma_faults_refused: stats::DMA_FAULTS_REFUSED.load(Relaxed),
         })
     };
 }
@@ -594,8 +683,19 @@ const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u32) -> u32; 2] =
 const _: [unsafe extern "C" fn(
     *const ffi::vslice_rs_parent,
     u32,
+    *mut ffi::vslice_shim_instance,
     *mut *mut ffi::vslice_rs_instance,
 ) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_instance_create, vslice_rs_instance_create];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] =
+    [ffi::vslice_rs_instance_faults, vslice_rs_instance_faults];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] = [
+    ffi::vslice_rs_instance_unpin_all,
+    vslice_rs_instance_unpin_all,
+];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u64, u64); 2] = [
+    ffi::vslice_rs_instance_dma_unmap,
+    vslice_rs_instance_dma_unmap,
+];
 const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_instance); 2] =
     [ffi::vslice_rs_instance_remove, vslice_rs_instance_remove];
 const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_instance); 2] =
@@ -654,6 +754,7 @@ const _: () = assert!(Irq::None as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_NONE);
 const _: () = assert!(Irq::Handled as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_HANDLED);
 const _: () = assert!(Irq::Route as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_ROUTE);
 const _: () = assert!(Irq::Fatal as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_FATAL);
+const _: () = assert!(Irq::Xlate as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_XLATE);
 // The seam's limits agree with Rust's.
 const _: () = assert!(TYPES.len() <= ffi::VSLICE_MAX_TYPES as usize);
 const _: () = assert!(regs::MAX_CONTEXTS as usize <= 256);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Module-wide object counts: every `Instance` and `ParentState` holds a
 //! `Token` from its `Count`, so "made - released" is the number alive;
-//! and the VRAM mapping faults served.
+//! the VRAM mapping faults served, and the tenant pages pinned for DMA.
 //! debugfs `vslice/stats` shows them; the reliability suite checks after
 //! every cycle that they match what sysfs shows (no leaked references).
 //! Lock-free: relaxed atomics, read without a lock (a snapshot).
@@ -50,3 +50,10 @@ pub(crate) static PARENTS: Count = Count::new();
 /// VRAM mapping faults served (each maps the window around it): a
 /// mapping the driver zapped comes back only through here.
 pub(crate) static MMAP_FAULTS: Atomic<u64> = Atomic::new(0);
+/// Tenant pages pinned for the device's DMA now, every instance: back to
+/// 0 whenever no instance has DMA mapped (tests check it after each).
+pub(crate) static PINNED_PAGES: Atomic<u64> = Atomic::new(0);
+/// Translation faults answered by mapping the pages (FAULT_RESUME).
+pub(crate) static DMA_FAULTS_RESOLVED: Atomic<u64> = Atomic::new(0);
+/// Translation faults refused: the job failed (FAULT_ABORT).
+pub(crate) static DMA_FAULTS_REFUSED: Atomic<u64> = Atomic::new(0);

@@ -263,12 +263,10 @@ pub(crate) fn decode_bar0(off: u64, n: u32, slice: u64) -> Reg {
     }
 }
 
-/// Opcodes an instance may use: no DMA, since instances get no DMA window
-/// (docs/device.md, "The instance's view").
-pub(crate) const INSTANCE_FEATURES: u32 = regs::FEATURES_V1
-    & !(1 << regs::OP_DMA_TO_HOST)
-    & !(1 << regs::OP_DMA_FROM_HOST)
-    & !(1 << regs::OP_DMA_COPY);
+/// Opcodes an instance may use: all of them. Its DMA addresses are IOVAs
+/// of the IOAS its VFIO device is attached to, translated by the device
+/// through tables the driver keeps (dma.rs).
+pub(crate) const INSTANCE_FEATURES: u32 = regs::FEATURES_V1;
 /// Scheduling weight of every instance context.
 pub(crate) const CONTEXT_WEIGHT: u32 = 1;
 

@@ -7,6 +7,7 @@
 use kernel::{pci, prelude::*};
 
 mod carve;
+mod dma;
 mod driver;
 mod instance;
 mod parent;

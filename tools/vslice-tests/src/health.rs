@@ -138,6 +138,11 @@ pub struct DriverStats {
     pub parents_released: u64,
     /// VRAM mapping faults the driver served.
     pub mmap_faults: u64,
+    /// Tenant pages pinned for the device's DMA now.
+    pub pinned_pages: u64,
+    /// Translation faults answered by mapping, and refused.
+    pub dma_faults_resolved: u64,
+    pub dma_faults_refused: u64,
 }
 
 impl DriverStats {
@@ -160,6 +165,9 @@ impl DriverStats {
             parents_made: get("parents_made")?,
             parents_released: get("parents_released")?,
             mmap_faults: get("mmap_faults")?,
+            pinned_pages: get("pinned_pages")?,
+            dma_faults_resolved: get("dma_faults_resolved")?,
+            dma_faults_refused: get("dma_faults_refused")?,
         })
     }
 

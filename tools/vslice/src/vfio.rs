@@ -144,6 +144,8 @@ pub struct Device {
     file: File,
     dev: VfioDevice,
     iommu: Arc<dyn VfioOps>,
+    /// The iommufd side when opened through the cdev (read-only maps).
+    iommufd: Option<Arc<VfioIommufd>>,
 }
 
 /// The sysfs directory of mdev `uuid`.
@@ -179,6 +181,7 @@ impl Device {
 
     /// Opens instance `uuid` the way `path` says.
     pub fn open_by(uuid: &str, path: OpenPath) -> io::Result<Device> {
+        let mut iommufd_side = None;
         let (dev, iommu): (VfioDevice, Arc<dyn VfioOps>) = match path {
             OpenPath::Cdev => {
                 let cdev = cdev_path(uuid)?;
@@ -191,6 +194,7 @@ impl Device {
                 let iommufd = Arc::new(VfioIommufd::new(Arc::new(fd), None, None).map_err(|e| from_vfio(e, "IOAS"))?);
                 let dev =
                     VfioDevice::new_from_fd(file, iommufd.clone(), true).map_err(|e| from_vfio(e, cdev.display()))?;
+                iommufd_side = Some(iommufd.clone());
                 (dev, iommufd)
             }
             OpenPath::Group => {
@@ -204,7 +208,12 @@ impl Device {
         // SAFETY: `dev` owns this fd and is alive for the duration of the
         // borrow; the duplicate is an independent descriptor.
         let file = File::from(unsafe { BorrowedFd::borrow_raw(dev.as_raw_fd()) }.try_clone_to_owned()?);
-        Ok(Device { file, dev, iommu })
+        Ok(Device {
+            file,
+            dev,
+            iommu,
+            iommufd: iommufd_side,
+        })
     }
 
     /// The device as `vfio-ioctls` holds it (region capabilities, the
@@ -216,6 +225,50 @@ impl Device {
     /// The IOMMU side the device is attached to (DMA mappings).
     pub fn iommu(&self) -> &Arc<dyn VfioOps> {
         &self.iommu
+    }
+
+    /// Maps `buf` at `iova` for the device's DMA, readable and writable:
+    /// `IOMMU_IOAS_MAP` on the cdev path, `VFIO_IOMMU_MAP_DMA` on the
+    /// container path. `buf` must stay mapped until `unmap_dma`.
+    pub fn map_dma(&self, iova: u64, buf: &Mmap) -> io::Result<()> {
+        // SAFETY: `buf` is memory of this process that Rust code reaches
+        // only through raw pointers (`Mmap`'s volatile accessors), so the
+        // device writing it concurrently breaks no reference.
+        unsafe { self.iommu.vfio_dma_map(iova, buf.len(), buf.as_ptr()) }
+            .map_err(|e| from_vfio(e, format!("mapping {} bytes at IOVA {iova:#x}", buf.len())))
+    }
+
+    /// Maps `buf` at `iova` readable only (the device may read, not
+    /// write it): the cdev path's IOAS only.
+    pub fn map_dma_read_only(&self, iova: u64, buf: &Mmap) -> io::Result<()> {
+        use iommufd_bindings::iommufd::*;
+        let fd = self
+            .iommufd
+            .as_ref()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EOPNOTSUPP))?;
+        let map = iommu_ioas_map {
+            size: argsz::<iommu_ioas_map>(),
+            flags: iommufd_ioas_map_flags_IOMMU_IOAS_MAP_READABLE | iommufd_ioas_map_flags_IOMMU_IOAS_MAP_FIXED_IOVA,
+            ioas_id: fd.ioas().id(),
+            user_va: buf.as_ptr() as u64,
+            length: buf.len() as u64,
+            iova,
+            ..Default::default()
+        };
+        fd.iommufd().map_iommu_ioas(&map).map_err(|e| {
+            from_vfio(
+                VfioError::IommufdIoctlError(e),
+                format!("mapping {} bytes read-only at IOVA {iova:#x}", buf.len()),
+            )
+        })
+    }
+
+    /// Unmaps [`iova`, `iova + len`) from the device's DMA; the device
+    /// can no longer reach it when this returns.
+    pub fn unmap_dma(&self, iova: u64, len: usize) -> io::Result<()> {
+        self.iommu
+            .vfio_dma_unmap(iova, len)
+            .map_err(|e| from_vfio(e, format!("unmapping {len} bytes at IOVA {iova:#x}")))
     }
 
     /// `VFIO_DEVICE_GET_INFO`.
@@ -365,6 +418,11 @@ unsafe impl Send for Mmap {}
 unsafe impl Sync for Mmap {}
 
 impl Mmap {
+    /// `len` bytes of fresh, zeroed anonymous memory (a DMA buffer).
+    pub fn anonymous(len: usize) -> io::Result<Mmap> {
+        Mmap::new(-1, 0, len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)
+    }
+
     /// mmap(2) of `fd` with `flags`.
     pub fn new(fd: RawFd, off: u64, len: usize, flags: libc::c_int) -> io::Result<Mmap> {
         // SAFETY: a fresh mapping; the kernel checks the arguments.

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+//! DMA through an instance: the tenant maps its memory into the IOAS its
+//! device is attached to and puts IOVAs in descriptors; the device reaches
+//! exactly what is mapped, with the permission it was mapped with, never
+//! after the unmap returned, and the driver's pins go back to zero.
+
+use vslice::job::{Done, Instance, Job, DATA_BASE};
+use vslice::regs::*;
+use vslice::vfio::Mmap;
+use vslice_tests::health::DriverStats;
+
+type R = Result<(), String>;
+
+/// Where the tests map their buffers: any IOVA will do; this one is far
+/// from guest physical addresses, so a bug that mixed them up shows.
+const IOVA: u64 = 0x40_0000_0000;
+const PAGE: usize = 4096;
+const MIB: usize = 1 << 20;
+
+macro_rules! ensure {
+    ($c:expr, $($f:tt)*) => {
+        if !$c {
+            return Err(format!($($f)*));
+        }
+    };
+}
+
+fn e<T: std::fmt::Display>(what: &'static str) -> impl Fn(T) -> String {
+    move |x| format!("{what}: {x}")
+}
+
+/// Runs one job on context 0 and waits for it; a failed job's error is
+/// cleared so the ring goes on. Returns its status and result, and the
+/// error address if it failed.
+fn run(inst: &mut Instance, op: u32, src: u64, dst: u64, len: u32) -> Result<(Done, u64), String> {
+    let j = Job {
+        op,
+        src,
+        dst,
+        len,
+        value: 0,
+    };
+    let idx = inst.submit(0, &[j]).map_err(e("submit"))?;
+    let (d, _) = inst.wait(0, idx[0], 30_000).map_err(e("wait"))?;
+    let mut addr = 0;
+    if d.status & DESC_STATUS_ERROR != 0 {
+        let w = ctx_window(0);
+        let lo = inst.dev.reg(w + CTX_ERROR_ADDR_LO).map_err(e("error address"))?;
+        let hi = inst.dev.reg(w + CTX_ERROR_ADDR_HI).map_err(e("error address"))?;
+        addr = u64::from(lo) | u64::from(hi) << 32;
+        inst.dev.set_reg(w + CTX_ERROR, 0).map_err(e("CTX_ERROR"))?;
+    }
+    Ok((d, addr))
+}
+
+fn pinned() -> Result<u64, String> {
+    DriverStats::read().map(|s| s.pinned_pages).map_err(|x| x.to_string())
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn bytes(buf: &Mmap, off: usize, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    buf.read_bytes(off, &mut v);
+    v
+}
+
+const FAULT: u32 = DESC_STATUS_ERROR | ERR_DMA_FAULT;
+
+/// Host → VRAM, VRAM → host and host → host, verified byte for byte; the
+/// pins go with the unmap.
+pub fn reach_mapped_memory(u: &str) -> R {
+    let mut inst = Instance::open(u).map_err(e("open"))?;
+    let buf = Mmap::anonymous(MIB).map_err(e("buffer"))?;
+    let data = pattern(MIB, 7);
+    buf.write_bytes(0, &data);
+    inst.dev.map_dma(IOVA, &buf).map_err(e("map"))?;
+    let len = 256 * 1024;
+    let (d, _) = run(&mut inst, OP_DMA_FROM_HOST, IOVA, DATA_BASE, len as u32)?;
+    ensure!(d.status == DESC_STATUS_DONE, "host to VRAM: status {:#x}", d.status);
+    let (d, _) = run(&mut inst, OP_CHECKSUM, DATA_BASE, 0, len as u32)?;
+    ensure!(
+        d.result == vslice_abi::checksum(&data[..len]),
+        "VRAM does not hold what the host had"
+    );
+    let (d, _) = run(&mut inst, OP_DMA_TO_HOST, DATA_BASE, IOVA + 512 * 1024, len as u32)?;
+    ensure!(d.status == DESC_STATUS_DONE, "VRAM to host: status {:#x}", d.status);
+    ensure!(
+        bytes(&buf, 512 * 1024, len) == data[..len],
+        "the host did not get VRAM's bytes"
+    );
+    // Host to host, unaligned at both ends.
+    let (src, dst, n) = (100, 800 * 1024 + 3, 64 * 1024 + 5);
+    let (d, _) = run(&mut inst, OP_DMA_COPY, IOVA + src, IOVA + dst, n)?;
+    ensure!(d.status == DESC_STATUS_DONE, "host to host: status {:#x}", d.status);
+    ensure!(
+        bytes(&buf, dst as usize, n as usize) == data[src as usize..src as usize + n as usize],
+        "host to host copy differs"
+    );
+    ensure!(
+        bytes(&buf, dst as usize - 1, 1)[0] == data[dst as usize - 1],
+        "copy wrote before its range"
+    );
+    let p = pinned()?;
+    ensure!(p > 0 && p <= (MIB / PAGE) as u64, "{p} pages pinned while mapped");
+    inst.dev.unmap_dma(IOVA, MIB).map_err(e("unmap"))?;
+    ensure!(pinned()? == 0, "{} pages still pinned after the unmap", pinned()?);
+    Ok(())
+}
+
+/// Unmapped IOVAs and a range running off a mapping's end fail the job
+/// with a DMA fault at the first byte that is not mapped, and touch
+/// nothing; an IOVA past the device's 48 bits is outside the window.
+pub fn outside_mappings_touch_nothing(u: &str) -> R {
+    let mut inst = Instance::open(u).map_err(e("open"))?;
+    let buf = Mmap::anonymous(3 * PAGE).map_err(e("buffer"))?;
+    buf.write_bytes(0, &[0xa5; 3 * PAGE]);
+    let mapped = Mmap::anonymous(2 * PAGE).map_err(e("buffer"))?;
+    mapped.write_bytes(0, &[0xa5; 2 * PAGE]);
+    inst.dev.map_dma(IOVA, &mapped).map_err(e("map"))?;
+    let (d, addr) = run(&mut inst, OP_DMA_TO_HOST, DATA_BASE, IOVA, 3 * PAGE as u32)?;
+    ensure!(
+        d.status == FAULT && addr == IOVA + 2 * PAGE as u64,
+        "a write past the mapping's end: status {:#x} at {addr:#x}",
+        d.status
+    );
+    ensure!(
+        bytes(&mapped, 0, 2 * PAGE).iter().all(|&b| b == 0xa5),
+        "a refused job wrote into the mapped pages"
+    );
+    let far = IOVA + (1 << 32);
+    let (d, addr) = run(&mut inst, OP_DMA_FROM_HOST, far, DATA_BASE, 64)?;
+    ensure!(
+        d.status == FAULT && addr == far,
+        "unmapped IOVA: status {:#x} at {addr:#x}",
+        d.status
+    );
+    let (d, _) = run(&mut inst, OP_DMA_COPY, IOVA, 1 << 48, 64)?;
+    ensure!(
+        d.status == DESC_STATUS_ERROR | ERR_DMA_BOUNDS,
+        "IOVA past 48 bits: status {:#x}",
+        d.status
+    );
+    let s = DriverStats::read().map_err(|x| x.to_string())?;
+    ensure!(s.dma_faults_refused > 0, "no refused fault counted");
+    inst.dev.unmap_dma(IOVA, 2 * PAGE).map_err(e("unmap"))?;
+    ensure!(pinned()? == 0, "{} pages pinned after the unmap", pinned()?);
+    drop(buf);
+    Ok(())
+}
+
+/// A read-only mapping: the device reads it, a device write fails.
+pub fn read_only_mapping_refuses_writes(u: &str) -> R {
+    let mut inst = Instance::open(u).map_err(e("open"))?;
+    let buf = Mmap::anonymous(4 * PAGE).map_err(e("buffer"))?;
+    let data = pattern(4 * PAGE, 3);
+    buf.write_bytes(0, &data);
+    inst.dev.map_dma_read_only(IOVA, &buf).map_err(e("map read-only"))?;
+    let (d, _) = run(&mut inst, OP_DMA_FROM_HOST, IOVA, DATA_BASE, 4 * PAGE as u32)?;
+    ensure!(
+        d.status == DESC_STATUS_DONE,
+        "read of a read-only mapping: status {:#x}",
+        d.status
+    );
+    let (d, addr) = run(
+        &mut inst,
+        OP_DMA_TO_HOST,
+        DATA_BASE + 8 * PAGE as u64,
+        IOVA,
+        4 * PAGE as u32,
+    )?;
+    ensure!(
+        d.status == FAULT && addr == IOVA,
+        "write to a read-only mapping: status {:#x} at {addr:#x}",
+        d.status
+    );
+    ensure!(bytes(&buf, 0, 4 * PAGE) == data, "the device wrote a read-only mapping");
+    inst.dev.unmap_dma(IOVA, 4 * PAGE).map_err(e("unmap"))?;
+    ensure!(pinned()? == 0, "{} pages pinned after the unmap", pinned()?);
+    Ok(())
+}
+
+/// Two tenants map different memory at the same IOVA: each device
+/// reaches only its own.
+pub fn tenants_with_the_same_iovas(a: &str, b: &str) -> R {
+    let mut ia = Instance::open(a).map_err(e("open A"))?;
+    let mut ib = Instance::open(b).map_err(e("open B"))?;
+    let (ba, bb) = (
+        Mmap::anonymous(2 * PAGE).map_err(e("buffer"))?,
+        Mmap::anonymous(2 * PAGE).map_err(e("buffer"))?,
+    );
+    ba.write_bytes(0, &[0x11; 2 * PAGE]);
+    bb.write_bytes(0, &[0x22; 2 * PAGE]);
+    ia.dev.map_dma(IOVA, &ba).map_err(e("map A"))?;
+    ib.dev.map_dma(IOVA, &bb).map_err(e("map B"))?;
+    for (inst, want) in [(&mut ia, 0x11u8), (&mut ib, 0x22)] {
+        let (d, _) = run(inst, OP_DMA_FROM_HOST, IOVA, DATA_BASE, PAGE as u32)?;
+        ensure!(d.status == DESC_STATUS_DONE, "status {:#x}", d.status);
+        let (d, _) = run(inst, OP_CHECKSUM, DATA_BASE, 0, PAGE as u32)?;
+        ensure!(
+            d.result == vslice_abi::checksum(&[want; PAGE]),
+            "a tenant read the other's page"
+        );
+    }
+    // A's device writes its second page; B's memory does not change.
+    let (d, _) = run(&mut ia, OP_DMA_COPY, IOVA, IOVA + PAGE as u64, PAGE as u32)?;
+    ensure!(d.status == DESC_STATUS_DONE, "status {:#x}", d.status);
+    ensure!(
+        bytes(&bb, 0, 2 * PAGE).iter().all(|&x| x == 0x22),
+        "A's job wrote B's memory"
+    );
+    drop(ia);
+    drop(ib);
+    ensure!(pinned()? == 0, "{} pages pinned after both closed", pinned()?);
+    Ok(())
+}
+
+/// An unmap racing a running job: once the unmap returned the device
+/// never writes the memory again (a canary written then stays), and the
+/// job either finished before or failed with a DMA fault.
+pub fn unmap_racing_a_job(u: &str) -> R {
+    let mut inst = Instance::open(u).map_err(e("open"))?;
+    let len = 8 * MIB;
+    ensure!(inst.slice >= DATA_BASE + len as u64, "slice too small for the race");
+    for round in 0..4u64 {
+        let buf = Mmap::anonymous(len).map_err(e("buffer"))?;
+        inst.dev.map_dma(IOVA, &buf).map_err(e("map"))?;
+        let j = Job {
+            op: OP_DMA_TO_HOST,
+            src: DATA_BASE,
+            dst: IOVA,
+            len: len as u32,
+            value: 0,
+        };
+        let idx = inst.submit(0, &[j]).map_err(e("submit"))?;
+        std::thread::sleep(std::time::Duration::from_millis(round * 20));
+        inst.dev.unmap_dma(IOVA, len).map_err(e("unmap"))?;
+        buf.write_bytes(0, &vec![0x5c; len]);
+        let (d, _) = inst.wait(0, idx[0], 30_000).map_err(e("wait"))?;
+        if d.status != DESC_STATUS_DONE {
+            ensure!(d.status == FAULT, "round {round}: status {:#x}", d.status);
+            inst.dev.set_reg(ctx_window(0) + CTX_ERROR, 0).map_err(e("CTX_ERROR"))?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        ensure!(
+            bytes(&buf, 0, len).iter().all(|&x| x == 0x5c),
+            "round {round}: the device wrote after the unmap returned"
+        );
+        ensure!(
+            pinned()? == 0,
+            "round {round}: {} pages pinned after the unmap",
+            pinned()?
+        );
+    }
+    Ok(())
+}
+
+/// Reset and close (also with a job running) release every pin.
+pub fn pins_go_on_reset_and_close(u: &str) -> R {
+    let mut inst = Instance::open(u).map_err(e("open"))?;
+    let buf = Mmap::anonymous(2 * MIB).map_err(e("buffer"))?;
+    inst.dev.map_dma(IOVA, &buf).map_err(e("map"))?;
+    let (d, _) = run(&mut inst, OP_DMA_FROM_HOST, IOVA, DATA_BASE, MIB as u32)?;
+    ensure!(d.status == DESC_STATUS_DONE, "status {:#x}", d.status);
+    ensure!(pinned()? > 0, "nothing pinned");
+    inst.dev.reset().map_err(e("reset"))?;
+    ensure!(pinned()? == 0, "{} pages pinned after VFIO_DEVICE_RESET", pinned()?);
+    drop(inst);
+    let mut inst = Instance::open(u).map_err(e("reopen"))?;
+    inst.dev.map_dma(IOVA, &buf).map_err(e("map"))?;
+    let j = Job {
+        op: OP_DMA_FROM_HOST,
+        src: IOVA,
+        dst: DATA_BASE,
+        len: 2 * MIB as u32,
+        value: 0,
+    };
+    inst.submit(0, &[j]).map_err(e("submit"))?;
+    drop(inst);
+    ensure!(pinned()? == 0, "{} pages pinned after a close during DMA", pinned()?);
+    Ok(())
+}
