@@ -36,6 +36,10 @@ for t in half quarter eighth eighth; do
 	u=$(vslice create "$P2" $t) && jobs_on="$jobs_on $u" && echo "created $u as vslice-$t"
 done
 vslice run --len 1048576 --rounds 2 $jobs_on
+
+say "DMA: each instance's jobs reach the client's memory by IOVA (its IOAS), host -> VRAM -> host"
+vslice run --dma --len 1048576 $jobs_on
+grep -E '^(pinned_pages|dma_faults)' /sys/kernel/debug/vslice/stats
 for u in $jobs_on; do vslice remove "$u"; done
 
 say "A user holding an instance when its parent goes: REQ, the client lets go"

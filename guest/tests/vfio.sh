@@ -71,12 +71,26 @@ client_run_verifies_jobs() {
 	return $rc
 }
 
+# host -> VRAM -> host through each instance's IOAS, every context of two
+# instances at once; every pin is released when the client closes.
+client_run_dma_round_trips() {
+	a=$(vslice create "$P1" quarter) && b=$(vslice create "$P1" eighth) || return 1
+	vslice run --dma --rounds 2 --len 262144 "$a" "$b"
+	rc=$?
+	vslice remove "$a"
+	vslice remove "$b"
+	pinned=$(sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats)
+	[ "$pinned" = 0 ] || { echo "$pinned pages still pinned"; return 1; }
+	return $rc
+}
+
 run_vfio_suite() {
 	/usr/bin/vslice-test conformance "$P1"
-	ktap_begin vslice_request 4
+	ktap_begin vslice_request 5
 	t request_on_unbind_client_closes request_on_unbind
 	t request_on_instance_remove request_on_instance_remove
 	t client_errors_are_clear client_errors_are_clear
 	t client_run_verifies_jobs client_run_verifies_jobs
+	t client_run_dma_round_trips client_run_dma_round_trips
 	ktap_end
 }

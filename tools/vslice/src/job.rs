@@ -19,6 +19,8 @@ pub const RING_SLOTS: u32 = 64;
 pub const RING_BYTES: usize = RING_SLOTS as usize * DESC_SIZE;
 /// Where data starts in the slice.
 pub const DATA_BASE: u64 = 1 << 20;
+/// Where `dma_round` expects its host buffer in the instance's IOAS.
+pub const DMA_IOVA: u64 = 1 << 36;
 
 /// One job.
 #[derive(Clone, Copy, Debug, Default)]
@@ -297,6 +299,85 @@ pub fn round(inst: &mut Instance, c: u32, len: u32, pattern: u32) -> io::Result<
         return Err(io::Error::other(format!(
             "context {c}: checksum {:#x}, expected {sum:#x}",
             last.result
+        )));
+    }
+    Ok(Round {
+        context: c,
+        bytes: len,
+        checksum: sum,
+        irqs,
+    })
+}
+
+/// Maps a host buffer for `dma_round` on every context of `inst` with
+/// jobs of `len` bytes at `DMA_IOVA`; keep it until the instance closes.
+pub fn dma_buffer(inst: &Instance, len: u32) -> io::Result<Mmap> {
+    let size = (2 * len as usize * inst.contexts as usize).next_multiple_of(4096);
+    let buf = Mmap::anonymous(size)?;
+    inst.dev.map_dma(DMA_IOVA, &buf)?;
+    Ok(buf)
+}
+
+/// One host → VRAM → host round on context `c` through the instance's
+/// IOAS: `len` bytes of a pattern in the host buffer (`dma_buffer`) go to
+/// VRAM, are checksummed there and come back to another part of the
+/// buffer; both verified.
+pub fn dma_round(inst: &mut Instance, c: u32, len: u32, seed: u32, buf: &Mmap) -> io::Result<Round> {
+    let area = (inst.slice - DATA_BASE) / u64::from(inst.contexts);
+    let vram = DATA_BASE + u64::from(c) * area;
+    let out = 2 * u64::from(len) * u64::from(c);
+    let back = out + u64::from(len);
+    if u64::from(len) > area || back + u64::from(len) > buf.len() as u64 {
+        return Err(io::Error::other(format!("{len} bytes do not fit context {c}'s areas")));
+    }
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 ^ seed as u8)
+        .collect();
+    buf.write_bytes(out as usize, &data);
+    let jobs = [
+        Job {
+            op: OP_DMA_FROM_HOST,
+            src: DMA_IOVA + out,
+            dst: vram,
+            len,
+            ..Default::default()
+        },
+        Job {
+            op: OP_CHECKSUM,
+            src: vram,
+            len,
+            ..Default::default()
+        },
+        Job {
+            op: OP_DMA_TO_HOST,
+            src: vram,
+            dst: DMA_IOVA + back,
+            len,
+            ..Default::default()
+        },
+    ];
+    let idx = inst.submit(c, &jobs)?;
+    let (_, irqs) = inst.wait(c, idx[2], 30_000)?;
+    for &i in &idx {
+        let d = inst.done(c, i);
+        if d.status != DESC_STATUS_DONE {
+            return Err(io::Error::other(format!(
+                "context {c}: DMA job {i} status {:#x}",
+                d.status
+            )));
+        }
+    }
+    let sum = checksum(&data);
+    if inst.done(c, idx[1]).result != sum {
+        return Err(io::Error::other(format!(
+            "context {c}: VRAM does not hold what the host sent"
+        )));
+    }
+    let mut got = vec![0u8; len as usize];
+    buf.read_bytes(back as usize, &mut got);
+    if got != data {
+        return Err(io::Error::other(format!(
+            "context {c}: the host did not get its data back"
         )));
     }
     Ok(Round {

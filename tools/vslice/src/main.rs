@@ -86,6 +86,10 @@ struct Run {
     /// rounds on each context (default 1)
     #[argh(option, arg_name = "N", default = "1")]
     rounds: usize,
+    /// host -> VRAM -> host rounds through the instance's IOAS (DMA)
+    /// instead of fill, copy and checksum in VRAM
+    #[argh(switch)]
+    dma: bool,
     /// the instances
     #[argh(positional, arg_name = "UUID")]
     uuids: Vec<String>,
@@ -140,51 +144,67 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 Err(format!("no request within {secs} s"))
             }
         }
-        Cmd::Run(Run { len, rounds, uuids }) => run_jobs(len, rounds, &uuids),
+        Cmd::Run(Run {
+            len,
+            rounds,
+            dma,
+            uuids,
+        }) => run_jobs(len, rounds, dma, &uuids),
     }
 }
 
 /// Runs rounds on every context of every instance, one thread each.
-fn run_jobs(len: u32, rounds: usize, uuids: &[String]) -> Result<(), String> {
+fn run_jobs(len: u32, rounds: usize, dma: bool, uuids: &[String]) -> Result<(), String> {
     if uuids.is_empty() {
         return Err("run: no instance given".into());
     }
     let start = Instant::now();
-    let results: Vec<Result<String, String>> = std::thread::scope(|s| {
-        let hs: Vec<_> = uuids
-            .iter()
-            .enumerate()
-            .map(|(k, u)| {
-                s.spawn(move || -> Result<String, String> {
-                    let mut inst = job::Instance::open(u).map_err(|e| format!("{u}: {e}"))?;
-                    let mut irqs = 0;
-                    let mut bytes = 0u64;
-                    let mut longest = 0u128;
-                    for r in 0..rounds {
-                        for c in 0..inst.contexts {
-                            let pattern = 0x5100_0000 | (k as u32) << 16 | (r as u32) << 8 | c;
-                            let t0 = Instant::now();
-                            let out = job::round(&mut inst, c, len, pattern).map_err(|e| format!("{u}: {e}"))?;
-                            longest = longest.max(t0.elapsed().as_millis());
-                            irqs += out.irqs;
-                            bytes += u64::from(out.bytes);
-                        }
-                    }
-                    Ok(format!(
-                        "{u}: {} contexts, {} MiB VRAM slice: {} fill+copy+checksum rounds of {} KiB verified, {} MSI-X interrupts",
+    let results: Vec<Result<String, String>> =
+        std::thread::scope(|s| {
+            let hs: Vec<_> =
+                uuids
+                    .iter()
+                    .enumerate()
+                    .map(|(k, u)| {
+                        s.spawn(move || -> Result<String, String> {
+                            let mut inst = job::Instance::open(u).map_err(|e| format!("{u}: {e}"))?;
+                            let buf = match dma {
+                                true => Some(job::dma_buffer(&inst, len).map_err(|e| format!("{u}: {e}"))?),
+                                false => None,
+                            };
+                            let mut irqs = 0;
+                            let mut bytes = 0u64;
+                            let mut longest = 0u128;
+                            for r in 0..rounds {
+                                for c in 0..inst.contexts {
+                                    let pattern = 0x5100_0000 | (k as u32) << 16 | (r as u32) << 8 | c;
+                                    let t0 = Instant::now();
+                                    let out = match &buf {
+                                        Some(b) => job::dma_round(&mut inst, c, len, pattern, b),
+                                        None => job::round(&mut inst, c, len, pattern),
+                                    }
+                                    .map_err(|e| format!("{u}: {e}"))?;
+                                    longest = longest.max(t0.elapsed().as_millis());
+                                    irqs += out.irqs;
+                                    bytes += u64::from(out.bytes);
+                                }
+                            }
+                            Ok(format!(
+                        "{u}: {} contexts, {} MiB VRAM slice: {} {} rounds of {} KiB verified, {} MSI-X interrupts",
                         inst.contexts,
                         inst.slice >> 20,
                         rounds * inst.contexts as usize,
+                        if dma { "host->VRAM->host DMA" } else { "fill+copy+checksum" },
                         len >> 10,
                         irqs
-                    ) + &format!(" ({} MiB filled, longest round {longest} ms)", bytes >> 20))
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("worker panicked".into())))
-            .collect()
-    });
+                    ) + &format!(" ({} MiB moved, longest round {longest} ms)", bytes >> 20))
+                        })
+                    })
+                    .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("worker panicked".into())))
+                .collect()
+        });
     let mut failed = 0;
     for r in &results {
         match r {

@@ -6,7 +6,7 @@
 
 use vslice::job::{Done, Instance, Job, DATA_BASE};
 use vslice::regs::*;
-use vslice::vfio::Mmap;
+use vslice::vfio::{Mmap, OpenPath};
 use vslice_tests::health::DriverStats;
 
 type R = Result<(), String>;
@@ -282,5 +282,30 @@ pub fn pins_go_on_reset_and_close(u: &str) -> R {
     inst.submit(0, &[j]).map_err(e("submit"))?;
     drop(inst);
     ensure!(pinned()? == 0, "{} pages pinned after a close during DMA", pinned()?);
+    Ok(())
+}
+
+/// The legacy path: the instance's group set to a type1 container, memory
+/// mapped with VFIO_IOMMU_MAP_DMA; the same pins, the same unmap.
+pub fn through_a_type1_container(u: &str) -> R {
+    let mut inst = Instance::open_by(u, OpenPath::Group).map_err(e("group open"))?;
+    let buf = Mmap::anonymous(4 * PAGE).map_err(e("buffer"))?;
+    let data = pattern(2 * PAGE, 9);
+    buf.write_bytes(0, &data);
+    inst.dev.map_dma(IOVA, &buf).map_err(e("VFIO_IOMMU_MAP_DMA"))?;
+    let (d, _) = run(&mut inst, OP_DMA_FROM_HOST, IOVA, DATA_BASE, 2 * PAGE as u32)?;
+    ensure!(d.status == DESC_STATUS_DONE, "host to VRAM: status {:#x}", d.status);
+    let (d, _) = run(
+        &mut inst,
+        OP_DMA_TO_HOST,
+        DATA_BASE,
+        IOVA + 2 * PAGE as u64,
+        2 * PAGE as u32,
+    )?;
+    ensure!(d.status == DESC_STATUS_DONE, "VRAM to host: status {:#x}", d.status);
+    ensure!(bytes(&buf, 2 * PAGE, 2 * PAGE) == data, "round trip differs");
+    ensure!(pinned()? > 0, "nothing pinned");
+    inst.dev.unmap_dma(IOVA, 4 * PAGE).map_err(e("VFIO_IOMMU_UNMAP_DMA"))?;
+    ensure!(pinned()? == 0, "{} pages pinned after the unmap", pinned()?);
     Ok(())
 }

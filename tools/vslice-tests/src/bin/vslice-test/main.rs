@@ -1212,6 +1212,9 @@ fn main() {
             t("dma_pins_go_on_reset_and_close", &mut || {
                 dma::pins_go_on_reset_and_close(&us[1])
             });
+            t("dma_through_a_type1_container", &mut || {
+                dma::through_a_type1_container(&us[1])
+            });
             t("new_tenant_sees_zeroed_vram", &mut || {
                 new_tenant_sees_zeroed_vram(&parent, &us[3], &mut created)
             });
