@@ -11,6 +11,7 @@
 #   make kernel [KERNEL=...]       build the kernel variant
 #   make buildroot                 create the pinned trixie build root
 #   make nested-qemu               a nested QEMU uses an instance (>128 vectors, >4 GiB device) as its vfio-pci device
+#   make vfio-selftests            the kernel's VFIO selftests (our driver, an mdev) against an instance
 #   make cache-prune               delete cached trees whose key no longer matches
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ KERNEL ?= debug
 DEVICES ?= 1
 SCRIPTS := $(CURDIR)/scripts
 
-.PHONY: all modules kernel buildroot check stress bench demo vm-run nested-qemu cache-prune clean
+.PHONY: all modules kernel buildroot check stress bench demo vm-run nested-qemu vfio-selftests cache-prune clean
 
 all: modules
 
@@ -53,6 +54,10 @@ nested-qemu:
 	@. $(SCRIPTS)/lib.sh && VSLICE_HWSIM_ARGS=$$VSLICE_NESTED_HWSIM_ARGS \
 		$(SCRIPTS)/vm-run.sh --script $(CURDIR)/guest/nested-qemu.sh --files "$$($(SCRIPTS)/nested-qemu.sh)" \
 		--devices 1 --name nested-qemu --timeout 600
+
+vfio-selftests:
+	@$(SCRIPTS)/vm-run.sh --script $(CURDIR)/guest/vfio-selftests.sh --files "$$($(SCRIPTS)/vfio-selftests.sh)" \
+		--devices 1 --name vfio-selftests
 
 cache-prune:
 	@$(SCRIPTS)/cache-prune.sh

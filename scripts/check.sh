@@ -121,8 +121,16 @@ vm_check() {
 	count_ktap "$vmdir/script.out"
 }
 # About 10 minutes on a quiet host; the timeout leaves room for a busy one.
+# The kernel's VFIO selftests ride in the main VM run (no boot of their
+# own); a failed build shows as a failed test there and here.
+vst=()
+if vstdir=$("$VSLICE_TOP/scripts/vfio-selftests.sh" 2>"$run/vfio-selftests-stage.log"); then
+	vst=(--files "$vstdir")
+else
+	result fail "build.vfio_selftests" "see $run/vfio-selftests-stage.log"
+fi
 vm_check vm.boot_run_no_splat vm.out --script "$VSLICE_TOP/guest/tests/check.sh" --name check-vm \
-	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-faults.sh" --timeout 1500
+	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-faults.sh" --timeout 1500 "${vst[@]}"
 save_reports "$vmdir/script.out" "$run/reports"
 main=$vmdir
 

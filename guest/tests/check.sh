@@ -111,6 +111,17 @@ run_lifecycle_suite
 run_faults_suite
 . /guest/tests/vfio.sh
 run_vfio_suite
+# The kernel's own VFIO selftests with our driver (scripts/vfio-selftests.sh
+# built them into /extra).
+if [ -r /extra/vfio-selftests.sh ]; then
+	VST_SOURCED=1
+	. /extra/vfio-selftests.sh
+	run_vfio_selftests
+else
+	ktap_begin vslice_vfio_selftests 1
+	t vfio_selftests_built sh -c 'echo "no /extra/vfio-selftests.sh: the build failed"; false'
+	ktap_end
+fi
 . /guest/tests/reliability.sh
 run_reliability_suite
 . /guest/tests/bench.sh
