@@ -34,9 +34,10 @@
  * (shared by BAR accesses and VRAM mapping faults, which run under the
  * mm's mmap_lock; exclusive by whatever stops the BARs decoding, which
  * then zaps the mapping). No user copy happens under memory_lock.
- * DMA translation has its own lock, in Rust (rust-driver/dma.rs): held
- * across pinning, which takes the mm's mmap_lock, so nothing here calls
- * into it with memory_lock held; xlate_work calls it under inst_lock.
+ * DMA translation has its own lock, in Rust (rust-driver/dma.rs), never
+ * held across pinning or unpinning; pinning takes the mm's mmap_lock, so
+ * nothing here pins or unpins with memory_lock held. xlate_work calls in
+ * under inst_lock.
  */
 
 #include <linux/debugfs.h>

@@ -135,8 +135,9 @@ void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
  */
 int vslice_shim_err_ratelimit(void);
 /*
- * The instance's DMA, process context, under the instance's xlate_lock
- * (taken by the vslice_rs_* callers below). A zeroed, coherent 4 KiB
+ * The instance's DMA plumbing, process context, called by Rust
+ * (rust-driver/dma.rs) without its translation mutex held for pin and
+ * unpin. A zeroed, coherent 4 KiB
  * table page for the device's translation, mapped for the parent: its CPU
  * address, and its bus address in *@dma; NULL without memory.
  */
@@ -201,11 +202,12 @@ void vslice_rs_instance_fail(const struct vslice_rs_instance *inst);
 int vslice_rs_instance_reset(const struct vslice_rs_instance *inst);
 void vslice_rs_instance_release(struct vslice_rs_instance *inst);
 /*
- * The instance's DMA translation, process context, each taking the
- * instance's xlate_lock: answer the translation faults its contexts wait
- * on; drop (invalidate, then unpin) what lies in [@iova, @iova + @len),
- * the VFIO core's dma_unmap; drop everything (after a reset stopped the
- * contexts, outside memory_lock: pinning takes the mm's mmap_lock).
+ * The instance's DMA translation, process context, no lock of the shim's
+ * held but inst_lock (rust-driver/dma.rs has the rules): answer the
+ * translation faults its contexts wait on; drop (invalidate, then unpin)
+ * what lies in [@iova, @iova + @len), the VFIO core's dma_unmap; drop
+ * everything (after a reset stopped the contexts, outside memory_lock:
+ * unpinning takes the IOMMU back end's locks).
  */
 void vslice_rs_instance_faults(const struct vslice_rs_instance *inst);
 void vslice_rs_instance_dma_unmap(const struct vslice_rs_instance *inst, u64 iova, u64 len);

@@ -8,13 +8,19 @@
 //! and loses it when the tenant unmaps it (`dma_unmap`), closes or resets.
 //!
 //! Locking: `Xlate` lives in the instance's `xlate` mutex, taken by the
-//! fault work, the VFIO core's `dma_unmap`, and the reset and close paths
-//! (after they stopped the contexts, outside the C shim's `memory_lock`).
-//! It is held across pinning, which may take the tenant mm's `mmap_lock`
-//! and iommufd's locks: nothing that holds one of those takes it, except
-//! iommufd's unmap notification, which iommufd issues without its own
-//! locks held (as for i915 GVT-g's `cache_lock`). Lock order:
-//! `inst_lock` (fault work) → `xlate` → `mmap_lock` → `memory_lock`.
+//! fault work, the VFIO core's `dma_unmap`, and the reset and close paths.
+//! It is never held across pinning or unpinning: those take the IOMMU
+//! back end's locks (type1's `iommu->lock`, which it also holds while it
+//! takes the `device_list_lock` it calls `dma_unmap` under) and the
+//! tenant mm's `mmap_lock`. A fault answer marks the state `resolving`,
+//! pins with the mutex released, then enters what it pinned; everything
+//! else that changes entries (unmap, clear) first waits on the `idle`
+//! condition until no answer is in flight, so a page pinned for an answer
+//! is in the tables (and found by an unmap) before any unmap looks. The
+//! wait in `dma_unmap` holds type1's `device_list_lock`: the answer's pin
+//! needs only `iommu->lock`, which type1 drops before calling us.
+//! Lock order: `inst_lock` (fault work) → `xlate`; `xlate` is held only
+//! around table updates and MMIO.
 //!
 //! Ordering against the device: an entry is written before the context is
 //! told to resume (the MMIO write orders it); an entry is cleared, then
@@ -22,7 +28,10 @@
 //! only then is the page unpinned. A job racing an unmap either used the
 //! page before the invalidation completed or faults after it.
 
-use kernel::{prelude::*, sync::atomic::Relaxed};
+use kernel::{
+    prelude::*,
+    sync::{atomic::Relaxed, CondVar, Mutex},
+};
 
 use crate::parent::ParentState;
 use crate::regs;
@@ -54,6 +63,8 @@ pub(crate) struct Xlate {
     /// unpinned.
     tables: KVec<Table>,
     pinned: u64,
+    /// A fault answer is pinning with the mutex released.
+    resolving: bool,
 }
 
 // SAFETY: the table pages are coherent DMA memory owned by this object
@@ -88,6 +99,7 @@ impl Xlate {
             }),
             tables: KVec::new(),
             pinned: 0,
+            resolving: false,
         })
     }
 
@@ -153,191 +165,6 @@ impl Xlate {
         Ok(Walk::Leaf(t, (va >> 12) & (regs::XLATE_TABLE_ENTRIES - 1)))
     }
 
-    /// Answers every translation fault `contexts` wait on.
-    pub(crate) fn faults(
-        &mut self,
-        parent: &ParentState,
-        contexts: core::ops::Range<u32>,
-        id: u32,
-    ) {
-        for c in contexts.clone() {
-            let word = regs::REG_FAULT_PENDING + 4 * (c as usize / 32);
-            match parent.reg_read(word) {
-                Ok(w) if w != u32::MAX && w & (1 << (c % 32)) != 0 => {}
-                _ => continue,
-            }
-            let (Ok(lo), Ok(hi), Ok(len), Ok(info)) = (
-                parent.ctx_read(c, regs::CTX_FAULT_ADDR_LO),
-                parent.ctx_read(c, regs::CTX_FAULT_ADDR_HI),
-                parent.ctx_read(c, regs::CTX_FAULT_LEN),
-                parent.ctx_read(c, regs::CTX_FAULT_INFO),
-            ) else {
-                continue;
-            };
-            if info & regs::FAULT_PENDING == 0 {
-                continue;
-            }
-            let addr = u64::from(lo) | u64::from(hi) << 32;
-            let write = info & regs::FAULT_WRITE != 0;
-            let answer = match self.resolve(parent, contexts.clone(), addr, len, write) {
-                Ok(()) => {
-                    stats::DMA_FAULTS_RESOLVED.add(1, Relaxed);
-                    regs::FAULT_RESUME
-                }
-                Err(e) => {
-                    // The tenant's job touched what it did not map: the
-                    // job fails, the tenant sees the error.
-                    stats::DMA_FAULTS_REFUSED.add(1, Relaxed);
-                    dev_dbg!(
-                        parent.pdev(),
-                        "instance {}: context {} DMA fault at {:#x} ({}), refused: {:?}\n",
-                        id,
-                        c,
-                        addr,
-                        if write { "write" } else { "read" },
-                        e
-                    );
-                    regs::FAULT_ABORT
-                }
-            };
-            let _ = parent.ctx_write(c, regs::CTX_FAULT_RESPONSE, answer);
-        }
-    }
-
-    /// Pins and maps the pages from `addr` on that the faulting job needs
-    /// (up to `FAULT_BATCH`); an error only if the first cannot be.
-    fn resolve(
-        &mut self,
-        parent: &ParentState,
-        contexts: core::ops::Range<u32>,
-        addr: u64,
-        len: u32,
-        write: bool,
-    ) -> Result {
-        if addr >= VA_LIMIT {
-            return Err(EFAULT);
-        }
-        let first = addr & !(PAGE - 1);
-        let end = addr.saturating_add(u64::from(len).max(1)).min(VA_LIMIT);
-        let pages = end
-            .div_ceil(PAGE)
-            .saturating_sub(first / PAGE)
-            .clamp(1, FAULT_BATCH);
-        let need = if write {
-            regs::PTE_WRITE
-        } else {
-            regs::PTE_READ
-        };
-        for i in 0..pages {
-            let va = first + i * PAGE;
-            let r = self.map_page(parent, contexts.clone(), va, write, need);
-            if i == 0 {
-                r?;
-            } else if r.is_err() {
-                // The job faults there again and gets its own answer.
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes `va` translatable with permission `need`.
-    fn map_page(
-        &mut self,
-        parent: &ParentState,
-        contexts: core::ops::Range<u32>,
-        va: u64,
-        write: bool,
-        need: u64,
-    ) -> Result {
-        let Walk::Leaf(t, idx) = self.walk(va, true)? else {
-            return Err(EINVAL);
-        };
-        let old = self.get(t, idx);
-        if old & need != 0 {
-            return Ok(());
-        }
-        let dma = self.si.pin(va, write)?;
-        self.set(
-            t,
-            idx,
-            (dma & regs::PTE_ADDR_MASK) | regs::PTE_READ | if write { regs::PTE_WRITE } else { 0 },
-        );
-        self.pinned += 1;
-        stats::PINNED_PAGES.add(1, Relaxed);
-        if old & regs::PTE_READ != 0 {
-            // Read-only before: the device may cache that; it goes, then
-            // the read-only pin.
-            invalidate(parent, contexts, va, PAGE);
-            self.si.unpin(va, old & regs::PTE_ADDR_MASK, false);
-            self.pinned -= 1;
-            stats::PINNED_PAGES.fetch_sub(1, Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Drops every translation in [`iova`, `iova + len`): entries cleared,
-    /// the contexts' caches invalidated, then the pages unpinned.
-    pub(crate) fn unmap(
-        &mut self,
-        parent: &ParentState,
-        contexts: core::ops::Range<u32>,
-        iova: u64,
-        len: u64,
-    ) {
-        let end = iova.saturating_add(len).min(VA_LIMIT);
-        let mut va = iova & !(PAGE - 1);
-        while va < end && self.pinned > 0 {
-            let mut batch = [Leaf::default(); UNMAP_BATCH];
-            let mut n = 0;
-            let start = va;
-            while va < end && n < UNMAP_BATCH {
-                match self.walk(va, false) {
-                    Ok(Walk::Leaf(t, idx)) => {
-                        let e = self.get(t, idx);
-                        if e & (regs::PTE_READ | regs::PTE_WRITE) != 0 {
-                            self.set(t, idx, 0);
-                            batch[n] = Leaf {
-                                iova: va,
-                                dma: e & regs::PTE_ADDR_MASK,
-                                write: e & regs::PTE_WRITE != 0,
-                            };
-                            n += 1;
-                        }
-                        va += PAGE;
-                    }
-                    Ok(Walk::Missing(span)) => va = (va | (span - 1)).saturating_add(1),
-                    Err(_) => va += PAGE,
-                }
-            }
-            if n == 0 {
-                continue;
-            }
-            invalidate(parent, contexts.clone(), start, va - start);
-            for l in &batch[..n] {
-                self.si.unpin(l.iova, l.dma, l.write);
-            }
-            self.pinned -= n as u64;
-            stats::PINNED_PAGES.fetch_sub(n as u64, Relaxed);
-        }
-    }
-
-    /// Everything unpinned and the lower tables freed; the top-level table
-    /// stays, empty (the contexts keep pointing at it).
-    pub(crate) fn clear(&mut self, parent: &ParentState, contexts: core::ops::Range<u32>) {
-        self.unmap(parent, contexts.clone(), 0, VA_LIMIT);
-        if self.tables.is_empty() {
-            return;
-        }
-        for idx in 0..regs::XLATE_TABLE_ENTRIES {
-            self.set(usize::MAX, idx, 0);
-        }
-        invalidate(parent, contexts, 0, 0);
-        for t in self.tables.drain_all() {
-            self.si.table_free(t.cpu, t.dma);
-        }
-    }
-
     /// Instance removal, after `clear` and with the contexts freed: the
     /// top-level table goes too.
     pub(crate) fn destroy(&mut self) {
@@ -359,6 +186,243 @@ impl Drop for Xlate {
         }
         if let Some(t) = self.root.take() {
             self.si.table_free(t.cpu, t.dma);
+        }
+    }
+}
+
+/// An instance's translation state and the condition its changes wait
+/// on (see the locking rules above).
+pub(crate) struct Dma<'a> {
+    pub(crate) xlate: &'a Mutex<Xlate>,
+    pub(crate) idle: &'a CondVar,
+    pub(crate) parent: &'a ParentState,
+    pub(crate) contexts: core::ops::Range<u32>,
+}
+
+impl Dma<'_> {
+    /// Answers every translation fault the contexts wait on.
+    pub(crate) fn faults(&self, id: u32) {
+        for c in self.contexts.clone() {
+            let word = regs::REG_FAULT_PENDING + 4 * (c as usize / 32);
+            match self.parent.reg_read(word) {
+                Ok(w) if w != u32::MAX && w & (1 << (c % 32)) != 0 => {}
+                _ => continue,
+            }
+            let p = self.parent;
+            let (Ok(lo), Ok(hi), Ok(len), Ok(info)) = (
+                p.ctx_read(c, regs::CTX_FAULT_ADDR_LO),
+                p.ctx_read(c, regs::CTX_FAULT_ADDR_HI),
+                p.ctx_read(c, regs::CTX_FAULT_LEN),
+                p.ctx_read(c, regs::CTX_FAULT_INFO),
+            ) else {
+                continue;
+            };
+            if info & regs::FAULT_PENDING == 0 {
+                continue;
+            }
+            let addr = u64::from(lo) | u64::from(hi) << 32;
+            let write = info & regs::FAULT_WRITE != 0;
+            let answer = match self.resolve(addr, len, write) {
+                Ok(()) => {
+                    stats::DMA_FAULTS_RESOLVED.add(1, Relaxed);
+                    regs::FAULT_RESUME
+                }
+                Err(e) => {
+                    // The tenant's job touched what it did not map: the
+                    // job fails, the tenant sees the error.
+                    stats::DMA_FAULTS_REFUSED.add(1, Relaxed);
+                    dev_dbg!(
+                        p.pdev(),
+                        "instance {}: context {} DMA fault at {:#x} ({}), refused: {:?}\n",
+                        id,
+                        c,
+                        addr,
+                        if write { "write" } else { "read" },
+                        e
+                    );
+                    regs::FAULT_ABORT
+                }
+            };
+            let _ = p.ctx_write(c, regs::CTX_FAULT_RESPONSE, answer);
+        }
+    }
+
+    /// Pins and enters the pages from `addr` on that the faulting job
+    /// needs (up to `FAULT_BATCH`); an error only if the first cannot be.
+    fn resolve(&self, addr: u64, len: u32, write: bool) -> Result {
+        if addr >= VA_LIMIT {
+            return Err(EFAULT);
+        }
+        let first = addr & !(PAGE - 1);
+        let end = addr.saturating_add(u64::from(len).max(1)).min(VA_LIMIT);
+        let pages = end
+            .div_ceil(PAGE)
+            .saturating_sub(first / PAGE)
+            .clamp(1, FAULT_BATCH);
+        let need = if write {
+            regs::PTE_WRITE
+        } else {
+            regs::PTE_READ
+        };
+        // Which pages lack the permission (tables made on the way).
+        let mut want = [Leaf::default(); FAULT_BATCH as usize];
+        let mut n = 0;
+        let si = {
+            let mut g = self.xlate.lock();
+            while g.resolving {
+                self.idle.wait(&mut g);
+            }
+            for i in 0..pages {
+                let va = first + i * PAGE;
+                let Walk::Leaf(t, idx) = g.walk(va, true)? else {
+                    return Err(EINVAL);
+                };
+                let e = g.get(t, idx);
+                if e & need == 0 {
+                    want[n] = Leaf {
+                        iova: va,
+                        dma: e,
+                        write,
+                    };
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            g.resolving = true;
+            g.si
+        };
+        // Pin with the mutex released.
+        let mut got = [0u64; FAULT_BATCH as usize];
+        let mut pinned = 0;
+        let mut first_err = None;
+        for (k, w) in want[..n].iter().enumerate() {
+            match si.pin(w.iova, write) {
+                Ok(d) => {
+                    got[k] = d;
+                    pinned += 1;
+                }
+                Err(e) => {
+                    if w.iova == first {
+                        first_err = Some(e);
+                    }
+                    break;
+                }
+            }
+        }
+        // Enter them; read-only entries they replace go after an
+        // invalidation.
+        let mut old = [Leaf::default(); FAULT_BATCH as usize];
+        let mut olds = 0;
+        {
+            let mut g = self.xlate.lock();
+            for k in 0..pinned {
+                let va = want[k].iova;
+                if let Ok(Walk::Leaf(t, idx)) = g.walk(va, false) {
+                    g.set(
+                        t,
+                        idx,
+                        (got[k] & regs::PTE_ADDR_MASK)
+                            | regs::PTE_READ
+                            | if write { regs::PTE_WRITE } else { 0 },
+                    );
+                    g.pinned += 1;
+                    stats::PINNED_PAGES.add(1, Relaxed);
+                    if want[k].dma & regs::PTE_READ != 0 {
+                        old[olds] = Leaf {
+                            iova: va,
+                            dma: want[k].dma & regs::PTE_ADDR_MASK,
+                            write: false,
+                        };
+                        olds += 1;
+                        g.pinned -= 1;
+                        stats::PINNED_PAGES.fetch_sub(1, Relaxed);
+                    }
+                }
+            }
+            g.resolving = false;
+        }
+        self.idle.notify_all();
+        for l in &old[..olds] {
+            invalidate(self.parent, self.contexts.clone(), l.iova, PAGE);
+            si.unpin(l.iova, l.dma, l.write);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops every translation in [`iova`, `iova + len`): entries cleared
+    /// (no fault answer in flight), the contexts' caches invalidated, then
+    /// the pages unpinned with the mutex released.
+    pub(crate) fn unmap(&self, iova: u64, len: u64) {
+        let end = iova.saturating_add(len).min(VA_LIMIT);
+        let mut va = iova & !(PAGE - 1);
+        while va < end {
+            let mut batch = [Leaf::default(); UNMAP_BATCH];
+            let mut n = 0;
+            let start = va;
+            let si = {
+                let mut g = self.xlate.lock();
+                while g.resolving {
+                    self.idle.wait(&mut g);
+                }
+                if g.pinned == 0 {
+                    return;
+                }
+                while va < end && n < UNMAP_BATCH {
+                    match g.walk(va, false) {
+                        Ok(Walk::Leaf(t, idx)) => {
+                            let e = g.get(t, idx);
+                            if e & (regs::PTE_READ | regs::PTE_WRITE) != 0 {
+                                g.set(t, idx, 0);
+                                batch[n] = Leaf {
+                                    iova: va,
+                                    dma: e & regs::PTE_ADDR_MASK,
+                                    write: e & regs::PTE_WRITE != 0,
+                                };
+                                n += 1;
+                            }
+                            va += PAGE;
+                        }
+                        Ok(Walk::Missing(span)) => va = (va | (span - 1)).saturating_add(1),
+                        Err(_) => va += PAGE,
+                    }
+                }
+                g.pinned -= n as u64;
+                g.si
+            };
+            if n == 0 {
+                continue;
+            }
+            invalidate(self.parent, self.contexts.clone(), start, va - start);
+            for l in &batch[..n] {
+                si.unpin(l.iova, l.dma, l.write);
+            }
+            stats::PINNED_PAGES.fetch_sub(n as u64, Relaxed);
+        }
+    }
+
+    /// Everything unpinned and the lower tables freed; the top-level table
+    /// stays, empty (the contexts keep pointing at it).
+    pub(crate) fn clear(&self) {
+        self.unmap(0, VA_LIMIT);
+        let mut g = self.xlate.lock();
+        while g.resolving {
+            self.idle.wait(&mut g);
+        }
+        if g.tables.is_empty() || g.pinned != 0 {
+            return;
+        }
+        for idx in 0..regs::XLATE_TABLE_ENTRIES {
+            g.set(usize::MAX, idx, 0);
+        }
+        invalidate(self.parent, self.contexts.clone(), 0, 0);
+        let si = g.si;
+        for t in g.tables.drain_all() {
+            si.table_free(t.cpu, t.dma);
         }
     }
 }

@@ -22,16 +22,16 @@
 //! without it: no mapping exists then.
 
 use kernel::{
-    new_mutex,
+    new_condvar, new_mutex,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        Arc, CondVar, Mutex,
     },
 };
 
 use crate::carve::Alloc;
-use crate::dma::Xlate;
+use crate::dma::{Dma, Xlate};
 use crate::parent::ParentState;
 use crate::regs;
 use crate::shim::{self, ShimInstance};
@@ -59,6 +59,8 @@ pub(crate) struct Instance {
     failed: Atomic<u32>,
     /// The device's translation for the instance's DMA (dma.rs).
     xlate: Pin<KBox<Mutex<Xlate>>>,
+    /// Signalled when a fault answer in flight is done (dma.rs).
+    xlate_idle: Pin<KBox<CondVar>>,
     _count: stats::Token,
 }
 
@@ -92,6 +94,7 @@ impl Instance {
             dev_err!(parent.pdev(), "out of memory for a translation table\n");
         })?;
         let xlate = KBox::pin_init(new_mutex!(xlate), GFP_KERNEL)?;
+        let xlate_idle = KBox::pin_init(new_condvar!(), GFP_KERNEL)?;
         let root = xlate.lock().root();
         // A full parent and one being removed are expected refusals.
         let (id, alloc) = parent.carve(ty).inspect_err(|e| {
@@ -122,6 +125,7 @@ impl Instance {
             revoked: Atomic::new(0),
             failed: Atomic::new(0),
             xlate,
+            xlate_idle,
             _count: stats::INSTANCES.token(),
         });
         // On error `inst` drops and gives the resources back.
@@ -152,31 +156,35 @@ impl Instance {
     /// Gives the resources back (the instance has no users any more, and
     /// its last close unpinned what they had mapped).
     pub(crate) fn remove(&self) {
-        let mut x = self.xlate.lock();
-        x.clear(&self.parent, self.alloc.contexts());
+        self.dma().clear();
         self.parent.uncarve(self.id, &self.alloc);
-        x.destroy();
+        self.xlate.lock().destroy();
+    }
+
+    fn dma(&self) -> Dma<'_> {
+        Dma {
+            xlate: &self.xlate,
+            idle: &self.xlate_idle,
+            parent: &self.parent,
+            contexts: self.alloc.contexts(),
+        }
     }
 
     /// Answers the translation faults the instance's contexts wait on.
     pub(crate) fn faults(&self) {
-        self.xlate
-            .lock()
-            .faults(&self.parent, self.alloc.contexts(), self.id);
+        self.dma().faults(self.id);
     }
 
     /// The tenant unmapped [`iova`, `iova + len`) from its IOAS: the device
     /// loses it before this returns.
     pub(crate) fn dma_unmap(&self, iova: u64, len: u64) {
-        self.xlate
-            .lock()
-            .unmap(&self.parent, self.alloc.contexts(), iova, len);
+        self.dma().unmap(iova, len);
     }
 
     /// Drops every translation and pin (after a reset or the last close
     /// stopped the contexts).
     pub(crate) fn unpin_all(&self) {
-        self.xlate.lock().clear(&self.parent, self.alloc.contexts());
+        self.dma().clear();
     }
 
     /// MSI-X vectors the instance exposes, one per context, and the

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The load scenario: on every parent at once, creator threads create and
 //! remove instances of mixed types and user threads open instances, run
-//! verified jobs and register accesses, while the main thread removes the
+//! verified jobs (DMA through the instance's IOAS among them, with the
+//! buffer unmapped and mapped again between rounds) and register
+//! accesses, while the main thread removes the
 //! parents (`echo 1 > .../remove`, every fourth cycle a driver unbind),
 //! then rescans or rebinds them. After every cycle: no splat, no instance
 //! left in sysfs or alive in the driver, every parent back with all its
-//! capacity, no unbind slower than its bound, only clean errors.
+//! capacity, no tenant page left pinned, no unbind slower than its bound,
+//! only clean errors.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -144,14 +147,19 @@ fn stale_vram(inst: &job::Instance) -> Option<u64> {
     None
 }
 
-/// One tenant: open, check, jobs and register accesses until `stop`, REQ
-/// or an error.
+/// Bytes of one DMA round.
+const DMA_LEN: u32 = 64 << 10;
+
+/// One tenant: open, check, jobs (VRAM only, or DMA) and register
+/// accesses until `stop`, REQ or an error.
 fn tenant(u: &str, rng: &mut Rng, t: &mut Tally, f: &Flags) -> io::Result<()> {
     let mut inst = job::Instance::open(u)?;
     t.ok("open");
     if let Some(at) = stale_vram(&inst) {
         t.unclean(format!("{u}: a new tenant reads non-zero VRAM at {at:#x}"));
     }
+    let buf = job::dma_buffer(&inst, DMA_LEN)?;
+    t.ok("dma_map");
     let rounds = 1 + rng.below(6);
     for _ in 0..rounds {
         if f.stop.load(Ordering::Relaxed) && rng.chance(50) {
@@ -161,9 +169,21 @@ fn tenant(u: &str, rng: &mut Rng, t: &mut Tally, f: &Flags) -> io::Result<()> {
             return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "REQ"));
         }
         let c = rng.below(u64::from(inst.contexts)) as u32;
-        let len = 4096 << rng.below(5);
-        job::round(&mut inst, c, len as u32, rng.next() as u32)?;
-        t.ok("round");
+        if rng.chance(40) {
+            job::dma_round(&mut inst, c, DMA_LEN, rng.next() as u32, &buf)?;
+            t.ok("dma_round");
+        } else {
+            let len = 4096 << rng.below(5);
+            job::round(&mut inst, c, len as u32, rng.next() as u32)?;
+            t.ok("round");
+        }
+        if rng.chance(20) {
+            // Map/unmap churn: the device must lose the pages and find
+            // them again.
+            inst.dev.unmap_dma(job::DMA_IOVA, buf.len())?;
+            inst.dev.map_dma(job::DMA_IOVA, &buf)?;
+            t.ok("dma_remap");
+        }
         f.rounds.fetch_add(1, Ordering::Relaxed);
         // Shadowed, forwarded and refused registers.
         let v = rng.next() as u32;
@@ -377,15 +397,16 @@ pub fn run(o: &Opts, r: &mut Report) {
         let gone = wait_until(2000, || match DriverStats::read() {
             Ok(s) => {
                 now = Some(s);
-                s.instances_alive() == 0 && s.parents_alive() == 0
+                s.instances_alive() == 0 && s.parents_alive() == 0 && s.pinned_pages == 0
             }
             Err(_) => false,
         });
         match now {
             Some(n) if !gone => fails.push(format!(
-                "cycle {cycle}: the driver still has {} instance(s) and {} parent(s) alive after removal",
+                "cycle {cycle}: the driver still has {} instance(s), {} parent(s) and {} pinned page(s) after removal",
                 n.instances_alive(),
-                n.parents_alive()
+                n.parents_alive(),
+                n.pinned_pages
             )),
             Some(n) => made += n.instances_made.saturating_sub(before.instances_made),
             None => fails.push(format!("cycle {cycle}: debugfs vslice/stats unreadable")),

@@ -309,3 +309,96 @@ pub fn through_a_type1_container(u: &str) -> R {
     ensure!(pinned()? == 0, "{} pages pinned after the unmap", pinned()?);
     Ok(())
 }
+
+/// DMA descriptors at the boundaries of a mapping, of the device's
+/// address space and of the length field, each with the documented result
+/// (docs/device.md: "DMA" and the error table).
+pub fn descriptor_boundaries(u: &str) -> R {
+    let mut inst = Instance::open(u).map_err(e("open"))?;
+    let buf = Mmap::anonymous(4 * PAGE).map_err(e("buffer"))?;
+    inst.dev.map_dma(IOVA, &buf).map_err(e("map"))?;
+    let end = IOVA + 4 * PAGE as u64;
+    let top = 1u64 << XLATE_VA_BITS;
+    let done = DESC_STATUS_DONE;
+    let bounds = DESC_STATUS_ERROR | ERR_DMA_BOUNDS;
+    let bad_len = DESC_STATUS_ERROR | ERR_BAD_LEN;
+    // (what, opcode, src, dst, len, status, error address if it fails)
+    let cases: [(&str, u32, u64, u64, u32, u32, u64); 14] = [
+        ("first byte", OP_DMA_FROM_HOST, IOVA, DATA_BASE, 1, done, 0),
+        ("last byte", OP_DMA_FROM_HOST, end - 1, DATA_BASE, 1, done, 0),
+        (
+            "whole mapping",
+            OP_DMA_TO_HOST,
+            DATA_BASE,
+            IOVA,
+            4 * PAGE as u32,
+            done,
+            0,
+        ),
+        ("byte before", OP_DMA_FROM_HOST, IOVA - 1, DATA_BASE, 1, FAULT, IOVA - 1),
+        ("byte after", OP_DMA_TO_HOST, DATA_BASE, end, 1, FAULT, end),
+        ("one past the end", OP_DMA_COPY, end - 4, IOVA, 5, FAULT, end),
+        (
+            "last device address",
+            OP_DMA_FROM_HOST,
+            top - 1,
+            DATA_BASE,
+            1,
+            FAULT,
+            top - 1,
+        ),
+        (
+            "first address past 48 bits",
+            OP_DMA_FROM_HOST,
+            top,
+            DATA_BASE,
+            1,
+            bounds,
+            top,
+        ),
+        (
+            "range crossing 2^48",
+            OP_DMA_TO_HOST,
+            DATA_BASE,
+            top - 2,
+            4,
+            bounds,
+            top - 2,
+        ),
+        ("u64::MAX", OP_DMA_COPY, u64::MAX, IOVA, 1, bounds, u64::MAX),
+        ("length 0", OP_DMA_COPY, IOVA, IOVA + 8, 0, bad_len, 0),
+        ("length 1", OP_DMA_COPY, IOVA, IOVA + 8, 1, done, 0),
+        (
+            "length JOB_MAX_LEN",
+            OP_DMA_COPY,
+            IOVA,
+            IOVA + 8,
+            JOB_MAX_LEN,
+            FAULT,
+            end,
+        ),
+        (
+            "length JOB_MAX_LEN + 1",
+            OP_DMA_COPY,
+            IOVA,
+            IOVA + 8,
+            JOB_MAX_LEN + 1,
+            bad_len,
+            u64::from(JOB_MAX_LEN) + 1,
+        ),
+    ];
+    for (what, op, src, dst, len, want, want_addr) in cases {
+        let (d, addr) = run(&mut inst, op, src, dst, len)?;
+        ensure!(d.status == want, "{what}: status {:#x}, want {want:#x}", d.status);
+        let checks_addr = (want != done && want != bad_len) || (want == bad_len && want_addr != 0);
+        if checks_addr {
+            ensure!(
+                addr == want_addr,
+                "{what}: error address {addr:#x}, want {want_addr:#x}"
+            );
+        }
+    }
+    inst.dev.unmap_dma(IOVA, 4 * PAGE).map_err(e("unmap"))?;
+    ensure!(pinned()? == 0, "{} pages pinned after the unmap", pinned()?);
+    Ok(())
+}
