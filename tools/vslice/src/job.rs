@@ -232,6 +232,17 @@ impl Instance {
     }
 }
 
+/// Every job at `idx` of context `c` completed successfully.
+fn all_done(inst: &Instance, c: u32, idx: &[u32]) -> io::Result<()> {
+    for &i in idx {
+        let d = inst.done(c, i);
+        if d.status != DESC_STATUS_DONE {
+            return Err(io::Error::other(format!("context {c}: job {i} status {:#x}", d.status)));
+        }
+    }
+    Ok(())
+}
+
 /// Outcome of one fill → copy → checksum round on one context.
 #[derive(Debug)]
 pub struct Round {
@@ -274,12 +285,7 @@ pub fn round(inst: &mut Instance, c: u32, len: u32, pattern: u32) -> io::Result<
     ];
     let idx = inst.submit(c, &jobs)?;
     let (last, irqs) = inst.wait(c, idx[2], 20_000)?;
-    for &i in &idx {
-        let d = inst.done(c, i);
-        if d.status != DESC_STATUS_DONE {
-            return Err(io::Error::other(format!("context {c}: job {i} status {:#x}", d.status)));
-        }
-    }
+    all_done(inst, c, &idx)?;
     let mut copy = vec![0u8; len as usize];
     inst.vram.read_bytes(b as usize, &mut copy);
     let want: Vec<u8> = pattern
@@ -358,15 +364,7 @@ pub fn dma_round(inst: &mut Instance, c: u32, len: u32, seed: u32, buf: &Mmap) -
     ];
     let idx = inst.submit(c, &jobs)?;
     let (_, irqs) = inst.wait(c, idx[2], 30_000)?;
-    for &i in &idx {
-        let d = inst.done(c, i);
-        if d.status != DESC_STATUS_DONE {
-            return Err(io::Error::other(format!(
-                "context {c}: DMA job {i} status {:#x}",
-                d.status
-            )));
-        }
-    }
+    all_done(inst, c, &idx)?;
     let sum = checksum(&data);
     if inst.done(c, idx[1]).result != sum {
         return Err(io::Error::other(format!(
