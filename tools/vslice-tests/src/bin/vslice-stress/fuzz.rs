@@ -22,8 +22,10 @@ use std::thread;
 use std::time::Duration;
 
 use vslice::job;
+use vslice::regs::*;
 use vslice::sysfs;
 use vslice::vfio::{self, Device, EventFd, Mmap};
+use vslice_abi::Desc;
 use vslice_tests::health::{DriverStats, Kmsg};
 
 use crate::report::{Report, Rng};
@@ -81,6 +83,10 @@ struct State {
     vectors: u32,
     efds: Vec<EventFd>,
     maps: Vec<Mmap>,
+    /// Buffers mapped for A's DMA, by IOVA (dropped after their unmap).
+    dma: Vec<(u64, Mmap)>,
+    /// A's context 0 ring tail, as `dma_fuzz` last set it.
+    tail: u32,
     fence: Fence,
     log: VecDeque<String>,
 }
@@ -405,12 +411,98 @@ fn churn(st: &mut State, rng: &mut Rng) -> String {
         2 => {
             st.maps.clear();
             st.a = None;
+            // The IOAS went with the device: so did its mappings.
+            st.dma.clear();
             let r = Device::open(&st.a_uuid);
             let what = format!("reopen A: {}", errno(&r));
             st.a = r.ok();
             what
         }
         _ => format!("open+close B: {}", errno(&Device::open(&st.b_uuid))),
+    }
+}
+
+/// Where `dma_fuzz` maps: near each other's edges and the device's limit.
+const DMA_BASE: u64 = 1 << 32;
+
+/// DMA on A: buffers mapped and unmapped at IOVAs at each other's edges
+/// and the device's 48-bit limit, and DMA descriptors on context 0's ring
+/// whose addresses and lengths sit at those boundaries (the driver pins
+/// on fault; every unmap must find every pin).
+fn dma_fuzz(st: &mut State, rng: &mut Rng) -> String {
+    let Some(d) = st.a.as_ref() else {
+        return "dma: A is closed".into();
+    };
+    let top = 1u64 << XLATE_VA_BITS;
+    let iova = match rng.below(4) {
+        0 => DMA_BASE + 4096 * rng.below(8),
+        1 => top - 4096 * (1 + rng.below(2)),
+        2 => st.dma.first().map_or(DMA_BASE, |(i, m)| i + m.len() as u64),
+        _ => rng.edge(top) & !4095,
+    };
+    match rng.below(3) {
+        0 => {
+            let Ok(buf) = Mmap::anonymous(4096 * (1 + rng.below(4) as usize)) else {
+                return "dma buffer: ENOMEM".into();
+            };
+            let r = d.map_dma(iova, &buf);
+            let what = format!("dma map {} at {iova:#x}: {}", buf.len(), errno(&r));
+            if r.is_ok() {
+                st.dma.push((iova, buf));
+            }
+            what
+        }
+        1 => {
+            let (at, len) = match st.dma.len() {
+                0 => (iova, 4096 * (1 + rng.below(4) as usize)),
+                n => {
+                    let k = rng.below(n as u64) as usize;
+                    (st.dma[k].0, st.dma[k].1.len())
+                }
+            };
+            let r = d.unmap_dma(at, len);
+            let what = format!("dma unmap {len} at {at:#x}: {}", errno(&r));
+            if r.is_ok() {
+                st.dma
+                    .retain(|(i, m)| *i + m.len() as u64 <= at || *i >= at + len as u64);
+            }
+            what
+        }
+        _ => {
+            // One descriptor on a 16-slot ring at slice offset 0.
+            let ops = [OP_DMA_TO_HOST, OP_DMA_FROM_HOST, OP_DMA_COPY];
+            let op = *rng.pick(&ops);
+            let len = match rng.below(3) {
+                0 => rng.edge(u64::from(JOB_MAX_LEN)) as u32,
+                1 => 1 + rng.below(3 * 4096) as u32,
+                _ => 4096,
+            };
+            let near = |rng: &mut Rng| iova.wrapping_add(rng.below(3)).wrapping_sub(1);
+            let (src, dst) = match op {
+                OP_DMA_TO_HOST => (0x2000, near(rng)),
+                OP_DMA_FROM_HOST => (near(rng), 0x2000),
+                _ => (near(rng), DMA_BASE + rng.below(4) * 4096),
+            };
+            let desc = Desc {
+                opcode: op,
+                flags: 0,
+                src,
+                dst,
+                len,
+                value: 0,
+            };
+            let w = ctx_window(0);
+            let slot = (st.tail % 16) as u64 * DESC_SIZE as u64;
+            st.tail = st.tail.wrapping_add(1);
+            let r = d
+                .set_reg(w + CTX_ERROR, 0)
+                .and_then(|()| d.set_reg(w + CTX_RING_BASE_LO, 0))
+                .and_then(|()| d.set_reg(w + CTX_RING_SIZE, 16))
+                .and_then(|()| d.write_at(vfio::BAR2, slot, &desc.encode()).map(|_| ()))
+                .and_then(|()| d.set_reg(w + CTX_RING_TAIL, st.tail))
+                .and_then(|()| d.set_reg(w + CTX_DOORBELL, 1));
+            format!("dma job op {op} src {src:#x} dst {dst:#x} len {len:#x}: {}", errno(&r))
+        }
     }
 }
 
@@ -428,13 +520,18 @@ fn health_after(st: &mut State, r: &mut Report, seed: u64) {
     st.maps.clear();
     st.efds.clear();
     st.a = None;
+    st.dma.clear();
     for (u, _, _) in sysfs::instances() {
         if let Err(e) = sysfs::remove(&u) {
             r.fail(format!("seed {seed}: removing {u} after the run: {e}"));
         }
     }
     match DriverStats::read() {
-        Ok(s) if s.instances_alive() == 0 => {}
+        Ok(s) if s.instances_alive() == 0 && s.pinned_pages == 0 => {}
+        Ok(s) if s.instances_alive() == 0 => r.fail(format!(
+            "seed {seed}: {} page(s) pinned after removing every instance",
+            s.pinned_pages
+        )),
         Ok(s) => r.fail(format!(
             "seed {seed}: {} instance(s) alive in the driver after removing all",
             s.instances_alive()
@@ -483,6 +580,8 @@ pub fn run_seed(parent: &str, seed: u64, iterations: u64, r: &mut Report, kmsg: 
             vectors,
             efds: Vec::new(),
             maps: Vec::new(),
+            dma: Vec::new(),
+            tail: 0,
             fence: Fence::new()?,
             log: VecDeque::new(),
         })
@@ -492,12 +591,13 @@ pub fn run_seed(parent: &str, seed: u64, iterations: u64, r: &mut Report, kmsg: 
         Err(e) => return r.fail(format!("seed {seed}: setup: {e}")),
     };
     for i in 0..iterations {
-        let what = match rng.below(10) {
+        let what = match rng.below(11) {
             0 | 1 => sysfs_fuzz(&mut st, &mut rng),
             2 | 3 => ioctl_fuzz(&mut st, &mut rng),
             4 | 5 => region_fuzz(&mut st, &mut rng, r),
             6 => mmap_fuzz(&mut st, &mut rng, r),
             7 | 8 => eventfd_fuzz(&mut st, &mut rng),
+            9 => dma_fuzz(&mut st, &mut rng),
             _ => churn(&mut st, &mut rng),
         };
         let kind = what.split_whitespace().next().unwrap_or("?").to_string();
