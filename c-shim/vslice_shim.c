@@ -219,6 +219,8 @@ static irqreturn_t vslice_shim_irq(int irq, void *data)
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_FATAL:
 		schedule_work(&v->sp->fatal_work);
+		/* A translation fault acknowledged with it still needs an answer. */
+		schedule_work(&v->sp->xlate_work);
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_XLATE:
 		schedule_work(&v->sp->xlate_work);

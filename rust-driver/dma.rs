@@ -17,10 +17,16 @@
 //! else that changes entries (unmap, clear) first waits on the `idle`
 //! condition until no answer is in flight, so a page pinned for an answer
 //! is in the tables (and found by an unmap) before any unmap looks. The
-//! wait in `dma_unmap` holds type1's `device_list_lock`: the answer's pin
-//! needs only `iommu->lock`, which type1 drops before calling us.
+//! wait in `dma_unmap` holds type1's `device_list_lock` while the answer's
+//! pin needs `iommu->lock`, which type1 drops before calling us; a third
+//! thread registering a device on the same container (it takes
+//! `iommu->lock`, then `device_list_lock`) can close a cycle: a type1-only
+//! limitation, like type1's own lock order (docs/design.md). `clear`
+//! bumps a generation: a fault read before a reset or close is not
+//! answered with pins for the user who left.
 //! Lock order: `inst_lock` (fault work) → `xlate`; `xlate` is held only
-//! around table updates and MMIO.
+//! around table updates and MMIO, invalidations included (a context's
+//! range registers are shared, so two invalidations must not interleave).
 //!
 //! Ordering against the device: an entry is written before the context is
 //! told to resume (the MMIO write orders it); an entry is cleared, then
@@ -43,6 +49,9 @@ use crate::stats;
 const FAULT_BATCH: u64 = 64;
 /// Leaves an unmap clears before it invalidates and unpins them.
 const UNMAP_BATCH: usize = 64;
+/// Reads of `CTX_INV_COMPLETED` an invalidation waits for its count (each
+/// a trapped register access: a second or more).
+const INV_POLLS: u32 = 20_000;
 /// Device-virtual addresses the instance may use: the device's.
 pub(crate) const VA_LIMIT: u64 = 1 << regs::XLATE_VA_BITS;
 const PAGE: u64 = regs::XLATE_PAGE_SIZE;
@@ -65,6 +74,9 @@ pub(crate) struct Xlate {
     pinned: u64,
     /// A fault answer is pinning with the mutex released.
     resolving: bool,
+    /// Bumped by every `clear` (reset, close): a fault read before it is
+    /// stale and is not answered with pins.
+    gen: u64,
 }
 
 // SAFETY: the table pages are coherent DMA memory owned by this object
@@ -100,6 +112,7 @@ impl Xlate {
             tables: KVec::new(),
             pinned: 0,
             resolving: false,
+            gen: 0,
         })
     }
 
@@ -168,6 +181,12 @@ impl Xlate {
     /// Instance removal, after `clear` and with the contexts freed: the
     /// top-level table goes too.
     pub(crate) fn destroy(&mut self) {
+        if self.pinned != 0 {
+            pr_warn!(
+                "vslice: {} page(s) still pinned at instance removal\n",
+                self.pinned
+            );
+        }
         for t in self.tables.drain_all() {
             self.si.table_free(t.cpu, t.dma);
         }
@@ -202,6 +221,9 @@ pub(crate) struct Dma<'a> {
 impl Dma<'_> {
     /// Answers every translation fault the contexts wait on.
     pub(crate) fn faults(&self, id: u32) {
+        // Faults read after a reset or close started are the new user's;
+        // an answer to one read before must not pin for the old.
+        let gen = self.xlate.lock().gen;
         for c in self.contexts.clone() {
             let word = regs::REG_FAULT_PENDING + 4 * (c as usize / 32);
             match self.parent.reg_read(word) {
@@ -222,7 +244,7 @@ impl Dma<'_> {
             }
             let addr = u64::from(lo) | u64::from(hi) << 32;
             let write = info & regs::FAULT_WRITE != 0;
-            let answer = match self.resolve(addr, len, write) {
+            let answer = match self.resolve(addr, len, write, gen) {
                 Ok(()) => {
                     stats::DMA_FAULTS_RESOLVED.add(1, Relaxed);
                     regs::FAULT_RESUME
@@ -249,7 +271,7 @@ impl Dma<'_> {
 
     /// Pins and enters the pages from `addr` on that the faulting job
     /// needs (up to `FAULT_BATCH`); an error only if the first cannot be.
-    fn resolve(&self, addr: u64, len: u32, write: bool) -> Result {
+    fn resolve(&self, addr: u64, len: u32, write: bool, gen: u64) -> Result {
         if addr >= VA_LIMIT {
             return Err(EFAULT);
         }
@@ -271,6 +293,9 @@ impl Dma<'_> {
             let mut g = self.xlate.lock();
             while g.resolving {
                 self.idle.wait(&mut g);
+            }
+            if g.gen != gen {
+                return Err(ECANCELED);
             }
             for i in 0..pages {
                 let va = first + i * PAGE;
@@ -336,16 +361,23 @@ impl Dma<'_> {
                             write: false,
                         };
                         olds += 1;
-                        g.pinned -= 1;
-                        stats::PINNED_PAGES.fetch_sub(1, Relaxed);
                     }
+                }
+            }
+            // The read-only translations the device may cache go before
+            // their pins do.
+            for l in &mut old[..olds] {
+                if invalidate(self.parent, self.contexts.clone(), l.iova, PAGE) {
+                    g.pinned -= 1;
+                    stats::PINNED_PAGES.fetch_sub(1, Relaxed);
+                } else {
+                    l.iova = u64::MAX;
                 }
             }
             g.resolving = false;
         }
         self.idle.notify_all();
-        for l in &old[..olds] {
-            invalidate(self.parent, self.contexts.clone(), l.iova, PAGE);
+        for l in old[..olds].iter().filter(|l| l.iova != u64::MAX) {
             si.unpin(l.iova, l.dma, l.write);
         }
         match first_err {
@@ -391,13 +423,13 @@ impl Dma<'_> {
                         Err(_) => va += PAGE,
                     }
                 }
+                if n > 0 && !invalidate(self.parent, self.contexts.clone(), start, va - start) {
+                    // Not confirmed: the pages stay pinned (and counted).
+                    continue;
+                }
                 g.pinned -= n as u64;
                 g.si
             };
-            if n == 0 {
-                continue;
-            }
-            invalidate(self.parent, self.contexts.clone(), start, va - start);
             for l in &batch[..n] {
                 si.unpin(l.iova, l.dma, l.write);
             }
@@ -408,6 +440,13 @@ impl Dma<'_> {
     /// Everything unpinned and the lower tables freed; the top-level table
     /// stays, empty (the contexts keep pointing at it).
     pub(crate) fn clear(&self) {
+        {
+            let mut g = self.xlate.lock();
+            while g.resolving {
+                self.idle.wait(&mut g);
+            }
+            g.gen += 1;
+        }
         self.unmap(0, VA_LIMIT);
         let mut g = self.xlate.lock();
         while g.resolving {
@@ -419,7 +458,9 @@ impl Dma<'_> {
         for idx in 0..regs::XLATE_TABLE_ENTRIES {
             g.set(usize::MAX, idx, 0);
         }
-        invalidate(self.parent, self.contexts.clone(), 0, 0);
+        if !invalidate(self.parent, self.contexts.clone(), 0, 0) {
+            return;
+        }
         let si = g.si;
         for t in g.tables.drain_all() {
             si.table_free(t.cpu, t.dma);
@@ -429,8 +470,13 @@ impl Dma<'_> {
 
 /// Every context of `contexts` drops its cached translations of
 /// [`iova`, `iova + len`) (`len` 0: all) and confirms. A device that does
-/// not answer any more cannot use them either.
-fn invalidate(parent: &ParentState, contexts: core::ops::Range<u32>, iova: u64, len: u64) {
+/// not answer any more cannot use them either. False if a context did not
+/// confirm: the caller must not unpin then (a page leaked on purpose is
+/// better than one the device may still write). Called with the `xlate`
+/// mutex held: the range registers are shared by every invalidation of a
+/// context, so two must not interleave.
+fn invalidate(parent: &ParentState, contexts: core::ops::Range<u32>, iova: u64, len: u64) -> bool {
+    let mut confirmed = true;
     for c in contexts {
         let Ok(before) = parent.ctx_read(c, regs::CTX_INV_COMPLETED) else {
             continue;
@@ -447,20 +493,21 @@ fn invalidate(parent: &ParentState, contexts: core::ops::Range<u32>, iova: u64, 
         if !sent {
             continue;
         }
-        // The read returns after the invalidation completed (the device
-        // orders it after the write); a device that answers all-ones is
-        // gone.
-        let done = (0..16).any(|_| {
+        // Read until the device counted the command; one that answers
+        // all-ones (or not at all) is gone and reaches nothing.
+        let done = (0..INV_POLLS).any(|_| {
             parent
                 .ctx_read(c, regs::CTX_INV_COMPLETED)
-                .is_ok_and(|n| n != before || n == u32::MAX)
+                .map_or(true, |n| n != before || n == u32::MAX)
         });
         if !done {
             dev_warn!(
                 parent.pdev(),
-                "context {} did not confirm an invalidation\n",
+                "context {} did not confirm an invalidation: its pages stay pinned\n",
                 c
             );
+            confirmed = false;
         }
     }
+    confirmed
 }
