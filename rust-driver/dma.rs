@@ -187,9 +187,19 @@ impl Xlate {
                 self.pinned
             );
         }
+        self.free_tables();
+    }
+
+    /// Frees the lower-level tables.
+    fn free_lower_tables(&mut self) {
         for t in self.tables.drain_all() {
             self.si.table_free(t.cpu, t.dma);
         }
+    }
+
+    /// Frees every table, the top-level one too.
+    fn free_tables(&mut self) {
+        self.free_lower_tables();
         if let Some(t) = self.root.take() {
             self.si.table_free(t.cpu, t.dma);
         }
@@ -200,12 +210,7 @@ impl Drop for Xlate {
     fn drop(&mut self) {
         // After `destroy` nothing is left; after a failed create only the
         // empty top-level table.
-        for t in self.tables.drain_all() {
-            self.si.table_free(t.cpu, t.dma);
-        }
-        if let Some(t) = self.root.take() {
-            self.si.table_free(t.cpu, t.dma);
-        }
+        self.free_tables();
     }
 }
 
@@ -461,10 +466,7 @@ impl Dma<'_> {
         if !invalidate(self.parent, self.contexts.clone(), 0, 0) {
             return;
         }
-        let si = g.si;
-        for t in g.tables.drain_all() {
-            si.table_free(t.cpu, t.dma);
-        }
+        g.free_lower_tables();
     }
 }
 

@@ -77,25 +77,21 @@ pub trait Wait {
 
 impl Wait for EventFd {
     fn wait(&self, ms: i32) -> io::Result<bool> {
-        wait(self, ms)
+        let mut p = libc::pollfd {
+            fd: self.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if r == 0 {
+            return Ok(false);
+        }
+        self.read().map(|_| true)
     }
-}
-
-fn wait(efd: &EventFd, ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd {
-        fd: efd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut p, 1, ms) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if r == 0 {
-        return Ok(false);
-    }
-    efd.read().map(|_| true)
 }
 
 /// The errno behind a `vfio-ioctls` error, if one is in its chain.
