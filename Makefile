@@ -46,9 +46,9 @@ demo:
 	@$(SCRIPTS)/demo.sh
 
 vm-run:
-	@test -n "$(SCRIPT)" || { echo "usage: make vm-run SCRIPT=path/to/script.sh [FILES=dir] [DEVICES=n] [KERNEL=debug|perf]" >&2; exit 2; }
+	@test -n "$(SCRIPT)" || { echo "usage: make vm-run SCRIPT=path/to/script.sh [FILES=dir] [DEVICES=n] [KERNEL=debug|perf] [IOMMU=1]" >&2; exit 2; }
 	@$(SCRIPTS)/vm-run.sh --script "$(SCRIPT)" $(if $(FILES),--files "$(FILES)") \
-		--devices $(DEVICES) --kernel $(KERNEL) --name vm-run
+		--devices $(DEVICES) --kernel $(KERNEL) --name vm-run $(if $(IOMMU),--iommu)
 
 nested-qemu:
 	@. $(SCRIPTS)/lib.sh && VSLICE_HWSIM_ARGS=$$VSLICE_NESTED_HWSIM_ARGS \

@@ -150,6 +150,8 @@ static int vslice_state_show(struct seq_file *s, void *unused)
 		   info.irqs_handled,
 		   selftest[min_t(u32, info.selftest, ARRAY_SIZE(selftest) - 1)],
 		   info.selftest_irqs, info.selftest_checksum);
+	seq_printf(s, "selftest_dma_bytes: %llu\nselftest_dma_in_ns: %llu\nselftest_dma_out_ns: %llu\n",
+		   info.selftest_dma_bytes, info.selftest_dma_in_ns, info.selftest_dma_out_ns);
 	for (i = 0; !vslice_rs_instance_info(sp->rs, i, &ii); i++)
 		seq_printf(s, "instance %u: type %s vram 0x%llx+0x%llx contexts %u..%u\n",
 			   ii.id, ii.type < sp->ntypes ? sp->types[ii.type].info.name : "?",
@@ -177,16 +179,23 @@ static int vslice_stats_show(struct seq_file *s, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(vslice_stats);
 
-/* <root>/<bdf>/selftest: any write runs the self-test (a parent-level op). */
+/*
+ * <root>/<bdf>/selftest: writing N runs the self-test (a parent-level op)
+ * with N bytes in its DMA pass; 0 or 1: the default.
+ */
 static ssize_t vslice_selftest_write(struct file *file, const char __user *buf,
 				     size_t count, loff_t *ppos)
 {
 	struct vslice_shim_parent *sp = file->private_data;
+	u64 len;
 	int ret;
 
+	ret = kstrtou64_from_user(buf, count, 0, &len);
+	if (ret)
+		return ret;
 	if (!down_read_trylock(&sp->rwsem))
 		return -ENODEV;
-	ret = vslice_rs_selftest(sp->rs);
+	ret = vslice_rs_selftest(sp->rs, len > 1 ? len : 0);
 	up_read(&sp->rwsem);
 	return ret ? ret : count;
 }
@@ -431,20 +440,20 @@ static void vslice_xlate_work(struct work_struct *work)
 
 /* ---- instances: DMA plumbing (decisions in rust-driver/dma.rs) ----------- */
 
-void *vslice_shim_table_alloc(struct vslice_shim_instance *si, u64 *dma)
+void *vslice_shim_page_alloc(struct pci_dev *pdev, u64 *dma)
 {
 	dma_addr_t addr;
 	void *cpu;
 
-	cpu = dma_alloc_coherent(&si->sp->pdev->dev, PAGE_SIZE, &addr, GFP_KERNEL);
+	cpu = dma_alloc_coherent(&pdev->dev, PAGE_SIZE, &addr, GFP_KERNEL);
 	if (cpu)
 		*dma = addr;
 	return cpu;
 }
 
-void vslice_shim_table_free(struct vslice_shim_instance *si, void *cpu, u64 dma)
+void vslice_shim_page_free(struct pci_dev *pdev, void *cpu, u64 dma)
 {
-	dma_free_coherent(&si->sp->pdev->dev, PAGE_SIZE, cpu, dma);
+	dma_free_coherent(&pdev->dev, PAGE_SIZE, cpu, dma);
 }
 
 static enum dma_data_direction vslice_dma_dir(u32 write)

@@ -51,6 +51,10 @@ struct vslice_parent_info {
 	u32 selftest;
 	u32 selftest_irqs;
 	u64 selftest_checksum;
+	/* The last self-test's DMA pass: bytes each way, ns each way. */
+	u64 selftest_dma_bytes;
+	u64 selftest_dma_in_ns;
+	u64 selftest_dma_out_ns;
 	u32 state;
 	u32 instances;
 	u64 units_used;
@@ -135,14 +139,14 @@ void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
  */
 int vslice_shim_err_ratelimit(void);
 /*
- * The instance's DMA plumbing, process context, called by Rust
- * (rust-driver/dma.rs) without its translation mutex held for pin and
- * unpin. A zeroed, coherent 4 KiB
- * table page for the device's translation, mapped for the parent: its CPU
- * address, and its bus address in *@dma; NULL without memory.
+ * DMA plumbing, process context, called by Rust (rust-driver/dma.rs)
+ * without an instance's translation mutex held for pin and unpin. A
+ * zeroed, coherent 4 KiB page of @pdev's (translation tables, the
+ * self-test's buffers): its CPU address, and its bus address in *@dma;
+ * NULL without memory.
  */
-void *vslice_shim_table_alloc(struct vslice_shim_instance *si, u64 *dma);
-void vslice_shim_table_free(struct vslice_shim_instance *si, void *cpu, u64 dma);
+void *vslice_shim_page_alloc(struct pci_dev *pdev, u64 *dma);
+void vslice_shim_page_free(struct pci_dev *pdev, void *cpu, u64 dma);
 /*
  * Pins the tenant's page at IOVA @iova (readable; writable too if @write)
  * through the VFIO core and maps it for the parent's DMA: its bus address
@@ -218,6 +222,6 @@ void vslice_rs_parent_put(const struct vslice_rs_parent *rs);
 /* Hard-IRQ context: MSI-X vector @vector fired; an enum vslice_irq_kind. */
 int vslice_rs_irq(const struct vslice_rs_parent *rs, u32 vector);
 /* Process context (debugfs write): run the device self-test. */
-int vslice_rs_selftest(const struct vslice_rs_parent *rs);
+int vslice_rs_selftest(const struct vslice_rs_parent *rs, u64 dma_len);
 
 #endif /* VSLICE_SHIM_H */

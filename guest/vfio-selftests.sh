@@ -12,6 +12,7 @@ VST_DIR=${VST_DIR:-/extra}
 VST_TESTS="vfio_iommufd_setup_test vfio_pci_device_test vfio_dma_mapping_test vfio_pci_driver_test vfio_pci_device_init_perf_test"
 VST_TYPE1="not applicable to an mdev: VFIO type1 reports no IOVA range for a container holding only mdev devices (drivers/vfio/vfio_iommu_type1.c, vfio_iommu_iova_build_caps) and the library's IOVA allocator needs one"
 VST_NOIDS="not applicable to an mdev: it has no vendor/device attributes in sysfs to compare config space with"
+VST_1G="cannot apply in this VM: a 1 GiB huge page does not fit its 1 GiB of RAM (the 2 MiB variants run)"
 
 # vst_excluded TEST: "-V variant"/"-T test" options and, one per line,
 # "NAME|reason" for each case they leave out.
@@ -36,6 +37,10 @@ vst_excluded() {
 				echo "vfio_dma_mapping_test.${m}_$v.dma_map_unmap|$VST_TYPE1"
 			done
 		done
+		for m in iommufd_compat_type1 iommufd_compat_type1v2 iommufd; do
+			echo "-V ${m}_anonymous_hugetlb_1gb"
+			echo "vfio_dma_mapping_test.${m}_anonymous_hugetlb_1gb.dma_map_unmap|$VST_1G"
+		done
 		;;
 	vfio_pci_device_test)
 		echo "-T config_space_read_write"
@@ -51,6 +56,9 @@ run_vfio_selftests() {
 	# MiB of it: more than the VM's RAM under the default heuristic.
 	oc=$(cat /proc/sys/vm/overcommit_memory)
 	echo 1 >/proc/sys/vm/overcommit_memory
+	# The 2 MiB hugetlb variants of vfio_dma_mapping_test map one page.
+	hp=$(cat /proc/sys/vm/nr_hugepages)
+	echo 2 >/proc/sys/vm/nr_hugepages
 	u=$(vslice create "$P1" quarter)
 	for t in $VST_TESTS; do
 		opts=$(vst_excluded "$t" | grep '^-' | tr '\n' ' ')
@@ -71,6 +79,7 @@ run_vfio_selftests() {
 	done
 	[ -z "$u" ] || vslice remove "$u"
 	echo "$oc" >/proc/sys/vm/overcommit_memory
+	echo "$hp" >/proc/sys/vm/nr_hugepages
 	pinned=$(sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats)
 	echo "ok|pinned_pages_back_to_zero|" >>"$res"
 	[ "$pinned" = 0 ] || sed -i "\$s/.*/not ok|pinned_pages_back_to_zero| # $pinned pages pinned/" "$res"

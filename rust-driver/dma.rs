@@ -35,13 +35,14 @@
 //! page before the invalidation completed or faults after it.
 
 use kernel::{
+    pci,
     prelude::*,
-    sync::{atomic::Relaxed, CondVar, Mutex},
+    sync::{aref::ARef, atomic::Relaxed, CondVar, Mutex},
 };
 
 use crate::parent::ParentState;
 use crate::regs;
-use crate::shim::ShimInstance;
+use crate::shim::{self, ShimInstance};
 use crate::stats;
 
 /// Pages one fault answer pins at most (the rest of the transfer faults
@@ -56,40 +57,101 @@ const INV_POLLS: u32 = 20_000;
 pub(crate) const VA_LIMIT: u64 = 1 << regs::XLATE_VA_BITS;
 const PAGE: u64 = regs::XLATE_PAGE_SIZE;
 
-/// One 4 KiB table page: CPU and bus addresses.
-struct Table {
-    cpu: *mut u64,
-    dma: u64,
+/// One 4 KiB page of coherent DMA memory: CPU and bus addresses.
+pub(crate) struct Page {
+    pub(crate) cpu: *mut u64,
+    pub(crate) dma: u64,
 }
 
-/// An instance's translation state.
-pub(crate) struct Xlate {
-    si: ShimInstance,
-    /// The top-level table: allocated with the instance, freed at its
-    /// removal, so a context always walks a valid table.
-    root: Option<Table>,
-    /// Lower-level tables, made on demand, freed when everything is
-    /// unpinned.
-    tables: KVec<Table>,
-    pinned: u64,
-    /// A fault answer is pinning with the mutex released.
-    resolving: bool,
-    /// Bumped by every `clear` (reset, close): a fault read before it is
-    /// stale and is not answered with pins.
-    gen: u64,
+impl Page {
+    /// A zeroed page mapped for `pdev`.
+    pub(crate) fn new(pdev: &pci::Device) -> Result<Page> {
+        let (cpu, dma) = shim::page_alloc(pdev)?;
+        Ok(Page { cpu, dma })
+    }
+
+    fn free(self, pdev: &pci::Device) {
+        shim::page_free(pdev, self.cpu, self.dma);
+    }
 }
 
-// SAFETY: the table pages are coherent DMA memory owned by this object
-// and only touched under the instance's `xlate` mutex.
-unsafe impl Send for Xlate {}
-
-/// A present leaf on its way out: IOVA, bus address, writable.
-#[derive(Clone, Copy, Default)]
-struct Leaf {
-    iova: u64,
-    dma: u64,
-    write: bool,
+/// Pages of coherent memory of the parent, freed on drop: the
+/// self-test's DMA buffers.
+pub(crate) struct Buffer {
+    pdev: ARef<pci::Device>,
+    pages: KVec<Page>,
 }
+
+// SAFETY: the pages are coherent DMA memory owned by this object.
+unsafe impl Send for Buffer {}
+
+impl Buffer {
+    /// `n` zeroed pages for `pdev`.
+    pub(crate) fn new(pdev: &pci::Device, n: usize) -> Result<Buffer> {
+        let mut b = Buffer {
+            pdev: pdev.into(),
+            pages: KVec::with_capacity(n, GFP_KERNEL)?,
+        };
+        for _ in 0..n {
+            let p = Page::new(pdev)?;
+            // Within the capacity reserved above: cannot fail.
+            b.pages.push(p, GFP_KERNEL)?;
+        }
+        Ok(b)
+    }
+
+    pub(crate) fn pages(&self) -> &[Page] {
+        &self.pages
+    }
+
+    /// Word `i` of page `p`.
+    pub(crate) fn word(&self, p: usize, i: usize) -> u64 {
+        match self.pages.get(p) {
+            // SAFETY: a live page of `PAGE / 8` words, `i` below that
+            // (`% 512`); the device may write it, which volatile access
+            // tolerates.
+            Some(pg) => unsafe { pg.cpu.add(i % 512).read_volatile() },
+            None => 0,
+        }
+    }
+
+    pub(crate) fn set_word(&self, p: usize, i: usize, v: u64) {
+        if let Some(pg) = self.pages.get(p) {
+            // SAFETY: as in `word`.
+            unsafe { pg.cpu.add(i % 512).write_volatile(v) };
+        }
+    }
+
+    /// Gives the pages up without freeing them: for memory a device that
+    /// did not confirm an invalidation may still reach.
+    pub(crate) fn leak(mut self) {
+        self.pages.clear();
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        for p in self.pages.drain_all() {
+            p.free(&self.pdev);
+        }
+    }
+}
+
+/// A translation table tree the device walks (docs/device.md, "Address
+/// translation"): the top-level table and the lower-level ones, in
+/// coherent memory of the parent. Callers serialise access.
+pub(crate) struct Tables {
+    pdev: ARef<pci::Device>,
+    /// Allocated with the tree, freed by `free` or drop, so a context
+    /// always walks a valid table.
+    root: Option<Page>,
+    /// Lower-level tables, made on demand.
+    tables: KVec<Page>,
+}
+
+// SAFETY: the table pages are coherent DMA memory owned by this object;
+// its owner serialises every access (a mutex, or one thread).
+unsafe impl Send for Tables {}
 
 /// Where a walk stopped.
 enum Walk {
@@ -99,29 +161,22 @@ enum Walk {
     Missing(u64),
 }
 
-impl Xlate {
-    /// Translation for a new instance: an empty top-level table.
-    pub(crate) fn new(si: ShimInstance) -> Result<Xlate> {
-        let root = si.table_alloc()?;
-        Ok(Xlate {
-            si,
-            root: Some(Table {
-                cpu: root.0,
-                dma: root.1,
-            }),
+impl Tables {
+    /// An empty tree for `pdev`'s contexts.
+    pub(crate) fn new(pdev: &pci::Device) -> Result<Tables> {
+        Ok(Tables {
+            pdev: pdev.into(),
+            root: Some(Page::new(pdev)?),
             tables: KVec::new(),
-            pinned: 0,
-            resolving: false,
-            gen: 0,
         })
     }
 
-    /// Bus address of the top-level table (0 once removed).
+    /// Bus address of the top-level table (0 once freed).
     pub(crate) fn root(&self) -> u64 {
         self.root.as_ref().map_or(0, |t| t.dma)
     }
 
-    fn table(&self, i: usize) -> Option<&Table> {
+    fn table(&self, i: usize) -> Option<&Page> {
         if i == usize::MAX {
             self.root.as_ref()
         } else {
@@ -163,12 +218,11 @@ impl Xlate {
                 if !make {
                     return Ok(Walk::Missing(1 << shift));
                 }
-                let (cpu, dma) = self.si.table_alloc()?;
-                self.tables
-                    .push(Table { cpu, dma }, GFP_KERNEL)
-                    .inspect_err(|_| {
-                        self.si.table_free(cpu, dma);
-                    })?;
+                // Reserve first: a page that cannot be kept is not made.
+                self.tables.reserve(1, GFP_KERNEL)?;
+                let page = Page::new(&self.pdev)?;
+                let dma = page.dma;
+                self.tables.push(page, GFP_KERNEL)?;
                 self.set(t, idx, dma | regs::PTE_READ);
             }
             t = self
@@ -176,6 +230,76 @@ impl Xlate {
                 .ok_or(EINVAL)?;
         }
         Ok(Walk::Leaf(t, (va >> 12) & (regs::XLATE_TABLE_ENTRIES - 1)))
+    }
+
+    /// Enters the page at bus address `dma` at device-virtual `va`
+    /// (readable; writable if `write`), making tables as needed.
+    pub(crate) fn map(&mut self, va: u64, dma: u64, write: bool) -> Result {
+        let Walk::Leaf(t, idx) = self.walk(va, true)? else {
+            return Err(EINVAL);
+        };
+        let w = if write { regs::PTE_WRITE } else { 0 };
+        self.set(t, idx, (dma & regs::PTE_ADDR_MASK) | regs::PTE_READ | w);
+        Ok(())
+    }
+
+    /// Frees the lower-level tables.
+    fn free_lower(&mut self) {
+        for t in self.tables.drain_all() {
+            t.free(&self.pdev);
+        }
+    }
+
+    /// Frees every table, the top-level one too.
+    pub(crate) fn free(&mut self) {
+        self.free_lower();
+        if let Some(t) = self.root.take() {
+            t.free(&self.pdev);
+        }
+    }
+}
+
+impl Drop for Tables {
+    fn drop(&mut self) {
+        self.free();
+    }
+}
+
+/// An instance's translation state.
+pub(crate) struct Xlate {
+    si: ShimInstance,
+    t: Tables,
+    pinned: u64,
+    /// A fault answer is pinning with the mutex released.
+    resolving: bool,
+    /// Bumped by every `clear` (reset, close): a fault read before it is
+    /// stale and is not answered with pins.
+    gen: u64,
+}
+
+/// A present leaf on its way out: IOVA, bus address, writable.
+#[derive(Clone, Copy, Default)]
+struct Leaf {
+    iova: u64,
+    dma: u64,
+    write: bool,
+}
+
+impl Xlate {
+    /// Translation for a new instance of `pdev`: an empty top-level table.
+    pub(crate) fn new(si: ShimInstance, pdev: &pci::Device) -> Result<Xlate> {
+        Ok(Xlate {
+            si,
+            t: Tables::new(pdev)?,
+            pinned: 0,
+            resolving: false,
+            gen: 0,
+        })
+    }
+
+    /// Bus address of the top-level table (0 once removed).
+    pub(crate) fn root(&self) -> u64 {
+        self.t.root()
     }
 
     /// Instance removal, after `clear` and with the contexts freed: the
@@ -187,30 +311,7 @@ impl Xlate {
                 self.pinned
             );
         }
-        self.free_tables();
-    }
-
-    /// Frees the lower-level tables.
-    fn free_lower_tables(&mut self) {
-        for t in self.tables.drain_all() {
-            self.si.table_free(t.cpu, t.dma);
-        }
-    }
-
-    /// Frees every table, the top-level one too.
-    fn free_tables(&mut self) {
-        self.free_lower_tables();
-        if let Some(t) = self.root.take() {
-            self.si.table_free(t.cpu, t.dma);
-        }
-    }
-}
-
-impl Drop for Xlate {
-    fn drop(&mut self) {
-        // After `destroy` nothing is left; after a failed create only the
-        // empty top-level table.
-        self.free_tables();
+        self.t.free();
     }
 }
 
@@ -255,18 +356,28 @@ impl Dma<'_> {
                     regs::FAULT_RESUME
                 }
                 Err(e) => {
-                    // The tenant's job touched what it did not map: the
-                    // job fails, the tenant sees the error.
+                    // The tenant's job touched what it did not map, or
+                    // more than it may lock: the job fails, the tenant
+                    // sees the error. Only the limit is worth a line.
                     stats::DMA_FAULTS_REFUSED.add(1, Relaxed);
-                    dev_dbg!(
-                        p.pdev(),
-                        "instance {}: context {} DMA fault at {:#x} ({}), refused: {:?}\n",
-                        id,
-                        c,
-                        addr,
-                        if write { "write" } else { "read" },
-                        e
-                    );
+                    if e == ENOMEM && crate::shim::err_ratelimit() {
+                        dev_notice!(
+                            p.pdev(),
+                            "instance {}: cannot pin IOVA {:#x} for a DMA job: ENOMEM (over the tenant's locked-memory limit?)\n",
+                            id,
+                            addr
+                        );
+                    } else {
+                        dev_dbg!(
+                            p.pdev(),
+                            "instance {}: context {} DMA fault at {:#x} ({}), refused: {:?}\n",
+                            id,
+                            c,
+                            addr,
+                            if write { "write" } else { "read" },
+                            e
+                        );
+                    }
                     regs::FAULT_ABORT
                 }
             };
@@ -304,10 +415,10 @@ impl Dma<'_> {
             }
             for i in 0..pages {
                 let va = first + i * PAGE;
-                let Walk::Leaf(t, idx) = g.walk(va, true)? else {
+                let Walk::Leaf(t, idx) = g.t.walk(va, true)? else {
                     return Err(EINVAL);
                 };
-                let e = g.get(t, idx);
+                let e = g.t.get(t, idx);
                 if e & need == 0 {
                     want[n] = Leaf {
                         iova: va,
@@ -349,8 +460,8 @@ impl Dma<'_> {
             let mut g = self.xlate.lock();
             for k in 0..pinned {
                 let va = want[k].iova;
-                if let Ok(Walk::Leaf(t, idx)) = g.walk(va, false) {
-                    g.set(
+                if let Ok(Walk::Leaf(t, idx)) = g.t.walk(va, false) {
+                    g.t.set(
                         t,
                         idx,
                         (got[k] & regs::PTE_ADDR_MASK)
@@ -410,11 +521,11 @@ impl Dma<'_> {
                     return;
                 }
                 while va < end && n < UNMAP_BATCH {
-                    match g.walk(va, false) {
+                    match g.t.walk(va, false) {
                         Ok(Walk::Leaf(t, idx)) => {
-                            let e = g.get(t, idx);
+                            let e = g.t.get(t, idx);
                             if e & (regs::PTE_READ | regs::PTE_WRITE) != 0 {
-                                g.set(t, idx, 0);
+                                g.t.set(t, idx, 0);
                                 batch[n] = Leaf {
                                     iova: va,
                                     dma: e & regs::PTE_ADDR_MASK,
@@ -457,16 +568,16 @@ impl Dma<'_> {
         while g.resolving {
             self.idle.wait(&mut g);
         }
-        if g.tables.is_empty() || g.pinned != 0 {
+        if g.t.tables.is_empty() || g.pinned != 0 {
             return;
         }
         for idx in 0..regs::XLATE_TABLE_ENTRIES {
-            g.set(usize::MAX, idx, 0);
+            g.t.set(usize::MAX, idx, 0);
         }
         if !invalidate(self.parent, self.contexts.clone(), 0, 0) {
             return;
         }
-        g.free_lower_tables();
+        g.t.free_lower();
     }
 }
 
@@ -477,7 +588,12 @@ impl Dma<'_> {
 /// better than one the device may still write). Called with the `xlate`
 /// mutex held: the range registers are shared by every invalidation of a
 /// context, so two must not interleave.
-fn invalidate(parent: &ParentState, contexts: core::ops::Range<u32>, iova: u64, len: u64) -> bool {
+pub(crate) fn invalidate(
+    parent: &ParentState,
+    contexts: core::ops::Range<u32>,
+    iova: u64,
+    len: u64,
+) -> bool {
     let mut confirmed = true;
     for c in contexts {
         let Ok(before) = parent.ctx_read(c, regs::CTX_INV_COMPLETED) else {

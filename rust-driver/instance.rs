@@ -90,7 +90,7 @@ impl Instance {
         let b = KBox::new_uninit(GFP_KERNEL).inspect_err(|_| {
             dev_err!(parent.pdev(), "out of memory for a new instance\n");
         })?;
-        let xlate = Xlate::new(si).inspect_err(|_| {
+        let xlate = Xlate::new(si, parent.pdev()).inspect_err(|_| {
             dev_err!(parent.pdev(), "out of memory for a translation table\n");
         })?;
         let xlate = KBox::pin_init(new_mutex!(xlate), GFP_KERNEL)?;

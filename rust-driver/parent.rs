@@ -65,10 +65,11 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
-    time::{delay::fsleep, Delta},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
 use crate::carve::{self, Alloc, AllocError, Allocator, Lifecycle, TYPES};
+use crate::dma::{Buffer, Tables};
 use crate::regs::{self, Caps};
 use crate::stats;
 
@@ -85,6 +86,13 @@ const SCRUB_RING: u64 = 4096;
 const SCRUB_TIMEOUT_MS: u32 = 10_000;
 const SELFTEST_LEN: u32 = 64 << 10;
 const SELFTEST_PATTERN: u32 = 0x5a5a_a5a5;
+/// The self-test's DMA pass: bytes moved each way by default, and at
+/// most (a debugfs write may ask for more, for the bench).
+const SELFTEST_DMA_LEN: u32 = 64 << 10;
+const SELFTEST_DMA_MAX: u32 = 16 << 20;
+/// Device-virtual address of the self-test's host buffer (any will do;
+/// this one is not a bus address of the guest, so a mix-up shows).
+const SELFTEST_DMA_VA: u64 = 0x7_0000_0000;
 
 /// What `carving` protects.
 pub(crate) struct Carving {
@@ -112,6 +120,9 @@ pub(crate) struct ParentState {
     selftest: Atomic<u32>,
     selftest_irqs: Atomic<u32>,
     selftest_checksum: Atomic<u64>,
+    /// The last self-test's DMA pass: bytes each way, nanoseconds host →
+    /// VRAM and VRAM → host.
+    selftest_dma: [Atomic<u64>; 3],
     /// Device-level errors reported by the global vector.
     fatal_errors: Atomic<u32>,
     _count: stats::Token,
@@ -147,6 +158,7 @@ impl ParentState {
                 selftest: Atomic::new(0),
                 selftest_irqs: Atomic::new(0),
                 selftest_checksum: Atomic::new(0),
+                selftest_dma: [Atomic::new(0), Atomic::new(0), Atomic::new(0)],
                 fatal_errors: Atomic::new(0),
                 _count: stats::PARENTS.token(),
             }),
@@ -480,6 +492,13 @@ impl ParentState {
         )
     }
 
+    /// The last self-test's DMA pass: (bytes each way, ns host → VRAM,
+    /// ns VRAM → host).
+    pub(crate) fn selftest_dma_info(&self) -> (u64, u64, u64) {
+        let [b, i, o] = &self.selftest_dma;
+        (b.load(Relaxed), i.load(Relaxed), o.load(Relaxed))
+    }
+
     /// Hard-IRQ context: decides what vector `vector` is. Vector 0 is the
     /// global one; context n signals vector n + 1 (the driver keeps that
     /// `CTX_VECTOR`). A context owned by an instance is the instance's:
@@ -555,9 +574,27 @@ impl ParentState {
     /// Runs a fill and a checksum job on a context carved like the
     /// smallest instance that holds the test's data (so it competes fairly
     /// with instances) and checks the result and that the completion
-    /// interrupt arrived. The caller holds the per-parent rwsem shared.
-    pub(crate) fn selftest(&self) -> Result {
-        let bytes = SELFTEST_FILL_AT + u64::from(SELFTEST_LEN);
+    /// interrupt arrived; then moves `dma_len` bytes (0: the default) from
+    /// host memory to VRAM and back through the same address translation
+    /// instances use, and checks them. The caller holds the per-parent
+    /// rwsem shared.
+    pub(crate) fn selftest(&self, dma_len: u64) -> Result {
+        let dma_len = match dma_len {
+            0 => SELFTEST_DMA_LEN,
+            n if n <= u64::from(SELFTEST_DMA_MAX) => {
+                n.next_multiple_of(regs::XLATE_PAGE_SIZE) as u32
+            }
+            _ => {
+                dev_dbg!(
+                    self.pdev,
+                    "self-test: DMA length {} over {}\n",
+                    dma_len,
+                    SELFTEST_DMA_MAX
+                );
+                return Err(EINVAL);
+            }
+        };
+        let bytes = SELFTEST_FILL_AT + u64::from(SELFTEST_LEN.max(dma_len));
         let need = bytes.div_ceil(self.unit_bytes().max(1));
         let ty = self
             .carving
@@ -577,7 +614,9 @@ impl ParentState {
                     );
                 }
             })?;
-        let res = self.run_selftest(&a);
+        let res = self
+            .run_selftest(&a)
+            .and_then(|()| self.selftest_dma(&a, dma_len));
         self.uncarve(id, &a);
         self.selftest
             .store(if res.is_ok() { 1 } else { 2 }, Relaxed);
@@ -673,6 +712,102 @@ impl ParentState {
             irqs
         );
         Ok(())
+    }
+
+    /// The self-test's DMA pass on the context of `a`: `len` bytes of a
+    /// pattern in host memory (coherent pages of the parent, entered in a
+    /// translation tree as a tenant's pinned pages are) go to VRAM and
+    /// come back to other pages; both checked. Records the time each way.
+    fn selftest_dma(&self, a: &Alloc, len: u32) -> Result {
+        let pdev = &*self.pdev;
+        let n = a.contexts().next().ok_or(EINVAL)?;
+        let (base, _) = self.slice(a);
+        let pages = (u64::from(len) / regs::XLATE_PAGE_SIZE) as usize;
+        let buf = Buffer::new(pdev, 2 * pages)?;
+        let mut tables = Tables::new(pdev)?;
+        for (i, p) in buf.pages().iter().enumerate() {
+            // The source read-only, the destination writable.
+            let va = SELFTEST_DMA_VA + i as u64 * regs::XLATE_PAGE_SIZE;
+            tables.map(va, p.dma, i >= pages)?;
+        }
+        let word =
+            |p: usize, i: usize| (p as u64) << 32 ^ (i as u64).wrapping_mul(0x9e37_79b9) ^ 0x5e1f;
+        for p in 0..pages {
+            for i in 0..512 {
+                buf.set_word(p, i, word(p, i));
+            }
+        }
+        self.program(0, a, Some(tables.root()))?;
+        let va = SELFTEST_DMA_VA;
+        let job = |op, src, dst| regs::desc_words(op, 0, src, dst, len, 0);
+        let to_vram = job(regs::OP_DMA_FROM_HOST, va, SELFTEST_FILL_AT);
+        let to_host = job(regs::OP_DMA_TO_HOST, SELFTEST_FILL_AT, va + u64::from(len));
+        let moved = self
+            .timed_job(n, base, 0, &to_vram)
+            .and_then(|t_in| Ok((t_in, self.timed_job(n, base, 1, &to_host)?)));
+        // Nothing may reach the pages once they are freed.
+        let _ = self.ctx_write(n, regs::CTX_CONTROL, regs::CTX_CTRL_RESET);
+        if !crate::dma::invalidate(self, n..n + 1, 0, 0) {
+            buf.leak();
+            return Err(EIO);
+        }
+        let (t_in, t_out) = moved?;
+        let bad = (0..pages).find(|&p| (0..512).any(|i| buf.word(pages + p, i) != word(p, i)));
+        drop(buf);
+        drop(tables);
+        if let Some(p) = bad {
+            dev_err!(pdev, "self-test: DMA round trip differs in page {}\n", p);
+            return Err(EIO);
+        }
+        let [b, i, o] = &self.selftest_dma;
+        b.store(u64::from(len), Relaxed);
+        i.store(t_in, Relaxed);
+        o.store(t_out, Relaxed);
+        dev_info!(
+            pdev,
+            "self-test: {} bytes host -> VRAM in {} ns, VRAM -> host in {} ns, through translation\n",
+            len,
+            t_in,
+            t_out
+        );
+        Ok(())
+    }
+
+    /// Runs job `desc` alone on context `c` as the ring's job `slot` (ring
+    /// at slice offset `base`, jobs before `slot` done; completion polled)
+    /// and returns how long it took, in nanoseconds.
+    fn timed_job(&self, c: u32, base: u64, slot: u32, desc: &[(usize, u32); 10]) -> Result<u64> {
+        let at = base + u64::from(slot) * regs::DESC_SIZE as u64;
+        self.write_descs(at, core::slice::from_ref(desc))?;
+        let status_at = at as usize + regs::DESC_STATUS;
+        let t0 = Instant::<Monotonic>::now();
+        self.start_ring(c, 0, 4, !0, slot + 1)?;
+        let status = loop {
+            let st = self
+                .vram
+                .try_access()
+                .ok_or(ENODEV)?
+                .try_read32(status_at)?;
+            if st != 0 {
+                break st;
+            }
+            if t0.elapsed().as_millis() > 10_000 || self.life() != Lifecycle::Live {
+                dev_err!(self.pdev, "self-test: DMA job {} timed out\n", slot);
+                return Err(ETIMEDOUT);
+            }
+            fsleep(Delta::from_micros(20));
+        };
+        let ns = t0.elapsed().as_nanos().max(0) as u64;
+        if status != regs::DESC_STATUS_DONE {
+            dev_err!(
+                self.pdev,
+                "self-test: DMA job {} status {:#x}\n",
+                slot,
+                status
+            );
+            return Err(EIO);
+        }
+        Ok(ns)
     }
 }
 

@@ -56,32 +56,35 @@ impl Drop for Shim {
     }
 }
 
+/// A zeroed 4 KiB page of coherent DMA memory mapped for `pdev`: (CPU,
+/// bus).
+pub(crate) fn page_alloc(pdev: &pci::Device) -> Result<(*mut u64, u64)> {
+    let mut dma = 0;
+    // `pci::Device` is `#[repr(transparent)]` over `struct pci_dev`.
+    let raw = core::ptr::from_ref(pdev).cast_mut().cast::<pci_dev>();
+    // SAFETY: `raw` is a bound PCI device; `dma` is valid for writes.
+    let cpu = unsafe { ffi::vslice_shim_page_alloc(raw, &mut dma) };
+    if cpu.is_null() {
+        return Err(ENOMEM);
+    }
+    Ok((cpu.cast(), dma))
+}
+
+/// Frees what `page_alloc` returned for `pdev`.
+pub(crate) fn page_free(pdev: &pci::Device, cpu: *mut u64, dma: u64) {
+    let raw = core::ptr::from_ref(pdev).cast_mut().cast::<pci_dev>();
+    // SAFETY: `cpu` and `dma` came from `page_alloc` on `pdev`, which is
+    // still bound, and are freed once.
+    unsafe { ffi::vslice_shim_page_free(raw, cpu.cast(), dma) };
+}
+
 /// An instance's C side (its VFIO device), for the DMA plumbing it owns:
-/// translation table pages and pins. Valid from before the Rust instance
+/// pins. Valid from before the Rust instance
 /// is created until after it is released.
 #[derive(Clone, Copy)]
 pub(crate) struct ShimInstance(*mut ffi::vslice_shim_instance);
 
 impl ShimInstance {
-    /// A zeroed 4 KiB table page mapped for the parent: (CPU, bus).
-    pub(crate) fn table_alloc(self) -> Result<(*mut u64, u64)> {
-        let mut dma = 0;
-        // SAFETY: `self.0` is live (type invariant); `dma` is valid for
-        // writes.
-        let cpu = unsafe { ffi::vslice_shim_table_alloc(self.0, &mut dma) };
-        if cpu.is_null() {
-            return Err(ENOMEM);
-        }
-        Ok((cpu.cast(), dma))
-    }
-
-    /// Frees what `table_alloc` returned.
-    pub(crate) fn table_free(self, cpu: *mut u64, dma: u64) {
-        // SAFETY: `self.0` is live; `cpu` and `dma` came from
-        // `table_alloc` on it and are freed once.
-        unsafe { ffi::vslice_shim_table_free(self.0, cpu.cast(), dma) };
-    }
-
     /// Pins the tenant's page at `iova` and maps it for the parent: its
     /// bus address.
     pub(crate) fn pin(self, iova: u64, write: bool) -> Result<u64> {
@@ -181,6 +184,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
     let state = unsafe { parent(rs) };
     let caps = &state.caps;
     let (selftest, selftest_irqs, selftest_checksum) = state.selftest_info();
+    let (selftest_dma_bytes, selftest_dma_in_ns, selftest_dma_out_ns) = state.selftest_dma_info();
     let (live_id, fatal_errors) = state.health();
     let (life, instances, units_used, free_ctx) = {
         let c = state.carving.lock();
@@ -209,6 +213,9 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
             selftest,
             selftest_irqs,
             selftest_checksum,
+            selftest_dma_bytes,
+            selftest_dma_in_ns,
+            selftest_dma_out_ns,
             state: st,
             instances,
             units_used,
@@ -622,7 +629,8 @@ pub(crate) unsafe extern "C" fn vslice_rs_irq(
     unsafe { parent(rs) }.irq(vector) as kernel::ffi::c_int
 }
 
-/// The debugfs `selftest` write (process context, rwsem held shared).
+/// The debugfs `selftest` write (process context, rwsem held shared):
+/// `dma_len` bytes for its DMA pass (0: the default).
 ///
 /// # Safety
 ///
@@ -630,9 +638,10 @@ pub(crate) unsafe extern "C" fn vslice_rs_irq(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_selftest(
     rs: *const ffi::vslice_rs_parent,
+    dma_len: u64,
 ) -> kernel::ffi::c_int {
     // SAFETY: per the contract.
-    match unsafe { parent(rs) }.selftest() {
+    match unsafe { parent(rs) }.selftest(dma_len) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -708,7 +717,7 @@ const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent); 2] =
     [ffi::vslice_rs_parent_put, vslice_rs_parent_put];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u32) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_irq, vslice_rs_irq];
-const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> kernel::ffi::c_int; 2] =
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u64) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_selftest, vslice_rs_selftest];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, *mut u32) -> u32; 2] =
     [ffi::vslice_rs_instance_vectors, vslice_rs_instance_vectors];

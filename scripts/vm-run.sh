@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vm-run.sh --script FILE [--files DIR] [--devices N] [--kernel debug|perf]
 #           [--name NAME] [--timeout SECONDS] [--no-load] [--host-script FILE]
+#           [--iommu]
 #
 # Boots the test VM (QEMU 11.1, TCG) with N simulated vslice devices
 # (hw-sim over vfio-user), loads vslice.ko, copies DIR to /extra, runs FILE
@@ -16,7 +17,7 @@
 # VSLICE_HWSIM_ARGS (extra hw-sim options for every device).
 . "$(dirname "$0")/lib.sh"
 
-script='' files='' devices=1 variant=debug name=vm timeout=900 load=1 host_script=
+script='' files='' devices=1 variant=debug name=vm timeout=900 load=1 host_script= iommu=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--script) script=$2; shift 2 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--no-load) load=0; shift ;;
 	--host-script) host_script=$2; shift 2 ;;
+	--iommu) iommu=1; shift ;;
 	*) die "vm-run: unknown argument '$1' (see the header of $0)" ;;
 	esac
 done
@@ -75,7 +77,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-qdev=()
+qdev=() cmdline=''
+if [ "$iommu" = 1 ]; then
+	# Before the devices it translates for; caching mode, so that QEMU's
+	# VFIO layer sees every mapping the guest makes.
+	qdev+=(-device intel-iommu,caching-mode=on)
+	cmdline=' intel_iommu=on'
+fi
 for ((i = 0; i < devices; i++)); do
 	sock=$run/hwsim$i.sock
 	# shellcheck disable=SC2086
@@ -102,7 +110,7 @@ qemu=(timeout --kill-after=10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max,
 	-machine "q35,memory-backend=mem" -display none -vga none -no-reboot
 	-monitor none -serial "file:$run/console.log" -serial "file:$run/script.out"
 	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$run/initrd.cpio.gz"
-	-append "console=ttyS0 panic=-1 oops=panic hung_task_panic=0 printk.time=1 loglevel=5"
+	-append "console=ttyS0 panic=-1 oops=panic hung_task_panic=0 printk.time=1 loglevel=5$cmdline"
 	"${qdev[@]}")
 printf '%q ' "${qemu[@]}" >"$run/qemu.cmd"
 : >"$run/script.out"

@@ -224,8 +224,28 @@ two_parents_are_independent() {
 	remove 20 && remove 21 && expect_avail "$P2" "8 4 2 1 16" && expect_avail "$P1" "8 4 2 1 16"
 }
 
+# The self-test's DMA pass goes through the same address translation as
+# instances' jobs; its length (the value written) at its boundaries.
+selftest_dma_through_translation() {
+	st=/sys/kernel/debug/vslice/$P1
+	for v in 0 1 4095 4096 16777216; do
+		echo "$v" >"$st/selftest" || { echo "selftest $v refused"; return 1; }
+		want=$v
+		case $v in 0 | 1) want=65536 ;; 4095) want=4096 ;; esac
+		got=$(sed -n 's/^selftest_dma_bytes: //p' "$st/state")
+		[ "$got" = "$want" ] || { echo "selftest $v: moved $got bytes, want $want"; return 1; }
+		[ "$(sed -n 's/^selftest_dma_in_ns: //p' "$st/state")" -gt 0 ] || return 1
+	done
+	for v in 16777217 18446744073709551615 18446744073709551616 -1 abc; do
+		out=$( (echo "$v" >"$st/selftest") 2>&1) && { echo "selftest $v accepted"; return 1; }
+		echo "$out" | grep -q 'Invalid argument\|Numerical result out of range' || { echo "selftest $v: $out"; return 1; }
+	done
+	[ "$(sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats)" = 0 ] || return 1
+	expect_avail "$P1" "8 4 2 1 16"
+}
+
 run_lifecycle_suite() {
-ktap_begin vslice_lifecycle 13
+ktap_begin vslice_lifecycle 14
 t types_are_described types_are_described
 t available_is_exact_for_mixed_sequences available_is_exact_for_mixed_sequences
 t every_available_slot_can_be_used every_available_slot_can_be_used
@@ -239,5 +259,6 @@ t module_unload_with_instances module_unload_with_instances
 t module_unload_waits_for_a_held_cdev module_unload_waits_for_a_held_cdev
 t selftest_refused_while_parent_removal_waits selftest_refused_while_parent_removal_waits
 t two_parents_are_independent two_parents_are_independent
+t selftest_dma_through_translation selftest_dma_through_translation
 ktap_end
 }

@@ -21,8 +21,8 @@ fuzz_seeded() {
 	scenario fuzz fuzz --seeds "${VSLICE_FUZZ_SEEDS:-1,2,3}" --iterations "${VSLICE_FUZZ_STEPS:-300}"
 }
 
-fault_injection_create_open_probe() {
-	scenario faultinj faultinj --stride "${VSLICE_FI_STRIDE:-7}"
+fault_injection_create_open_dma_probe() {
+	scenario faultinj faultinj --stride "${VSLICE_FI_STRIDE:-7}" --dma-jobs "${VSLICE_FI_DMA_JOBS:-8}"
 }
 
 # uid 1000 was given instance A (its cdev chowned to it, /dev/iommu open
@@ -51,7 +51,7 @@ run_reliability_suite() {
 	ktap_begin "${1:-vslice_reliability}" 4
 	t load_two_parents_pci_remove_under_load load_under_pci_remove
 	t fuzz_sysfs_ioctl_region_mmap_eventfd fuzz_seeded
-	t fault_injection_create_open_probe fault_injection_create_open_probe
+	t fault_injection_create_open_dma_probe fault_injection_create_open_dma_probe
 	t security_non_root_cannot_create_remove_open security_non_root
 	ktap_end
 	print_reports

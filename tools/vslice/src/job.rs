@@ -63,7 +63,11 @@ impl Instance {
 
     /// `open` through the VFIO interface `path` names.
     pub fn open_by(uuid: &str, path: OpenPath) -> io::Result<Instance> {
-        let dev = Device::open_by(uuid, path)?;
+        Instance::with_device(uuid, Device::open_by(uuid, path)?)
+    }
+
+    /// `open` on a device already opened (instance `uuid`).
+    pub fn with_device(uuid: &str, dev: Device) -> io::Result<Instance> {
         let id = dev.reg(REG_ID)?;
         if id != DEVICE_ID_MAGIC {
             return Err(io::Error::other(format!(
@@ -233,6 +237,21 @@ impl Instance {
 }
 
 /// Every job at `idx` of context `c` completed successfully.
+/// Runs `job` alone on context `c` and waits for it (`ms` at most). A job
+/// that failed leaves the context halted: its error is read
+/// (`CTX_ERROR_ADDR_*`, returned) and cleared, so the ring goes on.
+pub fn run_one(inst: &mut Instance, c: u32, job: Job, ms: u32) -> io::Result<(Done, Option<u64>)> {
+    let idx = inst.submit(c, &[job])?;
+    let (d, _) = inst.wait(c, idx[0], ms)?;
+    if d.status & DESC_STATUS_ERROR == 0 {
+        return Ok((d, None));
+    }
+    let lo = inst.dev.reg(ctx_reg(c, CTX_ERROR_ADDR_LO))?;
+    let hi = inst.dev.reg(ctx_reg(c, CTX_ERROR_ADDR_HI))?;
+    inst.dev.set_reg(ctx_reg(c, CTX_ERROR), 0)?;
+    Ok((d, Some(u64::from(lo) | u64::from(hi) << 32)))
+}
+
 fn all_done(inst: &Instance, c: u32, idx: &[u32]) -> io::Result<()> {
     for &i in idx {
         let d = inst.done(c, i);

@@ -134,6 +134,17 @@ pub enum OpenPath {
     Group,
 }
 
+/// A VFIO type1 container (`/dev/vfio/vfio`) that several instances'
+/// groups may share.
+pub type Container = Arc<VfioContainer>;
+
+/// A new, empty type1 container.
+pub fn new_container() -> io::Result<Container> {
+    Ok(Arc::new(
+        VfioContainer::new(None).map_err(|e| from_vfio(e, "/dev/vfio/vfio"))?,
+    ))
+}
+
 /// An instance opened through VFIO.
 pub struct Device {
     /// A duplicate of the device fd, for positioned reads and writes.
@@ -177,30 +188,30 @@ impl Device {
 
     /// Opens instance `uuid` the way `path` says.
     pub fn open_by(uuid: &str, path: OpenPath) -> io::Result<Device> {
-        let mut iommufd_side = None;
-        let (dev, iommu): (VfioDevice, Arc<dyn VfioOps>) = match path {
-            OpenPath::Cdev => {
-                let cdev = cdev_path(uuid)?;
-                let file = File::options()
-                    .read(true)
-                    .write(true)
-                    .open(&cdev)
-                    .map_err(|e| crate::context(e, cdev.display()))?;
-                let fd = IommuFd::new().map_err(|e| from_vfio(VfioError::NewVfioIommufd(e), "/dev/iommu"))?;
-                let iommufd = Arc::new(VfioIommufd::new(Arc::new(fd), None, None).map_err(|e| from_vfio(e, "IOAS"))?);
-                let dev =
-                    VfioDevice::new_from_fd(file, iommufd.clone(), true).map_err(|e| from_vfio(e, cdev.display()))?;
-                iommufd_side = Some(iommufd.clone());
-                (dev, iommufd)
-            }
-            OpenPath::Group => {
-                let sysfs = mdev_dir(uuid);
-                let container = Arc::new(VfioContainer::new(None).map_err(|e| from_vfio(e, "/dev/vfio/vfio"))?);
-                let dev =
-                    VfioDevice::new(&sysfs, container.clone(), false).map_err(|e| from_vfio(e, sysfs.display()))?;
-                (dev, container)
-            }
-        };
+        if path == OpenPath::Group {
+            return Device::open_in(uuid, &new_container()?);
+        }
+        let cdev = cdev_path(uuid)?;
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(&cdev)
+            .map_err(|e| crate::context(e, cdev.display()))?;
+        let fd = IommuFd::new().map_err(|e| from_vfio(VfioError::NewVfioIommufd(e), "/dev/iommu"))?;
+        let iommufd = Arc::new(VfioIommufd::new(Arc::new(fd), None, None).map_err(|e| from_vfio(e, "IOAS"))?);
+        let dev = VfioDevice::new_from_fd(file, iommufd.clone(), true).map_err(|e| from_vfio(e, cdev.display()))?;
+        Device::with(dev, iommufd.clone(), Some(iommufd))
+    }
+
+    /// Opens instance `uuid` through its group, set to `container` (which
+    /// other instances' groups may share).
+    pub fn open_in(uuid: &str, container: &Container) -> io::Result<Device> {
+        let sysfs = mdev_dir(uuid);
+        let dev = VfioDevice::new(&sysfs, container.clone(), false).map_err(|e| from_vfio(e, sysfs.display()))?;
+        Device::with(dev, container.clone(), None)
+    }
+
+    fn with(dev: VfioDevice, iommu: Arc<dyn VfioOps>, iommufd: Option<Arc<VfioIommufd>>) -> io::Result<Device> {
         // SAFETY: `dev` owns this fd and is alive for the duration of the
         // borrow; the duplicate is an independent descriptor.
         let file = File::from(unsafe { BorrowedFd::borrow_raw(dev.as_raw_fd()) }.try_clone_to_owned()?);
@@ -208,7 +219,7 @@ impl Device {
             file,
             dev,
             iommu,
-            iommufd: iommufd_side,
+            iommufd,
         })
     }
 

@@ -84,7 +84,14 @@ pub fn p2(vs: &Device, mtty: &Device, reps: usize, k: usize, res: &mut Results) 
 /// # Safety
 ///
 /// `src` and `dst` are valid for `len` bytes and do not overlap.
-unsafe fn copy_rate(dst: *mut u8, src: *const u8, len: usize, chunk: usize, budget: Duration, min: usize) -> Vec<f64> {
+pub unsafe fn copy_rate(
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    chunk: usize,
+    budget: Duration,
+    min: usize,
+) -> Vec<f64> {
     let mut off = 0;
     while off < len {
         // SAFETY: inside both buffers per the contract.
@@ -107,7 +114,7 @@ unsafe fn copy_rate(dst: *mut u8, src: *const u8, len: usize, chunk: usize, budg
     v
 }
 
-const PAGE: usize = 4096;
+pub const PAGE: usize = 4096;
 
 /// Where in `buf` a copy window starts: page aligned and an odd number of
 /// pages away from `peer` (page aligned), the other end of the copy.
@@ -118,7 +125,7 @@ const PAGE: usize = 4096;
 /// buffers were 8192 pages apart ran at 13 MB/s, one page further at
 /// 340 MB/s. An odd distance never shares a slot. The window lies within
 /// the first `len + 2 * PAGE` bytes at `base` for any length `len`.
-fn window(base: *mut u8, peer: *const u8) -> *mut u8 {
+pub fn window(base: *mut u8, peer: *const u8) -> *mut u8 {
     let start = (PAGE - base as usize % PAGE) % PAGE;
     let at = base as usize + start;
     let off = if (at.abs_diff(peer as usize) / PAGE) % 2 == 1 {

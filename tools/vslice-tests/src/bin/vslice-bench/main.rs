@@ -10,6 +10,7 @@
 //! Exits 1 if anything failed or a series came out empty.
 
 mod access;
+mod dma;
 mod irq;
 mod lifecycle;
 mod table;
@@ -28,7 +29,7 @@ use vslice::vfio::{self, Device, Mmap};
 use vslice_tests::measure::List;
 
 /// vslice against the in-tree mdev samples (mtty, mdpy, mbochs) in the
-/// same guest: P1-P6 of docs/benchmarks.md, as a table and JSON.
+/// same guest: P1-P7 of docs/benchmarks.md, as a table and JSON.
 #[derive(FromArgs)]
 struct Cli {
     /// repetitions of each series (default 50, with --smoke 3)
@@ -174,6 +175,12 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
         let m = Device::open(&c.make(&peer("mbochs", mb_ty)?)?)?;
         let (vm, mm) = (map_region(&v, vfio::BAR2)?, map_region(&m, vfio::BAR0)?);
         access::p3(&vm, &mm, len, budget, 3, res)?;
+    }
+    if o.wants("P7") {
+        let mut c = Created(Vec::new());
+        let mut inst = Instance::open(&c.make(&vs)?)?;
+        let len = if o.smoke { 256 << 10 } else { 4 << 20 };
+        dma::p7(&mut inst, &bdf, len, if o.smoke { 3 } else { 20 }, res)?;
     }
     if o.wants("P6") {
         let mut c = Created(Vec::new());

@@ -11,6 +11,13 @@
 //! probe leaves the device unbound and no parent alive), and at most a
 //! few error lines in the log. At the end: kmemleak finds nothing and
 //! the paths work again.
+//!
+//! DMA translation faults are answered by a kworker, which fail-nth (per
+//! task) cannot reach: there, allocations fail at a probability, only
+//! those made with the driver's code on the stack (the stack-trace
+//! filter's require-start/require-end set to the module's text), while an
+//! instance runs DMA jobs. Every job completes or fails with a DMA fault
+//! error, pins go back to zero at each unmap, and the path works again.
 
 use std::cell::RefCell;
 use std::fs;
@@ -18,8 +25,10 @@ use std::io;
 use std::path::Path;
 
 use argh::FromArgs;
-use vslice::job;
+use vslice::job::{self, Job};
+use vslice::regs::*;
 use vslice::sysfs;
+use vslice::vfio::Mmap;
 use vslice_tests::health::{self, DriverStats, Kmsg};
 
 use crate::report::{Report, CLEAN_UNDER_FAULTS};
@@ -96,6 +105,9 @@ pub struct How {
     /// inject at fault points 1, 1 + S, 1 + 2S, ... (default 1)
     #[argh(option, arg_name = "S", default = "1")]
     pub stride: u64,
+    /// DMA jobs per failure probability (default 12)
+    #[argh(option, arg_name = "N", default = "12")]
+    pub dma_jobs: u32,
 }
 
 /// Sweeps `op` (Ok: it succeeded, undo it) with the n-th fault for n = 1..;
@@ -113,6 +125,7 @@ fn sweep(
         max_n,
         keep_going,
         stride,
+        ..
     } = how;
     let fnth = match FailNth::open() {
         Ok(f) => f,
@@ -199,6 +212,205 @@ fn sweep(
         "{name}: still failing after {max_n} fault points (raise --max-n)"
     ));
     max_n
+}
+
+/// The address range of module `name`'s code: from its `.text` section
+/// to just past its last code symbol.
+fn module_text(name: &str) -> io::Result<(u64, u64)> {
+    let hex = |t: &str| u64::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok();
+    let sec = format!("/sys/module/{name}/sections/.text");
+    let start = hex(&fs::read_to_string(&sec).map_err(|e| vslice::context(e, &sec))?)
+        .ok_or_else(|| io::Error::other(format!("{sec}: not an address")))?;
+    let tag = format!("[{name}]");
+    let last = fs::read_to_string("/proc/kallsyms")?
+        .lines()
+        .filter(|l| l.ends_with(&tag))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let a = hex(f.next()?)?;
+            matches!(f.next()?, "t" | "T").then_some(a)
+        })
+        .max()
+        .ok_or_else(|| io::Error::other(format!("no code symbols of {name} in /proc/kallsyms")))?;
+    if last < start {
+        return Err(io::Error::other(format!("{name}: code symbols before .text")));
+    }
+    // The last function's size is not listed; 64 KiB past its start is
+    // well inside the module's own mappings.
+    Ok((start, last + 0x1_0000))
+}
+
+/// failslab and fail_page_alloc failing `percent` of the allocations made
+/// under the driver's code, in any task; the previous settings come back
+/// on drop.
+struct UnderDriver(Vec<(std::path::PathBuf, String)>);
+
+impl UnderDriver {
+    fn arm(text: (u64, u64), percent: u32) -> io::Result<UnderDriver> {
+        let mut saved = UnderDriver(Vec::new());
+        for cap in ["failslab", "fail_page_alloc"] {
+            for (attr, v) in [
+                ("require-start", format!("{:#x}", text.0)),
+                ("require-end", format!("{:#x}", text.1)),
+                ("stacktrace-depth", "32".into()),
+                ("task-filter", "N".into()),
+                ("interval", "1".into()),
+                ("times", "-1".into()),
+                ("space", "0".into()),
+                ("verbose", "0".into()),
+                ("probability", percent.to_string()),
+            ] {
+                let p = Path::new("/sys/kernel/debug").join(cap).join(attr);
+                let old = fs::read_to_string(&p).map_err(|e| vslice::context(e, p.display()))?;
+                saved.0.push((p.clone(), old.trim().to_string()));
+                sysfs::write_attr(&p, v)?;
+            }
+        }
+        Ok(saved)
+    }
+}
+
+impl Drop for UnderDriver {
+    fn drop(&mut self) {
+        // Probability first: nothing fails while the filter is undone.
+        for (p, v) in self.0.iter().rev() {
+            let _ = sysfs::write_attr(p, v);
+        }
+    }
+}
+
+/// Host → VRAM → host through the instance's IOAS with allocations under
+/// the driver failing at `percent`, fresh pins for every job (unmap and
+/// map again): each job completes (data verified) or fails with a DMA
+/// fault; pins back to 0 after each unmap. Returns (jobs done, jobs
+/// failed).
+fn dma_jobs(inst: &mut job::Instance, text: (u64, u64), percent: u32, jobs: u32, r: &mut Report) -> (u64, u64) {
+    const IOVA: u64 = job::DMA_IOVA;
+    const LEN: usize = 256 << 10;
+    let mut tally = (0, 0);
+    let buf = match Mmap::anonymous(2 * LEN) {
+        Ok(b) => b,
+        Err(e) => {
+            r.fail(format!("dma: buffer: {e}"));
+            return tally;
+        }
+    };
+    let mut rng = crate::report::Rng::new(u64::from(percent));
+    for n in 0..jobs {
+        let len = 4096 * (1 + rng.below(LEN as u64 / 4096)) as u32;
+        let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ (n as u8) ^ 0x5a).collect();
+        buf.write_bytes(0, &data);
+        if let Err(e) = inst.dev.map_dma(IOVA, &buf) {
+            r.fail(format!("dma at {percent}%: map: {e}"));
+            return tally;
+        }
+        let step = |inst: &mut job::Instance, op, src, dst| {
+            let j = Job {
+                op,
+                src,
+                dst,
+                len,
+                value: 0,
+            };
+            let _armed = UnderDriver::arm(text, percent)?;
+            job::run_one(inst, 0, j, 30_000)
+        };
+        let there = step(inst, OP_DMA_FROM_HOST, IOVA, job::DATA_BASE);
+        let back = match &there {
+            Ok((d, _)) if d.status == DESC_STATUS_DONE => {
+                Some(step(inst, OP_DMA_TO_HOST, job::DATA_BASE, IOVA + LEN as u64))
+            }
+            _ => None,
+        };
+        let fault = DESC_STATUS_ERROR | ERR_DMA_FAULT;
+        let mut check = |what: &str, res: &io::Result<(job::Done, Option<u64>)>| match res {
+            Ok((d, _)) if d.status == DESC_STATUS_DONE => true,
+            Ok((d, _)) if d.status == fault => {
+                tally.1 += 1;
+                false
+            }
+            Ok((d, a)) => {
+                r.fail(format!("dma at {percent}%: {what}: status {:#x} at {a:?}", d.status));
+                false
+            }
+            Err(e) => {
+                r.fail(format!("dma at {percent}%: {what}: {e}"));
+                false
+            }
+        };
+        if check("host to VRAM", &there) && back.as_ref().is_some_and(|b| check("VRAM to host", b)) {
+            let mut got = vec![0u8; len as usize];
+            buf.read_bytes(LEN, &mut got);
+            if got != data {
+                r.fail(format!("dma at {percent}%: job {n}: the round trip differs"));
+            }
+            tally.0 += 1;
+        }
+        if let Err(e) = inst.dev.unmap_dma(IOVA, 2 * LEN) {
+            r.fail(format!("dma at {percent}%: unmap: {e}"));
+            return tally;
+        }
+        match DriverStats::read() {
+            Ok(s) if s.pinned_pages == 0 => {}
+            Ok(s) => r.fail(format!(
+                "dma at {percent}%: {} pages pinned after the unmap",
+                s.pinned_pages
+            )),
+            Err(e) => r.fail(format!("dma: stats: {e}")),
+        }
+        if !r.failures.is_empty() {
+            break;
+        }
+    }
+    tally
+}
+
+/// Fault injection on the DMA fault path (see the top of the file).
+fn dma(p: &str, jobs: u32, r: &mut Report, kmsg: &mut Kmsg) {
+    let text = match module_text("vslice") {
+        Ok(t) => t,
+        Err(e) => return r.fail(format!("dma: the driver's code: {e}")),
+    };
+    let u = match sysfs::new_uuid().and_then(|u| sysfs::create(p, "quarter", &u).map(|()| u)) {
+        Ok(u) => u,
+        Err(e) => return r.fail(format!("dma: cannot create the instance: {e}")),
+    };
+    match job::Instance::open(&u) {
+        Ok(mut inst) => {
+            // A fresh instance has no tables yet: at 100% its first job
+            // must fail, or the injection never reached the fault path.
+            for percent in [100, 30, 10] {
+                let (done, failed) = dma_jobs(&mut inst, text, percent, jobs, r);
+                r.extra.insert(format!("dma_{percent}pc_jobs_done"), done);
+                r.extra.insert(format!("dma_{percent}pc_jobs_dma_fault"), failed);
+                if percent == 100 && r.failures.is_empty() && done != 0 {
+                    r.fail(format!("dma at 100%: {done} job(s) completed: the injection missed"));
+                }
+                let splats = kmsg.new_splats();
+                if !splats.is_empty() {
+                    r.fail(format!("dma at {percent}%: kernel splat: {}", splats[0]));
+                    r.splats.extend(splats);
+                }
+                if !r.failures.is_empty() {
+                    break;
+                }
+            }
+            // Nothing armed: the path works again.
+            let after = job::dma_buffer(&inst, 65536).and_then(|b| job::dma_round(&mut inst, 0, 65536, 3, &b));
+            if let Err(e) = after {
+                r.fail(format!("dma: DMA does not work after the injection: {e}"));
+            }
+        }
+        Err(e) => r.fail(format!("dma: open: {e}")),
+    }
+    if let Err(e) = sysfs::remove(&u) {
+        r.fail(format!("dma: removing the instance: {e}"));
+    }
+    match DriverStats::read() {
+        Ok(s) if s.pinned_pages == 0 => {}
+        Ok(s) => r.fail(format!("dma: {} pages pinned at the end", s.pinned_pages)),
+        Err(e) => r.fail(format!("dma: stats: {e}")),
+    }
 }
 
 fn no_instances() -> Result<(), String> {
@@ -303,6 +515,8 @@ pub fn run(how: How, r: &mut Report, kmsg: &mut Kmsg) {
         }
         Err(e) => r.fail(format!("open: cannot create the instance: {e}")),
     }
+    // The DMA fault path, in the kworker.
+    dma(&p, how.dma_jobs, r, kmsg);
     // Probe (bind): on the last parent, unbound for the sweep.
     let q = parents.last().cloned().unwrap_or_default();
     let others = parents.len() as u64 - 1;

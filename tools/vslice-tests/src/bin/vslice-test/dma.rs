@@ -4,9 +4,9 @@
 //! exactly what is mapped, with the permission it was mapped with, never
 //! after the unmap returned, and the driver's pins go back to zero.
 
-use vslice::job::{Done, Instance, Job, DATA_BASE};
+use vslice::job::{self, Done, Instance, Job, DATA_BASE};
 use vslice::regs::*;
-use vslice::vfio::{Mmap, OpenPath};
+use vslice::vfio::{self, Device, Mmap, OpenPath};
 use vslice_tests::health::DriverStats;
 
 type R = Result<(), String>;
@@ -40,17 +40,8 @@ fn run(inst: &mut Instance, op: u32, src: u64, dst: u64, len: u32) -> Result<(Do
         len,
         value: 0,
     };
-    let idx = inst.submit(0, &[j]).map_err(e("submit"))?;
-    let (d, _) = inst.wait(0, idx[0], 30_000).map_err(e("wait"))?;
-    let mut addr = 0;
-    if d.status & DESC_STATUS_ERROR != 0 {
-        let w = ctx_window(0);
-        let lo = inst.dev.reg(w + CTX_ERROR_ADDR_LO).map_err(e("error address"))?;
-        let hi = inst.dev.reg(w + CTX_ERROR_ADDR_HI).map_err(e("error address"))?;
-        addr = u64::from(lo) | u64::from(hi) << 32;
-        inst.dev.set_reg(w + CTX_ERROR, 0).map_err(e("CTX_ERROR"))?;
-    }
-    Ok((d, addr))
+    let (d, addr) = job::run_one(inst, 0, j, 30_000).map_err(e("run"))?;
+    Ok((d, addr.unwrap_or(0)))
 }
 
 fn pinned() -> Result<u64, String> {
@@ -307,6 +298,150 @@ pub fn through_a_type1_container(u: &str) -> R {
     ensure!(pinned()? > 0, "nothing pinned");
     inst.dev.unmap_dma(IOVA, 4 * PAGE).map_err(e("VFIO_IOMMU_UNMAP_DMA"))?;
     ensure!(pinned()? == 0, "{} pages pinned after the unmap", pinned()?);
+    Ok(())
+}
+
+/// Several tenants in one type1 container: two DMA and unmap at the same
+/// time (type1 calls every device's `dma_unmap` for each unmap), while a
+/// third instance's device is opened and closed in the same container
+/// (type1 registers and unregisters it under the locks those unmaps
+/// take). Lockdep watches type1's locks and ours; every round trips and
+/// the pins go back to 0.
+pub fn type1_shared_container(a: &str, b: &str, c: &str) -> R {
+    const ROUNDS: usize = 6;
+    let container = vfio::new_container().map_err(e("container"))?;
+    let tenant = |u: &str, slot: u64| -> R {
+        let dev = Device::open_in(u, &container).map_err(e("group open"))?;
+        let mut inst = Instance::with_device(u, dev).map_err(e("instance"))?;
+        let iova = IOVA + slot * 64 * MIB as u64;
+        let len = 64 * PAGE;
+        let buf = Mmap::anonymous(2 * len).map_err(e("buffer"))?;
+        for round in 0..ROUNDS {
+            let data = pattern(len, round as u8 + 16 * slot as u8);
+            buf.write_bytes(0, &data);
+            inst.dev.map_dma(iova, &buf).map_err(e("VFIO_IOMMU_MAP_DMA"))?;
+            let (d, _) = run(&mut inst, OP_DMA_FROM_HOST, iova, DATA_BASE, len as u32)?;
+            ensure!(
+                d.status == DESC_STATUS_DONE,
+                "{u} round {round}: host to VRAM {:#x}",
+                d.status
+            );
+            let to = iova + len as u64;
+            let (d, _) = run(&mut inst, OP_DMA_TO_HOST, DATA_BASE, to, len as u32)?;
+            ensure!(
+                d.status == DESC_STATUS_DONE,
+                "{u} round {round}: VRAM to host {:#x}",
+                d.status
+            );
+            ensure!(bytes(&buf, len, len) == data, "{u} round {round}: round trip differs");
+            inst.dev.unmap_dma(iova, 2 * len).map_err(e("VFIO_IOMMU_UNMAP_DMA"))?;
+        }
+        Ok(())
+    };
+    let opener = || -> R {
+        for _ in 0..3 * ROUNDS {
+            drop(Device::open_in(c, &container).map_err(e("third tenant's open"))?);
+        }
+        Ok(())
+    };
+    let (ra, rb, rc) = std::thread::scope(|s| {
+        let ta = s.spawn(|| tenant(a, 1));
+        let tb = s.spawn(|| tenant(b, 2));
+        let tc = s.spawn(opener);
+        let j = |r: std::thread::Result<R>| r.unwrap_or_else(|_| Err("thread panicked".into()));
+        (j(ta.join()), j(tb.join()), j(tc.join()))
+    });
+    ra.and(rb).and(rc)?;
+    ensure!(pinned()? == 0, "{} pages pinned after every unmap", pinned()?);
+    Ok(())
+}
+
+/// Restores the thread's CAP_IPC_LOCK and the process's RLIMIT_MEMLOCK.
+struct Unprivileged(libc::rlimit);
+
+impl Unprivileged {
+    /// This thread without CAP_IPC_LOCK (so pins are accounted) and the
+    /// process's locked-memory limit at `limit` bytes.
+    fn new(limit: usize) -> Result<Unprivileged, String> {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `old` is the structure getrlimit fills.
+        if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut old) } != 0 {
+            return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
+        }
+        let new = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: `new` is a valid limit structure.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &new) } != 0 {
+            return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
+        }
+        let guard = Unprivileged(old);
+        caps::drop(None, caps::CapSet::Effective, caps::Capability::CAP_IPC_LOCK)
+            .map_err(|x| format!("dropping CAP_IPC_LOCK: {x}"))?;
+        Ok(guard)
+    }
+}
+
+impl Drop for Unprivileged {
+    fn drop(&mut self) {
+        let _ = caps::raise(None, caps::CapSet::Effective, caps::Capability::CAP_IPC_LOCK);
+        // SAFETY: the limit getrlimit returned.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &self.0) };
+    }
+}
+
+/// Pins count against the tenant's locked-memory limit as the VFIO core
+/// counts them (iommufd: the user's locked memory, checked against
+/// RLIMIT_MEMLOCK unless the mapper has CAP_IPC_LOCK): a job that needs
+/// more fails with a DMA fault at the first page over the limit, what was
+/// pinned goes with the unmap, and the same job runs once the limit
+/// allows it.
+pub fn memlock_limit_fails_the_job(u: &str) -> R {
+    const LIMIT: usize = 64 * PAGE;
+    let mut inst = Instance::open(u).map_err(e("open"))?;
+    let buf = Mmap::anonymous(MIB).map_err(e("buffer"))?;
+    let (d, addr, held) = {
+        let _limited = Unprivileged::new(LIMIT)?;
+        inst.dev.map_dma(IOVA, &buf).map_err(e("map"))?;
+        let (d, _) = run(&mut inst, OP_DMA_FROM_HOST, IOVA, DATA_BASE, (LIMIT / 2) as u32)?;
+        ensure!(
+            d.status == DESC_STATUS_DONE,
+            "a job within the limit: status {:#x}",
+            d.status
+        );
+        let (d, addr) = run(&mut inst, OP_DMA_FROM_HOST, IOVA, DATA_BASE, MIB as u32)?;
+        let held = pinned()?;
+        inst.dev.unmap_dma(IOVA, MIB).map_err(e("unmap"))?;
+        (d, addr, held)
+    };
+    ensure!(d.status == FAULT, "a job over the limit: status {:#x}", d.status);
+    // The user's other locked memory (none in the test VM) moves the
+    // first page over the limit down, never up.
+    let over = IOVA + LIMIT as u64;
+    ensure!(
+        (IOVA + LIMIT as u64 / 2..=over).contains(&addr),
+        "error address {addr:#x}, not the first page over the limit ({over:#x} at most)"
+    );
+    ensure!(
+        held == (addr - IOVA) / PAGE as u64,
+        "{held} pages pinned at the failure, {} below the error address",
+        (addr - IOVA) / PAGE as u64
+    );
+    ensure!(pinned()? == 0, "{} pages pinned after the unmap", pinned()?);
+    inst.dev.map_dma(IOVA, &buf).map_err(e("map with CAP_IPC_LOCK"))?;
+    let (d, _) = run(&mut inst, OP_DMA_FROM_HOST, IOVA, DATA_BASE, MIB as u32)?;
+    ensure!(
+        d.status == DESC_STATUS_DONE,
+        "the same job without the limit: {:#x}",
+        d.status
+    );
+    inst.dev.unmap_dma(IOVA, MIB).map_err(e("unmap"))?;
+    ensure!(pinned()? == 0, "{} pages pinned after the last unmap", pinned()?);
+    println!("    # first page over the limit: IOVA {addr:#x}");
     Ok(())
 }
 

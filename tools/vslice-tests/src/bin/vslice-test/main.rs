@@ -8,12 +8,6 @@
 //! fatal-error test (guest/tests/faults.sh): holds UUID open and mapped,
 //! prints `ready`, waits until a fatal device error cuts it off, then
 //! checks that a reset brings it back; exit status 0 if all of it held.
-//!
-//! `vslice-test type1-dma UUID`: DMA through a VFIO type1 container (the
-//! legacy path). Not in the conformance run: on Linux 7.3 the unpin that
-//! type1 requires inside `dma_unmap` takes its `iommu->lock` under the
-//! `device_list_lock` it took under `iommu->lock`, which lockdep reports
-//! (docs/design.md); run it by hand on a kernel without lockdep.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -43,15 +37,6 @@ struct Cli {
 enum Cmd {
     Conformance(Conformance),
     FatalCutoff(FatalCutoff),
-    Type1Dma(Type1Dma),
-}
-
-/// DMA through a VFIO type1 container on instance UUID.
-#[derive(FromArgs)]
-#[argh(subcommand, name = "type1-dma")]
-struct Type1Dma {
-    #[argh(positional, arg_name = "UUID")]
-    uuid: String,
 }
 
 /// Every test on new instances of PARENT, as one KTAP document.
@@ -1151,11 +1136,6 @@ fn main() {
             }
             std::process::exit(i32::from(r.is_err()));
         }
-        Cmd::Type1Dma(c) => {
-            let r = dma::through_a_type1_container(&c.uuid);
-            println!("type1-dma: {}", r.as_ref().err().map_or("ok", String::as_str));
-            std::process::exit(i32::from(r.is_err()));
-        }
     };
     let mut results: Vec<(String, R)> = Vec::new();
     let mut created = Created(Vec::new());
@@ -1233,6 +1213,15 @@ fn main() {
                 dma::pins_go_on_reset_and_close(&us[1])
             });
             t("dma_descriptor_boundaries", &mut || dma::descriptor_boundaries(&us[1]));
+            t("dma_through_a_type1_container", &mut || {
+                dma::through_a_type1_container(&us[1])
+            });
+            t("dma_type1_shared_container", &mut || {
+                dma::type1_shared_container(&us[1], &us[2], &us[3])
+            });
+            t("dma_memlock_limit_fails_the_job", &mut || {
+                dma::memlock_limit_fails_the_job(&us[1])
+            });
             t("new_tenant_sees_zeroed_vram", &mut || {
                 new_tenant_sees_zeroed_vram(&parent, &us[3], &mut created)
             });
