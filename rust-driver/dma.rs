@@ -10,20 +10,18 @@
 //! Locking: `Xlate` lives in the instance's `xlate` mutex, taken by the
 //! fault work, the VFIO core's `dma_unmap`, and the reset and close paths.
 //! It is never held across pinning or unpinning: those take the IOMMU
-//! back end's locks (type1's `iommu->lock`, which it also holds while it
-//! takes the `device_list_lock` it calls `dma_unmap` under) and the
-//! tenant mm's `mmap_lock`. A fault answer marks the state `resolving`,
-//! pins with the mutex released, then enters what it pinned; everything
-//! else that changes entries (unmap, clear) first waits on the `idle`
-//! condition until no answer is in flight, so a page pinned for an answer
-//! is in the tables (and found by an unmap) before any unmap looks. The
-//! wait in `dma_unmap` holds type1's `device_list_lock` while the answer's
-//! pin needs `iommu->lock`, which type1 drops before calling us; a third
-//! thread registering a device on the same container (it takes
-//! `iommu->lock`, then `device_list_lock`) can close a cycle: a type1-only
-//! limitation, like type1's own lock order (docs/design.md). `clear`
-//! bumps a generation: a fault read before a reset or close is not
-//! answered with pins for the user who left.
+//! back end's locks (type1's `iommu->lock`; type1 calls `dma_unmap` under
+//! its `device_list_lock`) and the tenant mm's `mmap_lock`. A fault
+//! answer marks the state `resolving`, pins with the mutex released, then
+//! enters what it pinned; everything else that changes entries (unmap,
+//! clear) first waits on the `idle` condition until no answer is in
+//! flight, so a page pinned for an answer is in the tables (and found by
+//! an unmap) before any unmap looks. The wait in `dma_unmap` holds type1's
+//! `device_list_lock` while the answer's pin needs `iommu->lock`: nothing
+//! may hold `iommu->lock` while it waits for `device_list_lock`, which
+//! Linux 7.3's type1 does and config/kernel/patches/0003 fixes
+//! (docs/design.md). `clear` bumps a generation: a fault read before a
+//! reset or close is not answered with pins for the user who left.
 //! Lock order: `inst_lock` (fault work) → `xlate`; `xlate` is held only
 //! around table updates and MMIO, invalidations included (a context's
 //! range registers are shared, so two invalidations must not interleave).
@@ -586,8 +584,9 @@ impl Dma<'_> {
 /// not answer any more cannot use them either. False if a context did not
 /// confirm: the caller must not unpin then (a page leaked on purpose is
 /// better than one the device may still write). Called with the `xlate`
-/// mutex held: the range registers are shared by every invalidation of a
-/// context, so two must not interleave.
+/// mutex held (or, for the self-test, on a context nobody else uses): the
+/// range registers are shared by every invalidation of a context, so two
+/// must not interleave.
 pub(crate) fn invalidate(
     parent: &ParentState,
     contexts: core::ops::Range<u32>,

@@ -135,8 +135,10 @@ save_reports "$vmdir/script.out" "$run/reports"
 main=$vmdir
 
 # The second device's hw-sim dies: its own VM run with a fresh device.
+# The devices sit behind QEMU's intel-iommu here (the main run has none),
+# so DMA is tested with and without an IOMMU in front of the parent.
 vm_check vm.death_run_no_splat vm-death.out --script "$VSLICE_TOP/guest/device-death.sh" --name check-death \
-	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-death.sh"
+	--devices 2 --host-script "$VSLICE_TOP/scripts/tests/host-death.sh" --iommu
 death=$vmdir
 
 # Nested QEMU using an instance: its own VM run, so that the ~70 MB of

@@ -32,6 +32,19 @@ pub struct Job {
     pub value: u32,
 }
 
+impl Job {
+    /// `op` moving `len` bytes from `src` to `dst` (no fill value).
+    pub fn new(op: u32, src: u64, dst: u64, len: u32) -> Job {
+        Job {
+            op,
+            src,
+            dst,
+            len,
+            value: 0,
+        }
+    }
+}
+
 /// What a finished job reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Done {

@@ -32,15 +32,8 @@ fn mbps(bytes: usize, d: Duration) -> f64 {
 /// Runs one `len`-byte job of `op` on context 0 and times it from the
 /// submission to the completion interrupt.
 fn timed(inst: &mut Instance, op: u32, src: u64, dst: u64, len: usize) -> io::Result<Duration> {
-    let j = Job {
-        op,
-        src,
-        dst,
-        len: len as u32,
-        value: 0,
-    };
     let t0 = Instant::now();
-    let (d, at) = job::run_one(inst, 0, j, 60_000)?;
+    let (d, at) = job::run_one(inst, 0, Job::new(op, src, dst, len as u32), 60_000)?;
     let took = t0.elapsed();
     if d.status != DESC_STATUS_DONE {
         return Err(io::Error::other(format!(

@@ -305,15 +305,8 @@ fn dma_jobs(inst: &mut job::Instance, text: (u64, u64), percent: u32, jobs: u32,
             return tally;
         }
         let step = |inst: &mut job::Instance, op, src, dst| {
-            let j = Job {
-                op,
-                src,
-                dst,
-                len,
-                value: 0,
-            };
             let _armed = UnderDriver::arm(text, percent)?;
-            job::run_one(inst, 0, j, 30_000)
+            job::run_one(inst, 0, Job::new(op, src, dst, len), 30_000)
         };
         let there = step(inst, OP_DMA_FROM_HOST, IOVA, job::DATA_BASE);
         let back = match &there {

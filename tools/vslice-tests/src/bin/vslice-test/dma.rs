@@ -33,14 +33,7 @@ fn e<T: std::fmt::Display>(what: &'static str) -> impl Fn(T) -> String {
 /// cleared so the ring goes on. Returns its status and result, and the
 /// error address if it failed.
 fn run(inst: &mut Instance, op: u32, src: u64, dst: u64, len: u32) -> Result<(Done, u64), String> {
-    let j = Job {
-        op,
-        src,
-        dst,
-        len,
-        value: 0,
-    };
-    let (d, addr) = job::run_one(inst, 0, j, 30_000).map_err(e("run"))?;
+    let (d, addr) = job::run_one(inst, 0, Job::new(op, src, dst, len), 30_000).map_err(e("run"))?;
     Ok((d, addr.unwrap_or(0)))
 }
 
