@@ -254,8 +254,23 @@ impl Instance {
 /// that failed leaves the context halted: its error is read
 /// (`CTX_ERROR_ADDR_*`, returned) and cleared, so the ring goes on.
 pub fn run_one(inst: &mut Instance, c: u32, job: Job, ms: u32) -> io::Result<(Done, Option<u64>)> {
-    let idx = inst.submit(c, &[job])?;
+    run_one_with(inst, c, job, ms, || Ok(()))
+}
+
+/// `run_one` with `between` called after the descriptor is in the ring
+/// and before the doorbell; what it returns lives until the job ended.
+pub fn run_one_with<G>(
+    inst: &mut Instance,
+    c: u32,
+    job: Job,
+    ms: u32,
+    between: impl FnOnce() -> io::Result<G>,
+) -> io::Result<(Done, Option<u64>)> {
+    let idx = inst.stage(c, &[job])?;
+    let guard = between()?;
+    inst.kick(c)?;
     let (d, _) = inst.wait(c, idx[0], ms)?;
+    drop(guard);
     if d.status & DESC_STATUS_ERROR == 0 {
         return Ok((d, None));
     }

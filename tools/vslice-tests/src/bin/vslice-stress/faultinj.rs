@@ -304,9 +304,14 @@ fn dma_jobs(inst: &mut job::Instance, text: (u64, u64), percent: u32, jobs: u32,
             r.fail(format!("dma at {percent}%: map: {e}"));
             return tally;
         }
+        // Armed from the doorbell to the completion only: the descriptor
+        // is in the ring (its page mapped) before, and no allocation of
+        // this thread's may fail (a VRAM mapping fault that cannot get
+        // memory is retried by the kernel for ever).
         let step = |inst: &mut job::Instance, op, src, dst| {
-            let _armed = UnderDriver::arm(text, percent)?;
-            job::run_one(inst, 0, Job::new(op, src, dst, len), 30_000)
+            job::run_one_with(inst, 0, Job::new(op, src, dst, len), 30_000, || {
+                UnderDriver::arm(text, percent)
+            })
         };
         let there = step(inst, OP_DMA_FROM_HOST, IOVA, job::DATA_BASE);
         let back = match &there {
