@@ -34,7 +34,7 @@ pub const MSIX_PBA_OFFSET: u32 = 0x8000;
 /// Value of `REG_ID`: "VSLC" in ASCII, most significant byte first.
 pub const DEVICE_ID_MAGIC: u32 = 0x5653_4c43;
 /// Value of `REG_VERSION`: major << 16 | minor.
-pub const DEVICE_VERSION: u32 = 0x0001_0001;
+pub const DEVICE_VERSION: u32 = 0x0001_0002;
 
 // Global registers (BAR0 0x0000..0x1000). All 32 bits wide, little endian.
 /// RO: `DEVICE_ID_MAGIC`.
@@ -169,6 +169,25 @@ pub const CTX_INV_SIZE_HI: usize = 0x064;
 pub const CTX_INV_CMD: usize = 0x068;
 /// RO: free-running count of completed invalidations.
 pub const CTX_INV_COMPLETED: usize = 0x06c;
+/// RW: bytes of the job at the ring head already performed (0: none
+/// started); written while frozen, the job at the head resumes there.
+pub const CTX_MIG_JOB_DONE: usize = 0x070;
+/// RW: the checksum job's running hash at that point, low 32 bits.
+pub const CTX_MIG_JOB_HASH_LO: usize = 0x074;
+/// RW: high 32 bits of the above.
+pub const CTX_MIG_JOB_HASH_HI: usize = 0x078;
+/// RW: the ring head (`CTX_RING_HEAD`); written while frozen only.
+pub const CTX_MIG_HEAD: usize = 0x07c;
+/// RW: `CTX_COMPLETED`; written while frozen only.
+pub const CTX_MIG_COMPLETED: usize = 0x080;
+/// RW: `CTX_ERROR`; written while frozen only (not `ERR_NONE`: halted).
+pub const CTX_MIG_ERROR: usize = 0x084;
+/// RW: `CTX_ERROR_ADDR_LO`; written while frozen only.
+pub const CTX_MIG_ERROR_ADDR_LO: usize = 0x088;
+/// RW: `CTX_ERROR_ADDR_HI`; written while frozen only.
+pub const CTX_MIG_ERROR_ADDR_HI: usize = 0x08c;
+/// RW: `CTX_IRQ_STATUS`; written while frozen only.
+pub const CTX_MIG_IRQ_STATUS: usize = 0x090;
 /// Start of the user block: what an instance's register window maps.
 pub const CTX_USER_BASE: usize = 0x100;
 /// Size of the user block.
@@ -178,6 +197,9 @@ pub const CTX_USER_SIZE: usize = 0x100;
 pub const CTX_CTRL_ENABLE: u32 = 1 << 0;
 /// `CTX_CONTROL`: write 1 to reset the context; reads back 0.
 pub const CTX_CTRL_RESET: u32 = 1 << 1;
+/// `CTX_CONTROL`: frozen: no chunk runs (the one in progress has ended
+/// when the write returns), no interrupt is signalled (causes latch).
+pub const CTX_CTRL_FREEZE: u32 = 1 << 2;
 /// `CTX_XLATE_CTRL`: DMA addresses are device-virtual, translated through
 /// the tables at `CTX_XLATE_ROOT_*`.
 pub const XLATE_ENABLE: u32 = 1 << 0;
@@ -249,6 +271,8 @@ pub const CTX_STATUS_BUSY: u32 = 1 << 1;
 pub const CTX_STATUS_HALTED: u32 = 1 << 2;
 /// `CTX_STATUS`: stopped on a translation fault until the driver answers.
 pub const CTX_STATUS_FAULTED: u32 = 1 << 3;
+/// `CTX_STATUS`: frozen (`CTX_CTRL_FREEZE`).
+pub const CTX_STATUS_FROZEN: u32 = 1 << 4;
 /// `CTX_IRQ_*`: a descriptor with `DESC_FLAG_IRQ` completed.
 pub const CTX_IRQ_DONE: u32 = 1 << 0;
 /// `CTX_IRQ_*`: the context halted on an error.

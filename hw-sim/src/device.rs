@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The simulated vslice device (docs/device.md is its programming model):
 //! config space, BAR0 registers (global block + one window per context),
-//! BAR2 VRAM, MSI-X eventfds, the job engine and its scheduler.
+//! BAR2 VRAM, MSI-X eventfds, the job engine and its scheduler, address
+//! translation, and freezing a context and restoring its state elsewhere
+//! (for migration).
 //!
 //! Locking: `Device` has no locks of its own. `Shared` puts it behind one
 //! mutex that the vfio-user thread (register accesses), the engine thread
@@ -131,6 +133,9 @@ pub struct Context {
     inv_addr: u64,
     inv_size: u64,
     inv_completed: u32,
+    /// Where the job at the head resumes (bytes done, running hash), set
+    /// through `CTX_MIG_JOB_*` while frozen and taken by the next start.
+    resume: Option<(u64, u64)>,
     vtime: u64,
     /// Bytes of job work done since the device was created (scheduling tests).
     pub bytes_done: u64,
@@ -166,6 +171,7 @@ impl Context {
             inv_addr: 0,
             inv_size: 0,
             inv_completed: 0,
+            resume: None,
             vtime: 0,
             bytes_done: 0,
             jobs_done: 0,
@@ -186,7 +192,21 @@ impl Context {
         self.halted = false;
         self.inflight = None;
         self.fault = None;
+        self.resume = None;
         self.iotlb.clear();
+    }
+
+    fn frozen(&self) -> bool {
+        self.control & CTX_CTRL_FREEZE != 0
+    }
+
+    /// Progress of the job at the head: in flight, or where it resumes.
+    fn job_progress(&self) -> (u64, u64) {
+        match (&self.inflight, self.resume) {
+            (Some(j), _) => (j.done, j.hash),
+            (None, Some(r)) => r,
+            (None, None) => (0, FNV64_OFFSET),
+        }
     }
 
     /// Drops the cached translations of pages in [addr, addr + size)
@@ -488,6 +508,15 @@ impl Device {
             CTX_INV_SIZE_LO => lo(c.inv_size),
             CTX_INV_SIZE_HI => hi(c.inv_size),
             CTX_INV_COMPLETED => c.inv_completed,
+            CTX_MIG_JOB_DONE => c.job_progress().0 as u32,
+            CTX_MIG_JOB_HASH_LO => lo(c.job_progress().1),
+            CTX_MIG_JOB_HASH_HI => hi(c.job_progress().1),
+            CTX_MIG_HEAD => c.head,
+            CTX_MIG_COMPLETED => c.completed,
+            CTX_MIG_ERROR => c.error,
+            CTX_MIG_ERROR_ADDR_LO => lo(c.error_addr),
+            CTX_MIG_ERROR_ADDR_HI => hi(c.error_addr),
+            CTX_MIG_IRQ_STATUS => c.irq_status,
             CTX_STATUS => {
                 let mut s = 0;
                 if self.ctx_enabled(n) {
@@ -501,6 +530,9 @@ impl Device {
                 }
                 if c.fault.is_some() {
                     s |= CTX_STATUS_FAULTED;
+                }
+                if c.frozen() {
+                    s |= CTX_STATUS_FROZEN;
                 }
                 s
             }
@@ -537,9 +569,41 @@ impl Device {
                 if v & CTX_CTRL_RESET != 0 {
                     c.reset_user();
                 } else {
-                    c.control = v & CTX_CTRL_ENABLE;
+                    let thawed = c.frozen() && v & CTX_CTRL_FREEZE == 0;
+                    c.control = v & (CTX_CTRL_ENABLE | CTX_CTRL_FREEZE);
+                    // Causes latched while frozen signal now.
+                    if thawed && c.irq_status & !c.irq_mask != 0 {
+                        let vec = c.vector;
+                        self.signal(vec);
+                    }
+                    return true;
                 }
             }
+            // Migration state: only a frozen context takes it (the engine
+            // does not run it, so nothing races the values).
+            CTX_MIG_JOB_DONE..=CTX_MIG_IRQ_STATUS if !c.frozen() => return false,
+            CTX_MIG_JOB_DONE => {
+                let (_, h) = c.job_progress();
+                c.resume = Some((u64::from(v), h));
+            }
+            CTX_MIG_JOB_HASH_LO | CTX_MIG_JOB_HASH_HI => {
+                let (d, mut h) = c.job_progress();
+                if r == CTX_MIG_JOB_HASH_LO {
+                    set_lo(&mut h, v);
+                } else {
+                    set_hi(&mut h, v);
+                }
+                c.resume = Some((d, h));
+            }
+            CTX_MIG_HEAD => c.head = v,
+            CTX_MIG_COMPLETED => c.completed = v,
+            CTX_MIG_ERROR => {
+                c.error = v;
+                c.halted = v != ERR_NONE;
+            }
+            CTX_MIG_ERROR_ADDR_LO => set_lo(&mut c.error_addr, v),
+            CTX_MIG_ERROR_ADDR_HI => set_hi(&mut c.error_addr, v),
+            CTX_MIG_IRQ_STATUS => c.irq_status = v & (CTX_IRQ_DONE | CTX_IRQ_ERROR),
             // New tables or translation switched: nothing cached stays.
             CTX_XLATE_ROOT_LO => {
                 set_lo(&mut c.xlate_root, v);
@@ -681,7 +745,7 @@ impl Device {
     fn raise_ctx(&mut self, n: usize, cause: u32) {
         let c = &mut self.ctxs[n];
         c.irq_status |= cause;
-        if cause & !c.irq_mask != 0 {
+        if cause & !c.irq_mask != 0 && !c.frozen() {
             let v = c.vector;
             self.signal(v);
         }
@@ -695,7 +759,11 @@ impl Device {
 
     fn runnable(&self, n: usize) -> bool {
         let c = &self.ctxs[n];
-        self.ctx_enabled(n) && !c.halted && c.fault.is_none() && (c.inflight.is_some() || c.head != c.tail)
+        self.ctx_enabled(n)
+            && !c.frozen()
+            && !c.halted
+            && c.fault.is_none()
+            && (c.inflight.is_some() || c.head != c.tail)
     }
 
     /// Whether any context has work the engine could do now.
@@ -780,11 +848,17 @@ impl Device {
             self.fail(n, Some(slot), err, addr);
             return 0;
         }
+        // A job migrated in the middle goes on where it stopped (a resume
+        // point past its end: from the start).
+        let (done, hash) = match self.ctxs[n].resume.take() {
+            Some((d, h)) if d < u64::from(desc.len) => (d, h),
+            _ => (0, FNV64_OFFSET),
+        };
         self.ctxs[n].inflight = Some(InFlight {
             desc,
             slot,
-            done: 0,
-            hash: FNV64_OFFSET,
+            done,
+            hash,
             probed: 0,
         });
         self.run_chunk(n)

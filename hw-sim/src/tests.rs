@@ -1132,3 +1132,137 @@ fn dma_copy_without_translation_uses_bus_addresses_inside_the_window() {
     assert_eq!(r.status(b).0, DESC_STATUS_ERROR | ERR_DMA_BOUNDS);
     assert_eq!(&w.bytes()[MIB as usize - 8..], &[0; 8]);
 }
+
+// ---- migration support (docs/device.md, "Freezing and moving a context")
+
+/// Context `n`'s slice contents.
+fn slice_bytes(r: &mut Rig, n: u32, len: usize) -> Vec<u8> {
+    let base = r.slice_base(n);
+    r.vram().vram_mut()[base..base + len].to_vec()
+}
+
+#[test]
+fn a_frozen_context_stops_at_a_chunk_boundary_and_resumes_there_on_another_device() {
+    let len = 4 * CHUNK as u32;
+    let data: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let mut src = Rig::new();
+    src.setup(0, 0, 4 * MIB);
+    let base = src.slice_base(0);
+    src.vram().vram_mut()[base + MIB as usize..base + MIB as usize + len as usize].copy_from_slice(&data);
+    let efd = eventfd();
+    src.set_irq(1, &efd);
+    src.submit(0, op(OP_CHECKSUM, MIB, 0, len));
+    assert!(src.vram().step(), "the first chunk runs");
+    src.cwr(0, CTX_CONTROL, CTX_CTRL_ENABLE | CTX_CTRL_FREEZE);
+    assert_ne!(src.crd(0, CTX_STATUS) & CTX_STATUS_FROZEN, 0);
+    assert!(!src.vram().step(), "a frozen context runs nothing");
+    assert_eq!(src.crd(0, CTX_MIG_JOB_DONE), CHUNK as u32);
+    let hash = u64::from(src.crd(0, CTX_MIG_JOB_HASH_LO)) | u64::from(src.crd(0, CTX_MIG_JOB_HASH_HI)) << 32;
+    assert_eq!(hash, fnv1a64(FNV64_OFFSET, &data[..CHUNK as usize]));
+    let head = src.crd(0, CTX_MIG_HEAD);
+    let tail = src.crd(0, CTX_RING_TAIL);
+    let completed = src.crd(0, CTX_MIG_COMPLETED);
+    let image = slice_bytes(&mut src, 0, 4 * MIB as usize);
+
+    // The destination: another device, another context, another slice.
+    let mut dst = Rig::new();
+    dst.setup(2, 8 * MIB, 4 * MIB);
+    dst.cwr(2, CTX_CONTROL, CTX_CTRL_ENABLE | CTX_CTRL_FREEZE);
+    let dbase = dst.slice_base(2);
+    dst.vram().vram_mut()[dbase..dbase + image.len()].copy_from_slice(&image);
+    let defd = eventfd();
+    dst.set_irq(3, &defd);
+    dst.cwr(2, CTX_RING_TAIL, tail);
+    for (reg, v) in [
+        (CTX_MIG_HEAD, head),
+        (CTX_MIG_COMPLETED, completed),
+        (CTX_MIG_JOB_DONE, CHUNK as u32),
+        (CTX_MIG_JOB_HASH_LO, hash as u32),
+        (CTX_MIG_JOB_HASH_HI, (hash >> 32) as u32),
+    ] {
+        dst.cwr(2, reg, v);
+    }
+    assert!(!dst.vram().step(), "nothing runs before the thaw");
+    dst.cwr(2, CTX_CONTROL, CTX_CTRL_ENABLE);
+    dst.run();
+    let at = dbase + RING as usize;
+    let (status, result) = dst.status(at);
+    assert_eq!(status, DESC_STATUS_DONE);
+    assert_eq!(
+        result,
+        fnv1a64(FNV64_OFFSET, &data),
+        "the job went on from the chunk boundary"
+    );
+    assert_eq!(dst.crd(2, CTX_COMPLETED), completed + 1);
+    assert_eq!(dst.crd(2, CTX_RING_HEAD), head + 1);
+    assert_eq!(count(&defd), 1);
+    // The destination did only the rest of the job.
+    assert_eq!(dst.vram().context(2).unwrap().bytes_done, 3 * CHUNK);
+
+    // Thawed in place, the source finishes the same job the same way.
+    assert_eq!(count(&efd), 0, "no interrupt while frozen");
+    src.cwr(0, CTX_CONTROL, CTX_CTRL_ENABLE);
+    src.run();
+    assert_eq!(
+        src.status(base + RING as usize),
+        (DESC_STATUS_DONE, fnv1a64(FNV64_OFFSET, &data))
+    );
+    assert_eq!(count(&efd), 1);
+}
+
+#[test]
+fn a_frozen_context_latches_interrupts_and_takes_migration_state_only_while_frozen() {
+    let mut r = Rig::new();
+    r.setup(1, 0, MIB);
+    let efd = eventfd();
+    r.set_irq(2, &efd);
+    // Not frozen: migration state is refused and unchanged.
+    let bad = r.rd(REG_BAD_ACCESS_COUNT);
+    r.cwr(1, CTX_MIG_HEAD, 7);
+    r.cwr(1, CTX_MIG_ERROR, ERR_BAD_DESC);
+    assert_eq!(r.rd(REG_BAD_ACCESS_COUNT), bad + 2);
+    assert_eq!(r.crd(1, CTX_RING_HEAD), 0);
+    assert_eq!(r.crd(1, CTX_ERROR), ERR_NONE);
+    // Frozen: it is taken; a completion latched while frozen signals at
+    // the thaw, once.
+    r.cwr(1, CTX_CONTROL, CTX_CTRL_ENABLE | CTX_CTRL_FREEZE);
+    r.cwr(1, CTX_RING_TAIL, 5);
+    for (reg, v) in [
+        (CTX_MIG_HEAD, 5),
+        (CTX_MIG_COMPLETED, 4),
+        (CTX_MIG_ERROR, ERR_BAD_DESC),
+        (CTX_MIG_ERROR_ADDR_LO, 0x1234),
+        (CTX_MIG_ERROR_ADDR_HI, 0x5),
+        (CTX_MIG_IRQ_STATUS, CTX_IRQ_ERROR | 0x80),
+    ] {
+        r.cwr(1, reg, v);
+    }
+    assert_eq!(r.rd(REG_BAD_ACCESS_COUNT), bad + 2);
+    assert_eq!(r.crd(1, CTX_RING_HEAD), 5);
+    assert_eq!(r.crd(1, CTX_COMPLETED), 4);
+    assert_eq!(r.crd(1, CTX_ERROR), ERR_BAD_DESC);
+    assert_eq!((r.crd(1, CTX_ERROR_ADDR_LO), r.crd(1, CTX_ERROR_ADDR_HI)), (0x1234, 5));
+    assert_eq!(r.crd(1, CTX_IRQ_STATUS), CTX_IRQ_ERROR);
+    let st = r.crd(1, CTX_STATUS);
+    assert_eq!(
+        st & (CTX_STATUS_HALTED | CTX_STATUS_FROZEN),
+        CTX_STATUS_HALTED | CTX_STATUS_FROZEN
+    );
+    assert_eq!(count(&efd), 0);
+    r.cwr(1, CTX_CONTROL, CTX_CTRL_ENABLE);
+    assert_eq!(count(&efd), 1, "the latched cause signals at the thaw");
+    assert_eq!(r.crd(1, CTX_STATUS) & CTX_STATUS_FROZEN, 0);
+    // The restored error halts the ring until cleared, as any error does.
+    r.submit(1, fill(MIB / 2, 4096, 1));
+    assert!(!r.vram().step());
+    r.cwr(1, CTX_ERROR, 0);
+    r.run();
+    assert_eq!(r.crd(1, CTX_COMPLETED), 5);
+    // A context reset drops a resume point with the rest of the user block.
+    r.cwr(1, CTX_CONTROL, CTX_CTRL_ENABLE | CTX_CTRL_FREEZE);
+    r.cwr(1, CTX_MIG_JOB_DONE, 4096);
+    assert_eq!(r.crd(1, CTX_MIG_JOB_DONE), 4096);
+    r.cwr(1, CTX_CONTROL, CTX_CTRL_RESET);
+    assert_eq!(r.crd(1, CTX_MIG_JOB_DONE), 0);
+    assert_ne!(r.crd(1, CTX_STATUS) & CTX_STATUS_FROZEN, 0, "privileged control stays");
+}
