@@ -775,13 +775,16 @@ impl ParentState {
 
     /// Runs job `desc` alone on context `c` as the ring's job `slot` (ring
     /// at slice offset `base`, jobs before `slot` done; completion polled)
-    /// and returns how long it took, in nanoseconds.
+    /// and returns how long it took, in nanoseconds, from the tail write
+    /// (as a user's job is timed: tail and doorbell, then the wait).
     fn timed_job(&self, c: u32, base: u64, slot: u32, desc: &[(usize, u32); 10]) -> Result<u64> {
         let at = base + u64::from(slot) * regs::DESC_SIZE as u64;
         self.write_descs(at, core::slice::from_ref(desc))?;
         let status_at = at as usize + regs::DESC_STATUS;
+        self.start_ring(c, 0, 4, !0, slot)?;
         let t0 = Instant::<Monotonic>::now();
-        self.start_ring(c, 0, 4, !0, slot + 1)?;
+        self.ctx_write(c, regs::CTX_RING_TAIL, slot + 1)?;
+        self.ctx_write(c, regs::CTX_DOORBELL, 1)?;
         let status = loop {
             let st = self
                 .vram
