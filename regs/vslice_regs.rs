@@ -188,6 +188,16 @@ pub const CTX_MIG_ERROR_ADDR_LO: usize = 0x088;
 pub const CTX_MIG_ERROR_ADDR_HI: usize = 0x08c;
 /// RW: `CTX_IRQ_STATUS`; written while frozen only.
 pub const CTX_MIG_IRQ_STATUS: usize = 0x090;
+/// RW: bus address of the driver's dirty bitmap for this context's slice
+/// (one bit per 4 KiB page, little-endian u64 words), low 32 bits.
+pub const CTX_DIRTY_ADDR_LO: usize = 0x094;
+/// RW: high 32 bits of the above.
+pub const CTX_DIRTY_ADDR_HI: usize = 0x098;
+/// WO: any write ORs the slice's dirty bits into the bitmap and clears
+/// them in the device; reads 0.
+pub const CTX_DIRTY_CMD: usize = 0x09c;
+/// RO: free-running count of completed dirty-bitmap syncs.
+pub const CTX_DIRTY_SYNCED: usize = 0x0a0;
 /// Start of the user block: what an instance's register window maps.
 pub const CTX_USER_BASE: usize = 0x100;
 /// Size of the user block.

@@ -2,8 +2,8 @@
 //! The simulated vslice device (docs/device.md is its programming model):
 //! config space, BAR0 registers (global block + one window per context),
 //! BAR2 VRAM, MSI-X eventfds, the job engine and its scheduler, address
-//! translation, and freezing a context and restoring its state elsewhere
-//! (for migration).
+//! translation, and what migration needs: freezing a context, restoring
+//! its state elsewhere, and the log of VRAM pages the device wrote.
 //!
 //! Locking: `Device` has no locks of its own. `Shared` puts it behind one
 //! mutex that the vfio-user thread (register accesses), the engine thread
@@ -136,6 +136,8 @@ pub struct Context {
     /// Where the job at the head resumes (bytes done, running hash), set
     /// through `CTX_MIG_JOB_*` while frozen and taken by the next start.
     resume: Option<(u64, u64)>,
+    dirty_addr: u64,
+    dirty_synced: u32,
     vtime: u64,
     /// Bytes of job work done since the device was created (scheduling tests).
     pub bytes_done: u64,
@@ -172,6 +174,8 @@ impl Context {
             inv_size: 0,
             inv_completed: 0,
             resume: None,
+            dirty_addr: 0,
+            dirty_synced: 0,
             vtime: 0,
             bytes_done: 0,
             jobs_done: 0,
@@ -314,6 +318,8 @@ pub struct Device {
     ctxs: Vec<Context>,
     /// Bounce buffer of `OP_DMA_COPY` (guest memory to guest memory).
     bounce: Vec<u8>,
+    /// One bit per VRAM page the device wrote since its last sync.
+    dirty: Vec<u64>,
     irqs: Vec<Option<File>>,
     faults: Arc<Faults>,
     /// Counters.
@@ -333,6 +339,7 @@ impl Device {
             irqs: (0..params.vectors).map(|_| None).collect(),
             ctxs: (0..params.contexts).map(Context::new).collect(),
             bounce: vec![0; CHUNK as usize],
+            dirty: vec![0; (params.vram_size / PAGE).div_ceil(64) as usize],
             params,
             scratch: 0,
             control: 0,
@@ -517,6 +524,10 @@ impl Device {
             CTX_MIG_ERROR_ADDR_LO => lo(c.error_addr),
             CTX_MIG_ERROR_ADDR_HI => hi(c.error_addr),
             CTX_MIG_IRQ_STATUS => c.irq_status,
+            CTX_DIRTY_ADDR_LO => lo(c.dirty_addr),
+            CTX_DIRTY_ADDR_HI => hi(c.dirty_addr),
+            CTX_DIRTY_CMD => 0,
+            CTX_DIRTY_SYNCED => c.dirty_synced,
             CTX_STATUS => {
                 let mut s = 0;
                 if self.ctx_enabled(n) {
@@ -604,6 +615,9 @@ impl Device {
             CTX_MIG_ERROR_ADDR_LO => set_lo(&mut c.error_addr, v),
             CTX_MIG_ERROR_ADDR_HI => set_hi(&mut c.error_addr, v),
             CTX_MIG_IRQ_STATUS => c.irq_status = v & (CTX_IRQ_DONE | CTX_IRQ_ERROR),
+            CTX_DIRTY_ADDR_LO => set_lo(&mut c.dirty_addr, v),
+            CTX_DIRTY_ADDR_HI => set_hi(&mut c.dirty_addr, v),
+            CTX_DIRTY_CMD => return self.dirty_sync(n),
             // New tables or translation switched: nothing cached stays.
             CTX_XLATE_ROOT_LO => {
                 set_lo(&mut c.xlate_root, v);
@@ -722,6 +736,44 @@ impl Device {
         self.raise_global();
     }
 
+    /// Device writes to VRAM [abs, abs + len) make those pages dirty.
+    fn mark_dirty(&mut self, abs: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        for p in abs / PAGE..=(abs + len - 1) / PAGE {
+            if let Some(w) = self.dirty.get_mut((p / 64) as usize) {
+                *w |= 1 << (p % 64);
+            }
+        }
+    }
+
+    /// `CTX_DIRTY_CMD`: the dirty bits of context `n`'s slice ORed into the
+    /// driver's bitmap (bit i: page i of the slice) and cleared here. A
+    /// bitmap outside the memory QEMU mapped: refused, nothing cleared.
+    fn dirty_sync(&mut self, n: usize) -> bool {
+        let (base, size) = self.ctxs[n].slice(self.params.vram_size);
+        let (first, pages) = (base / PAGE, size / PAGE);
+        let words = pages.div_ceil(64) as usize;
+        let at = self.ctxs[n].dirty_addr;
+        if words > 0 {
+            let Some(buf) = self.dma.slice_mut(at, words * 8) else {
+                return false;
+            };
+            for i in 0..pages {
+                let p = first + i;
+                let (w, b) = ((p / 64) as usize, p % 64);
+                if self.dirty[w] & (1 << b) != 0 {
+                    self.dirty[w] &= !(1 << b);
+                    buf[(i / 8) as usize] |= 1 << (i % 8);
+                }
+            }
+        }
+        let c = &mut self.ctxs[n];
+        c.dirty_synced = c.dirty_synced.wrapping_add(1);
+        true
+    }
+
     // ---- interrupts --------------------------------------------------
 
     fn signal(&mut self, v: u32) {
@@ -811,12 +863,13 @@ impl Device {
     /// Fails the job at the head: status write-back, CTX_ERROR, halt, IRQ.
     fn fail(&mut self, n: usize, slot: Option<u64>, err: u32, addr: u64) {
         let total = self.params.vram_size;
-        let c = &mut self.ctxs[n];
-        let (base, size) = c.slice(total);
+        let (base, size) = self.ctxs[n].slice(total);
         if let Some(slot) = slot.filter(|&s| in_bounds(s, DESC_SIZE as u64, size)) {
             let at = (base + slot) as usize + DESC_STATUS;
             self.vram.bytes_mut()[at..at + 4].copy_from_slice(&(DESC_STATUS_ERROR | err).to_le_bytes());
+            self.mark_dirty(at as u64, 4);
         }
+        let c = &mut self.ctxs[n];
         c.inflight = None;
         c.head = c.head.wrapping_add(1);
         c.jobs_done += 1;
@@ -948,8 +1001,12 @@ impl Device {
                         *b = pat[(rel as usize + i) % 4];
                     }
                 }
+                self.mark_dirty(t as u64, step);
             }
-            OP_COPY => self.vram.bytes_mut().copy_within(s..s + k, t),
+            OP_COPY => {
+                self.vram.bytes_mut().copy_within(s..s + k, t);
+                self.mark_dirty(t as u64, step);
+            }
             OP_CHECKSUM => job.hash = fnv1a64(job.hash, &self.vram.bytes()[s..s + k]),
             OP_DMA_TO_HOST | OP_DMA_FROM_HOST | OP_DMA_COPY => {
                 let (done, stop) = self.dma_move(n, &d, base, rel, step);
@@ -987,6 +1044,7 @@ impl Device {
         let vram = self.vram.bytes_mut();
         vram[at + DESC_RESULT..at + DESC_RESULT + 8].copy_from_slice(&hash.to_le_bytes());
         vram[at + DESC_STATUS..at + DESC_STATUS + 4].copy_from_slice(&DESC_STATUS_DONE.to_le_bytes());
+        self.mark_dirty(at as u64, DESC_SIZE as u64);
         let c = &mut self.ctxs[n];
         c.inflight = None;
         c.head = c.head.wrapping_add(1);
@@ -1134,6 +1192,9 @@ impl Device {
                 let addr = if d.opcode == OP_DMA_FROM_HOST { sv } else { dv };
                 return (pos, Some(Stop::Bounds(addr)));
             }
+            if d.opcode == OP_DMA_FROM_HOST {
+                self.mark_dirty(base + dv, piece);
+            }
             pos += piece;
         }
         (pos, None)
@@ -1191,6 +1252,7 @@ impl Device {
             VFIO_PCI_BAR2_REGION_INDEX if in_bounds(off, data.len() as u64, self.params.vram_size) => {
                 let o = off as usize;
                 self.vram.bytes_mut()[o..o + data.len()].copy_from_slice(data);
+                self.mark_dirty(off, data.len() as u64);
                 true
             }
             _ => false,

@@ -1266,3 +1266,69 @@ fn a_frozen_context_latches_interrupts_and_takes_migration_state_only_while_froz
     assert_eq!(r.crd(1, CTX_MIG_JOB_DONE), 0);
     assert_ne!(r.crd(1, CTX_STATUS) & CTX_STATUS_FROZEN, 0, "privileged control stays");
 }
+
+#[test]
+fn device_writes_to_vram_are_logged_per_slice_and_synced_into_the_drivers_bitmap() {
+    let (mut r, guest) = dma_rig();
+    // Context 1 on the next slice: its pages are reported to it only.
+    r.setup(1, MIB, MIB);
+    r.wr64(0, CTX_DMA_BASE_LO, 0x4000_0000);
+    r.wr64(0, CTX_DMA_SIZE_LO, MIB);
+    // Bitmaps (4 words for a 1 MiB slice) at the end of the guest memory.
+    let at = |ctx: usize| (MIB - 4096) as usize + 64 * ctx;
+    let words = |ctx: usize| -> Vec<u64> {
+        let view = Mapping::new(guest.as_raw_fd(), MIB, 2 * MIB as usize).unwrap();
+        let b = &view.bytes()[at(ctx)..at(ctx) + 32];
+        b.chunks(8).map(|w| u64::from_le_bytes(w.try_into().unwrap())).collect()
+    };
+    let clear = |ctx: usize| {
+        let mut w = Mapping::new(guest.as_raw_fd(), MIB, 2 * MIB as usize).unwrap();
+        w.bytes_mut()[at(ctx)..at(ctx) + 32].fill(0);
+    };
+    for ctx in [0, 1] {
+        r.wr64(ctx as u32, CTX_DIRTY_ADDR_LO, 0x4000_0000 + at(ctx) as u64);
+    }
+    // Nothing written yet: the sync reports nothing and is counted.
+    r.cwr(0, CTX_DIRTY_CMD, 1);
+    assert_eq!(r.crd(0, CTX_DIRTY_SYNCED), 1);
+    assert_eq!(words(0), [0; 4]);
+    // A fill over pages 8 and 9, a copy to page 100, a DMA from the host
+    // to page 200 (and every descriptor's write-back in page 0 of the
+    // ring), a BAR2 write to page 255; context 1 fills its own page 3.
+    r.submit(0, fill(8 * 4096 + 100, 4096, 7));
+    r.submit(0, op(OP_COPY, 8 * 4096, 100 * 4096, 64));
+    r.submit(0, op(OP_DMA_FROM_HOST, 0x4000_0000, 200 * 4096, 16));
+    r.submit(1, fill(3 * 4096, 4096, 1));
+    r.run();
+    r.b.region_write(VFIO_PCI_BAR2_REGION_INDEX, 255 * 4096 + 8, &[1, 2, 3, 4])
+        .unwrap();
+    r.cwr(0, CTX_DIRTY_CMD, 1);
+    assert_eq!(r.crd(0, CTX_DIRTY_SYNCED), 2);
+    assert_eq!(
+        words(0),
+        [
+            1 | 1 << 8 | 1 << 9,
+            1 << (100 - 64),
+            0,
+            1 << (200 - 192) | 1 << (255 - 192)
+        ]
+    );
+    // Reported bits are cleared in the device: a second sync adds none.
+    clear(0);
+    r.cwr(0, CTX_DIRTY_CMD, 1);
+    assert_eq!(words(0), [0; 4]);
+    // Context 1 gets its own slice's pages (ring page 0, page 3).
+    r.cwr(1, CTX_DIRTY_CMD, 1);
+    assert_eq!(words(1), [1 | 1 << 3, 0, 0, 0]);
+    // A bitmap the device cannot reach: refused, nothing cleared.
+    r.submit(1, fill(5 * 4096, 4, 1));
+    r.run();
+    r.wr64(1, CTX_DIRTY_ADDR_LO, 0x9000_0000);
+    let bad = r.rd(REG_BAD_ACCESS_COUNT);
+    r.cwr(1, CTX_DIRTY_CMD, 1);
+    assert_eq!((r.rd(REG_BAD_ACCESS_COUNT), r.crd(1, CTX_DIRTY_SYNCED)), (bad + 1, 1));
+    clear(1);
+    r.wr64(1, CTX_DIRTY_ADDR_LO, 0x4000_0000 + at(1) as u64);
+    r.cwr(1, CTX_DIRTY_CMD, 1);
+    assert_eq!(words(1), [1 | 1 << 5, 0, 0, 0]);
+}
