@@ -51,3 +51,7 @@ vslice_devices() {
 		[ "$(cat "$d/vendor")" = 0x1b36 ] && [ "$(cat "$d/device")" = 0x5c10 ] && basename "$d"
 	done
 }
+# state_field BDF FIELD: a field of the parent's debugfs state file.
+state_field() { sed -n "s/^$2: //p" "/sys/kernel/debug/vslice/$1/state"; }
+# pinned_pages: tenant pages the driver holds pinned now (debugfs stats).
+pinned_pages() { sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats; }

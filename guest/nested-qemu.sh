@@ -9,14 +9,13 @@ P1=$(vslice_devices | head -n1)
 Q="/extra/lib/ld-linux-x86-64.so.2 --library-path /extra/lib /extra/bin/qemu-system-x86_64"
 TYPES="eighth quarter half full unit"
 avail() { cat "/sys/class/mdev_bus/$P1/mdev_supported_types/vslice-$1/available_instances"; }
-state() { sed -n "s/^$1: //p" "/sys/kernel/debug/vslice/$P1/state"; }
 
 # For every type on this geometry: available > 0 <=> create succeeds, and
 # the capacity comes back after the removal. With the whole device taken,
 # every type says 0 and every create is refused.
 large_geometry_every_type_creatable() {
-	vram=$(state vram_bytes)
-	echo "device: $(state contexts) contexts, $vram bytes of VRAM"
+	vram=$(state_field "$P1" vram_bytes)
+	echo "device: $(state_field "$P1" contexts) contexts, $vram bytes of VRAM"
 	[ "$vram" -gt 4294967296 ] || { echo "this run needs a device with more than 4 GiB of VRAM"; return 1; }
 	for t in $TYPES; do
 		n=$(avail $t)

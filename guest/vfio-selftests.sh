@@ -80,7 +80,7 @@ run_vfio_selftests() {
 	[ -z "$u" ] || vslice remove "$u"
 	echo "$oc" >/proc/sys/vm/overcommit_memory
 	echo "$hp" >/proc/sys/vm/nr_hugepages
-	pinned=$(sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats)
+	pinned=$(pinned_pages)
 	echo "ok|pinned_pages_back_to_zero|" >>"$res"
 	[ "$pinned" = 0 ] || sed -i "\$s/.*/not ok|pinned_pages_back_to_zero| # $pinned pages pinned/" "$res"
 	ktap_begin vslice_vfio_selftests "$(wc -l <"$res")"

@@ -6,7 +6,6 @@
 # The host watches the console for these; inside a test's $(...) stdout is
 # captured, so they go to the serial port directly.
 sync_host() { echo "VSLICE-SYNC $1" >/dev/ttyS1; }
-state_field() { sed -n "s/^$2: //p" "/sys/kernel/debug/vslice/$1/state"; }
 # wait_field BDF FIELD VALUE: up to 20 s for the state file to show it.
 wait_field() {
 	k=0

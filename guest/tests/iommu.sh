@@ -16,8 +16,8 @@ iommu_translates_the_parent() {
 # entered in the device's tables.
 iommu_selftest_dma_round_trip() {
 	echo 1048576 >"/sys/kernel/debug/vslice/$P1/selftest" || return 1
-	grep -qx 'selftest: passed' "/sys/kernel/debug/vslice/$P1/state" || return 1
-	grep -qx 'selftest_dma_bytes: 1048576' "/sys/kernel/debug/vslice/$P1/state"
+	[ "$(state_field "$P1" selftest)" = passed ] || return 1
+	[ "$(state_field "$P1" selftest_dma_bytes)" = 1048576 ]
 }
 
 # An instance's DMA: tenant pages pinned, mapped for the parent through
@@ -27,7 +27,7 @@ iommu_instance_dma_round_trips() {
 	r=0
 	vslice run --dma --rounds 8 "$u" || r=1
 	vslice remove "$u" || r=1
-	pinned=$(sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats)
+	pinned=$(pinned_pages)
 	[ "$pinned" = 0 ] || { echo "$pinned pages still pinned"; return 1; }
 	return $r
 }

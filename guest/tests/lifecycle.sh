@@ -232,15 +232,15 @@ selftest_dma_through_translation() {
 		echo "$v" >"$st/selftest" || { echo "selftest $v refused"; return 1; }
 		want=$v
 		case $v in 0 | 1) want=65536 ;; 4095) want=4096 ;; esac
-		got=$(sed -n 's/^selftest_dma_bytes: //p' "$st/state")
+		got=$(state_field "$P1" selftest_dma_bytes)
 		[ "$got" = "$want" ] || { echo "selftest $v: moved $got bytes, want $want"; return 1; }
-		[ "$(sed -n 's/^selftest_dma_in_ns: //p' "$st/state")" -gt 0 ] || return 1
+		[ "$(state_field "$P1" selftest_dma_in_ns)" -gt 0 ] || return 1
 	done
 	for v in 16777217 18446744073709551615 18446744073709551616 -1 abc; do
 		out=$( (echo "$v" >"$st/selftest") 2>&1) && { echo "selftest $v accepted"; return 1; }
 		echo "$out" | grep -q 'Invalid argument\|Numerical result out of range' || { echo "selftest $v: $out"; return 1; }
 	done
-	[ "$(sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats)" = 0 ] || return 1
+	[ "$(pinned_pages)" = 0 ] || return 1
 	expect_avail "$P1" "8 4 2 1 16"
 }
 

@@ -79,7 +79,7 @@ client_run_dma_round_trips() {
 	rc=$?
 	vslice remove "$a"
 	vslice remove "$b"
-	pinned=$(sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats)
+	pinned=$(pinned_pages)
 	[ "$pinned" = 0 ] || { echo "$pinned pages still pinned"; return 1; }
 	return $rc
 }

@@ -145,20 +145,43 @@ pub struct DriverStats {
     pub dma_faults_refused: u64,
 }
 
-impl DriverStats {
-    pub fn read() -> io::Result<DriverStats> {
-        let p = "/sys/kernel/debug/vslice/stats";
-        let text = fs::read_to_string(p).map_err(|e| vslice::context(e, p))?;
-        let m: BTreeMap<&str, u64> = text
+/// The numeric "name: value" lines of a debugfs file of the driver.
+pub struct Fields {
+    path: String,
+    map: BTreeMap<String, u64>,
+}
+
+impl Fields {
+    pub fn read(path: &str) -> io::Result<Fields> {
+        let text = fs::read_to_string(path).map_err(|e| vslice::context(e, path))?;
+        let map = text
             .lines()
             .filter_map(|l| l.split_once(": "))
-            .filter_map(|(k, v)| Some((k, v.trim().parse().ok()?)))
+            .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
             .collect();
-        let get = |k: &str| {
-            m.get(k)
-                .copied()
-                .ok_or_else(|| io::Error::other(format!("{p}: no {k}")))
-        };
+        Ok(Fields {
+            path: path.to_string(),
+            map,
+        })
+    }
+
+    /// Parent `bdf`'s state file.
+    pub fn parent_state(bdf: &str) -> io::Result<Fields> {
+        Fields::read(&format!("/sys/kernel/debug/vslice/{bdf}/state"))
+    }
+
+    pub fn get(&self, k: &str) -> io::Result<u64> {
+        self.map
+            .get(k)
+            .copied()
+            .ok_or_else(|| io::Error::other(format!("{}: no {k}", self.path)))
+    }
+}
+
+impl DriverStats {
+    pub fn read() -> io::Result<DriverStats> {
+        let f = Fields::read("/sys/kernel/debug/vslice/stats")?;
+        let get = |k: &str| f.get(k);
         Ok(DriverStats {
             instances_made: get("instances_made")?,
             instances_released: get("instances_released")?,

@@ -15,7 +15,7 @@ use vslice::job::{self, Instance, Job, DATA_BASE};
 use vslice::regs::*;
 use vslice::sysfs;
 use vslice::vfio::Mmap;
-use vslice_tests::health::DriverStats;
+use vslice_tests::health::{DriverStats, Fields};
 
 use crate::access::{copy_rate, window, PAGE};
 use crate::table::{Results, Row, Series};
@@ -44,26 +44,15 @@ fn timed(inst: &mut Instance, op: u32, src: u64, dst: u64, len: usize) -> io::Re
     Ok(took)
 }
 
-/// A field of the parent's debugfs state.
-fn state_field(bdf: &str, name: &str) -> io::Result<u64> {
-    let p = Path::new("/sys/kernel/debug/vslice").join(bdf).join("state");
-    let s = std::fs::read_to_string(&p).map_err(|e| vslice::context(e, p.display()))?;
-    s.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
-        .ok_or_else(|| io::Error::other(format!("{}: no {name}", p.display())))
-}
-
 /// The parent's self-test DMA pass of `len` bytes: (ns in, ns out).
 fn parent_dma(bdf: &str, len: usize) -> io::Result<(u64, u64)> {
     let p = Path::new("/sys/kernel/debug/vslice").join(bdf).join("selftest");
     sysfs::write_attr(&p, len.to_string())?;
-    if state_field(bdf, "selftest_dma_bytes")? != len as u64 {
+    let st = Fields::parent_state(bdf)?;
+    if st.get("selftest_dma_bytes")? != len as u64 {
         return Err(io::Error::other("the self-test moved another length"));
     }
-    Ok((
-        state_field(bdf, "selftest_dma_in_ns")?,
-        state_field(bdf, "selftest_dma_out_ns")?,
-    ))
+    Ok((st.get("selftest_dma_in_ns")?, st.get("selftest_dma_out_ns")?))
 }
 
 fn faults_resolved() -> io::Result<u64> {

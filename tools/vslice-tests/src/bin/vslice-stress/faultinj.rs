@@ -22,7 +22,7 @@
 use std::cell::RefCell;
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
 use vslice::job::{self, Job};
@@ -44,17 +44,51 @@ const ATTRS: &[(&str, &str)] = &[
     ("fail_page_alloc/verbose", "1"),
 ];
 
-fn set_attrs(restore: bool) -> io::Result<()> {
-    for (f, v) in ATTRS {
-        let v = match (restore, *f) {
-            (true, f) if f.ends_with("ignore-gfp-wait") || f.ends_with("ignore-gfp-highmem") => "Y",
-            (true, f) if f.ends_with("verbose") => "2",
-            _ => v,
-        };
-        let p = Path::new("/sys/kernel/debug").join(f);
-        sysfs::write_attr(&p, v)?;
+/// Fault-injection attributes (debugfs) set by this run; the values they
+/// had come back on `restore` or drop, last set first.
+struct Saved(Vec<(PathBuf, String)>);
+
+impl Saved {
+    fn new() -> Saved {
+        Saved(Vec::new())
     }
-    Ok(())
+
+    /// Sets `/sys/kernel/debug/<attr>` to `v`, remembering its value.
+    fn set(&mut self, attr: &str, v: &str) -> io::Result<()> {
+        let p = Path::new("/sys/kernel/debug").join(attr);
+        let old = fs::read_to_string(&p).map_err(|e| vslice::context(e, p.display()))?;
+        self.0.push((p.clone(), old.trim().to_string()));
+        sysfs::write_attr(&p, v)
+    }
+
+    /// Puts every attribute back; the first error, after trying all.
+    fn restore(mut self) -> io::Result<()> {
+        self.undo()
+    }
+
+    fn undo(&mut self) -> io::Result<()> {
+        let mut res = Ok(());
+        while let Some((p, v)) = self.0.pop() {
+            if let Err(e) = sysfs::write_attr(&p, &v) {
+                res = res.and(Err(e));
+            }
+        }
+        res
+    }
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        let _ = self.undo();
+    }
+}
+
+fn set_attrs() -> io::Result<Saved> {
+    let mut saved = Saved::new();
+    for (f, v) in ATTRS {
+        saved.set(f, v)?;
+    }
+    Ok(saved)
 }
 
 /// This thread's fail-nth.
@@ -241,42 +275,27 @@ fn module_text(name: &str) -> io::Result<(u64, u64)> {
 }
 
 /// failslab and fail_page_alloc failing `percent` of the allocations made
-/// under the driver's code, in any task; the previous settings come back
-/// on drop.
-struct UnderDriver(Vec<(std::path::PathBuf, String)>);
-
-impl UnderDriver {
-    fn arm(text: (u64, u64), percent: u32) -> io::Result<UnderDriver> {
-        let mut saved = UnderDriver(Vec::new());
-        for cap in ["failslab", "fail_page_alloc"] {
-            for (attr, v) in [
-                ("require-start", format!("{:#x}", text.0)),
-                ("require-end", format!("{:#x}", text.1)),
-                ("stacktrace-depth", "32".into()),
-                ("task-filter", "N".into()),
-                ("interval", "1".into()),
-                ("times", "-1".into()),
-                ("space", "0".into()),
-                ("verbose", "0".into()),
-                ("probability", percent.to_string()),
-            ] {
-                let p = Path::new("/sys/kernel/debug").join(cap).join(attr);
-                let old = fs::read_to_string(&p).map_err(|e| vslice::context(e, p.display()))?;
-                saved.0.push((p.clone(), old.trim().to_string()));
-                sysfs::write_attr(&p, v)?;
-            }
-        }
-        Ok(saved)
-    }
-}
-
-impl Drop for UnderDriver {
-    fn drop(&mut self) {
-        // Probability first: nothing fails while the filter is undone.
-        for (p, v) in self.0.iter().rev() {
-            let _ = sysfs::write_attr(p, v);
+/// under the driver's code, in any task, until the guard drops.
+fn arm_under_driver(text: (u64, u64), percent: u32) -> io::Result<Saved> {
+    let mut saved = Saved::new();
+    for cap in ["failslab", "fail_page_alloc"] {
+        for (attr, v) in [
+            ("require-start", format!("{:#x}", text.0)),
+            ("require-end", format!("{:#x}", text.1)),
+            ("stacktrace-depth", "32".into()),
+            ("task-filter", "N".into()),
+            ("interval", "1".into()),
+            ("times", "-1".into()),
+            ("space", "0".into()),
+            ("verbose", "0".into()),
+            // Last: restored first, so nothing fails while the filter is
+            // undone.
+            ("probability", percent.to_string()),
+        ] {
+            saved.set(&format!("{cap}/{attr}"), &v)?;
         }
     }
+    Ok(saved)
 }
 
 /// Host → VRAM → host through the instance's IOAS with allocations under
@@ -310,7 +329,7 @@ fn dma_jobs(inst: &mut job::Instance, text: (u64, u64), percent: u32, jobs: u32,
         // memory is retried by the kernel for ever).
         let step = |inst: &mut job::Instance, op, src, dst| {
             job::run_one_with(inst, 0, Job::new(op, src, dst, len), 30_000, || {
-                UnderDriver::arm(text, percent)
+                arm_under_driver(text, percent)
             })
         };
         let there = step(inst, OP_DMA_FROM_HOST, IOVA, job::DATA_BASE);
@@ -452,9 +471,10 @@ pub fn run(how: How, r: &mut Report, kmsg: &mut Kmsg) {
         return r.fail("no bound vslice parent".into());
     };
     r.tally.also_clean = CLEAN_UNDER_FAULTS;
-    if let Err(e) = set_attrs(false) {
-        return r.fail(format!("fault injection not available: {e}"));
-    }
+    let attrs = match set_attrs() {
+        Ok(a) => a,
+        Err(e) => return r.fail(format!("fault injection not available: {e}")),
+    };
     // Create.
     let mut uuid = String::new();
     sweep(
@@ -560,7 +580,7 @@ pub fn run(how: How, r: &mut Report, kmsg: &mut Kmsg) {
             r.fail(format!("probe: self-test of {q} after the sweep: {e}"));
         }
     }
-    if let Err(e) = set_attrs(true) {
+    if let Err(e) = attrs.restore() {
         r.fail(format!("restoring fault injection settings: {e}"));
     }
     std::thread::sleep(std::time::Duration::from_secs(6));
