@@ -181,7 +181,7 @@ DEFINE_SHOW_ATTRIBUTE(vslice_stats);
 
 /*
  * <root>/<bdf>/selftest: writing N runs the self-test (a parent-level op)
- * with N bytes in its DMA pass; 0 or 1: the default.
+ * with N bytes in its DMA pass (Rust says what N may be).
  */
 static ssize_t vslice_selftest_write(struct file *file, const char __user *buf,
 				     size_t count, loff_t *ppos)
@@ -195,7 +195,7 @@ static ssize_t vslice_selftest_write(struct file *file, const char __user *buf,
 		return ret;
 	if (!down_read_trylock(&sp->rwsem))
 		return -ENODEV;
-	ret = vslice_rs_selftest(sp->rs, len > 1 ? len : 0);
+	ret = vslice_rs_selftest(sp->rs, len);
 	up_read(&sp->rwsem);
 	return ret ? ret : count;
 }

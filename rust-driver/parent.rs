@@ -574,13 +574,13 @@ impl ParentState {
     /// Runs a fill and a checksum job on a context carved like the
     /// smallest instance that holds the test's data (so it competes fairly
     /// with instances) and checks the result and that the completion
-    /// interrupt arrived; then moves `dma_len` bytes (0: the default) from
-    /// host memory to VRAM and back through the same address translation
-    /// instances use, and checks them. The caller holds the per-parent
-    /// rwsem shared.
+    /// interrupt arrived; then moves `dma_len` bytes (0 or 1: the default,
+    /// so `echo 1` runs the usual test) from host memory to VRAM and back
+    /// through the same address translation instances use, and checks
+    /// them. The caller holds the per-parent rwsem shared.
     pub(crate) fn selftest(&self, dma_len: u64) -> Result {
         let dma_len = match dma_len {
-            0 => SELFTEST_DMA_LEN,
+            0 | 1 => SELFTEST_DMA_LEN,
             n if n <= u64::from(SELFTEST_DMA_MAX) => {
                 n.next_multiple_of(regs::XLATE_PAGE_SIZE) as u32
             }

@@ -630,7 +630,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_irq(
 }
 
 /// The debugfs `selftest` write (process context, rwsem held shared):
-/// `dma_len` bytes for its DMA pass (0: the default).
+/// `dma_len` bytes for its DMA pass (0 or 1: the default).
 ///
 /// # Safety
 ///

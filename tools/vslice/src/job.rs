@@ -249,7 +249,6 @@ impl Instance {
     }
 }
 
-/// Every job at `idx` of context `c` completed successfully.
 /// Runs `job` alone on context `c` and waits for it (`ms` at most). A job
 /// that failed leaves the context halted: its error is read
 /// (`CTX_ERROR_ADDR_*`, returned) and cleared, so the ring goes on.
@@ -280,6 +279,7 @@ pub fn run_one_with<G>(
     Ok((d, Some(u64::from(lo) | u64::from(hi) << 32)))
 }
 
+/// Every job at `idx` of context `c` completed successfully.
 fn all_done(inst: &Instance, c: u32, idx: &[u32]) -> io::Result<()> {
     for &i in idx {
         let d = inst.done(c, i);
