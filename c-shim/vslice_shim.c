@@ -38,11 +38,25 @@
  * held across pinning or unpinning; pinning takes the mm's mmap_lock, so
  * nothing here pins or unpins with memory_lock held. xlate_work calls in
  * under inst_lock.
+ * Migration, per instance: state_mutex (the FSM state and which data
+ * files exist), then a data file's lock, then igate and memory_lock
+ * (write-protecting the VRAM mapping, loading a stream, reset). A data
+ * file's read copies to user space under its lock, which may fault on
+ * the instance's own mapping (mmap_lock, then memory_lock shared); no
+ * path takes a file's lock or state_mutex under mmap_lock or
+ * memory_lock, and none of these locks is taken by a path that holds the
+ * device set's lock but close_device, which takes state_mutex first of
+ * ours. So VFIO_DEVICE_RESET simply takes state_mutex: the deferred-reset
+ * dance of mtty and mlx5 guards against a PCI reset path that mdev
+ * instances do not have.
  */
 
+#include <linux/anon_inodes.h>
+#include <linux/crc32.h>
 #include <linux/debugfs.h>
 #include <linux/dma-mapping.h>
 #include <linux/eventfd.h>
+#include <linux/file.h>
 #include <linux/interrupt.h>
 #include <linux/iommu.h>
 #include <linux/list.h>
@@ -116,6 +130,25 @@ struct vslice_shim_instance {
 	struct rw_semaphore memory_lock;
 	/* On sp->instances, under sp->inst_lock. */
 	struct list_head node;
+	/* Migration: the FSM state and the data files, under state_mutex. */
+	struct mutex state_mutex;
+	enum vfio_device_mig_state mig_state;
+	struct vslice_mig_file *saving;
+	struct vslice_mig_file *resuming;
+};
+
+/*
+ * A migration data file: the fd user space reads the stream from (saving)
+ * or writes it to (resuming). Rust's stream lives as long as the file is
+ * enabled; disabling it (the session ended, reset, last close) frees the
+ * stream, and later reads and writes get -ENODEV.
+ */
+struct vslice_mig_file {
+	struct file *filp;
+	/* Serialises reads, writes and ioctls on the file, and disabling. */
+	struct mutex lock;
+	struct vslice_shim_instance *inst;
+	struct vslice_rs_stream *rs;
 };
 
 static struct dentry *vslice_debugfs_root;
@@ -440,20 +473,20 @@ static void vslice_xlate_work(struct work_struct *work)
 
 /* ---- instances: DMA plumbing (decisions in rust-driver/dma.rs) ----------- */
 
-void *vslice_shim_page_alloc(struct pci_dev *pdev, u64 *dma)
+void *vslice_shim_coherent_alloc(struct pci_dev *pdev, u64 len, u64 *dma)
 {
 	dma_addr_t addr;
 	void *cpu;
 
-	cpu = dma_alloc_coherent(&pdev->dev, PAGE_SIZE, &addr, GFP_KERNEL);
+	cpu = dma_alloc_coherent(&pdev->dev, len, &addr, GFP_KERNEL);
 	if (cpu)
 		*dma = addr;
 	return cpu;
 }
 
-void vslice_shim_page_free(struct pci_dev *pdev, void *cpu, u64 dma)
+void vslice_shim_coherent_free(struct pci_dev *pdev, u64 len, void *cpu, u64 dma)
 {
-	dma_free_coherent(&pdev->dev, PAGE_SIZE, cpu, dma);
+	dma_free_coherent(&pdev->dev, len, cpu, dma);
 }
 
 static enum dma_data_direction vslice_dma_dir(u32 write)
@@ -486,6 +519,353 @@ void vslice_shim_unpin(struct vslice_shim_instance *si, u64 iova, u64 dma, u32 w
 	vfio_unpin_pages(&si->vdev, iova, 1);
 }
 
+/* ---- instances: migration (decisions in rust-driver/migrate.rs) -------- */
+
+void vslice_shim_vram_wp(struct vslice_shim_instance *si)
+{
+	down_write(&si->memory_lock);
+	vslice_zap_vram(si);
+	vslice_rs_cpu_log_rotate(si->rs);
+	up_write(&si->memory_lock);
+}
+
+u32 vslice_shim_crc32c(u32 crc, const u8 *buf, u64 len)
+{
+	return crc32c(crc, buf, len);
+}
+
+/* Ends a data file's session: its stream goes, the fd answers -ENODEV. */
+static void vslice_mig_file_disable(struct vslice_mig_file *mf)
+{
+	mutex_lock(&mf->lock);
+	if (mf->rs) {
+		vslice_rs_mig_free(mf->rs);
+		mf->rs = NULL;
+	}
+	mutex_unlock(&mf->lock);
+}
+
+/* Ends every session of the instance; state_mutex held. */
+static void vslice_mig_files_disable(struct vslice_shim_instance *inst)
+{
+	lockdep_assert_held(&inst->state_mutex);
+	if (inst->saving) {
+		vslice_mig_file_disable(inst->saving);
+		fput(inst->saving->filp);
+		inst->saving = NULL;
+	}
+	if (inst->resuming) {
+		vslice_mig_file_disable(inst->resuming);
+		fput(inst->resuming->filp);
+		inst->resuming = NULL;
+	}
+}
+
+static int vslice_mig_release(struct inode *inode, struct file *filp)
+{
+	struct vslice_mig_file *mf = filp->private_data;
+
+	vslice_mig_file_disable(mf);
+	mutex_destroy(&mf->lock);
+	kfree(mf);
+	return 0;
+}
+
+/*
+ * read() of the saving fd: stream bytes, through a bounce page (Rust
+ * reads VRAM and registers into it). 0 at the end of a STOP_COPY stream,
+ * -ENOMSG at pre-copy's temporary end.
+ */
+static ssize_t vslice_mig_read(struct file *filp, char __user *ubuf, size_t count,
+			       loff_t *pos)
+{
+	struct vslice_mig_file *mf = filp->private_data;
+	size_t done = 0;
+	s64 n = 0;
+	u8 *buf;
+
+	if (pos)
+		return -ESPIPE;
+	buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&mf->lock);
+	while (done < count) {
+		u32 len = min_t(size_t, count - done, PAGE_SIZE);
+
+		n = mf->rs ? vslice_rs_mig_read(mf->rs, buf, len) : -ENODEV;
+		if (n <= 0)
+			break;
+		if (copy_to_user(ubuf + done, buf, n)) {
+			n = -EFAULT;
+			break;
+		}
+		done += n;
+	}
+	mutex_unlock(&mf->lock);
+	kfree(buf);
+	return done ? done : n;
+}
+
+/* write() of the resuming fd: Rust checks and takes the bytes as they come. */
+static ssize_t vslice_mig_write(struct file *filp, const char __user *ubuf, size_t count,
+				loff_t *pos)
+{
+	struct vslice_mig_file *mf = filp->private_data;
+	size_t done = 0;
+	s64 n = 0;
+	u8 *buf;
+
+	if (pos)
+		return -ESPIPE;
+	buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&mf->lock);
+	while (done < count) {
+		u32 len = min_t(size_t, count - done, PAGE_SIZE);
+
+		if (copy_from_user(buf, ubuf + done, len)) {
+			n = -EFAULT;
+			break;
+		}
+		n = mf->rs ? vslice_rs_mig_write(mf->rs, buf, len) : -ENODEV;
+		if (n <= 0)
+			break;
+		done += n;
+	}
+	mutex_unlock(&mf->lock);
+	kfree(buf);
+	return done ? done : n;
+}
+
+/* VFIO_MIG_GET_PRECOPY_INFO on the saving fd; -EINVAL outside pre-copy. */
+static long vslice_mig_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	struct vslice_mig_file *mf = filp->private_data;
+	unsigned long minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct vfio_precopy_info info;
+	int ret;
+
+	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
+		return -ENOTTY;
+	if (copy_from_user(&info, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+	mutex_lock(&mf->lock);
+	ret = mf->rs ? vslice_rs_mig_precopy_info(mf->rs, &info.initial_bytes,
+						  &info.dirty_bytes) : -ENODEV;
+	mutex_unlock(&mf->lock);
+	if (ret)
+		return ret;
+	info.flags = 0;
+	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static const struct file_operations vslice_mig_save_fops = {
+	.owner = THIS_MODULE,
+	.read = vslice_mig_read,
+	.unlocked_ioctl = vslice_mig_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = vslice_mig_release,
+};
+
+static const struct file_operations vslice_mig_resume_fops = {
+	.owner = THIS_MODULE,
+	.write = vslice_mig_write,
+	.release = vslice_mig_release,
+};
+
+/* A data file around a new stream of Rust's; state_mutex held. */
+static struct vslice_mig_file *vslice_mig_file_new(struct vslice_shim_instance *inst,
+						   bool save, u32 precopy)
+{
+	struct vslice_mig_file *mf;
+	int ret;
+
+	lockdep_assert_held(&inst->state_mutex);
+	mf = kzalloc_obj(*mf, GFP_KERNEL_ACCOUNT);
+	if (!mf)
+		return ERR_PTR(-ENOMEM);
+	mutex_init(&mf->lock);
+	mf->inst = inst;
+	ret = save ? vslice_rs_mig_save(inst->rs, precopy, &mf->rs) :
+		     vslice_rs_mig_resume(inst->rs, &mf->rs);
+	if (ret)
+		goto free;
+	mf->filp = anon_inode_getfile("vslice_mig", save ? &vslice_mig_save_fops :
+				      &vslice_mig_resume_fops, mf,
+				      save ? O_RDONLY : O_WRONLY);
+	if (IS_ERR(mf->filp)) {
+		ret = PTR_ERR(mf->filp);
+		vslice_rs_mig_free(mf->rs);
+		goto free;
+	}
+	stream_open(mf->filp->f_inode, mf->filp);
+	/* Dirty logging is on: no CPU write may keep a writable mapping. */
+	if (precopy)
+		vslice_shim_vram_wp(inst);
+	return mf;
+free:
+	mutex_destroy(&mf->lock);
+	kfree(mf);
+	return ERR_PTR(ret);
+}
+
+/*
+ * One arc of the FSM (vfio_mig_get_next_state() gives only these); the
+ * file to return for the arcs that start a session. state_mutex held.
+ */
+static struct file *vslice_mig_step(struct vslice_shim_instance *inst,
+				    enum vfio_device_mig_state new)
+{
+	enum vfio_device_mig_state cur = inst->mig_state;
+	struct vslice_mig_file *mf;
+	int ret = 0;
+
+	lockdep_assert_held(&inst->state_mutex);
+	/* Into and out of the P2P quiescent state: the contexts freeze or thaw. */
+	if ((cur == VFIO_DEVICE_STATE_RUNNING && new == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY && new == VFIO_DEVICE_STATE_PRE_COPY_P2P))
+		return ERR_PTR(vslice_rs_mig_freeze(inst->rs, 1));
+	if ((cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_RUNNING) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_PRE_COPY))
+		return ERR_PTR(vslice_rs_mig_freeze(inst->rs, 0));
+	/* STOP is RUNNING_P2P to the device: both start no DMA, no interrupt. */
+	if ((cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_STOP) ||
+	    (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_RUNNING_P2P))
+		return NULL;
+	/* The end of a session. */
+	if ((cur == VFIO_DEVICE_STATE_PRE_COPY && new == VFIO_DEVICE_STATE_RUNNING) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_STOP_COPY && new == VFIO_DEVICE_STATE_STOP)) {
+		vslice_mig_files_disable(inst);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_RESUMING && new == VFIO_DEVICE_STATE_STOP) {
+		mutex_lock(&inst->resuming->lock);
+		down_write(&inst->memory_lock);
+		ret = inst->resuming->rs ? vslice_rs_mig_load(inst->resuming->rs) : -ENODEV;
+		/* The loaded command register may have turned decoding off. */
+		vslice_zap_vram(inst);
+		up_write(&inst->memory_lock);
+		mutex_unlock(&inst->resuming->lock);
+		if (ret)
+			return ERR_PTR(ret);
+		vslice_mig_files_disable(inst);
+		return NULL;
+	}
+	/* The saving group shares the session the first of its arcs started. */
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_STOP_COPY) {
+		mutex_lock(&inst->saving->lock);
+		ret = inst->saving->rs ? vslice_rs_mig_stop_copy(inst->saving->rs) : -ENODEV;
+		mutex_unlock(&inst->saving->lock);
+		return ERR_PTR(ret);
+	}
+	if ((cur == VFIO_DEVICE_STATE_RUNNING && new == VFIO_DEVICE_STATE_PRE_COPY) ||
+	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_STOP_COPY)) {
+		mf = vslice_mig_file_new(inst, true, new != VFIO_DEVICE_STATE_STOP_COPY);
+		if (IS_ERR(mf))
+			return ERR_CAST(mf);
+		inst->saving = mf;
+		get_file(mf->filp);
+		return mf->filp;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_RESUMING) {
+		mf = vslice_mig_file_new(inst, false, 0);
+		if (IS_ERR(mf))
+			return ERR_CAST(mf);
+		inst->resuming = mf;
+		get_file(mf->filp);
+		return mf->filp;
+	}
+	/* vfio_mig_get_next_state() gives no other arc. */
+	WARN_ON_ONCE(1);
+	return ERR_PTR(-EINVAL);
+}
+
+/*
+ * VFIO core: VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE SET. An arc that fails
+ * leaves the instance in the state it reached, except loading a stream,
+ * which has changed the device's state half way: ERROR, left only by
+ * VFIO_DEVICE_RESET.
+ */
+static struct file *vslice_mig_set_state(struct vfio_device *vdev,
+					 enum vfio_device_mig_state new_state)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+	enum vfio_device_mig_state next;
+	struct file *res = NULL;
+	int ret;
+
+	mutex_lock(&inst->state_mutex);
+	/* ERROR has no arcs (the core's helper warns if asked): reset leaves it. */
+	if (inst->mig_state == VFIO_DEVICE_STATE_ERROR)
+		res = ERR_PTR(-EINVAL);
+	while (!res && inst->mig_state != new_state) {
+		ret = vfio_mig_get_next_state(vdev, inst->mig_state, new_state, &next);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = vslice_mig_step(inst, next);
+		if (IS_ERR(res)) {
+			if (inst->mig_state == VFIO_DEVICE_STATE_RESUMING ||
+			    PTR_ERR(res) == -ENODEV)
+				inst->mig_state = VFIO_DEVICE_STATE_ERROR;
+			break;
+		}
+		inst->mig_state = next;
+		if (WARN_ON(res && next != new_state)) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
+	mutex_unlock(&inst->state_mutex);
+	return res;
+}
+
+static int vslice_mig_get_state(struct vfio_device *vdev, enum vfio_device_mig_state *state)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	mutex_lock(&inst->state_mutex);
+	*state = inst->mig_state;
+	mutex_unlock(&inst->state_mutex);
+	return 0;
+}
+
+static int vslice_mig_get_data_size(struct vfio_device *vdev, unsigned long *stop_copy_length)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	*stop_copy_length = vslice_rs_mig_data_size(inst->rs);
+	return 0;
+}
+
+static const struct vfio_migration_ops vslice_mig_ops = {
+	.migration_set_state = vslice_mig_set_state,
+	.migration_get_state = vslice_mig_get_state,
+	.migration_get_data_size = vslice_mig_get_data_size,
+};
+
+/*
+ * Every user starts RUNNING with no session (open, reset, last close);
+ * state_mutex held.
+ */
+static void vslice_mig_reset(struct vslice_shim_instance *inst)
+{
+	lockdep_assert_held(&inst->state_mutex);
+	vslice_mig_files_disable(inst);
+	inst->mig_state = VFIO_DEVICE_STATE_RUNNING;
+}
+
 /* How long a user may keep the device after REQ before it is revoked. */
 #define VSLICE_REQ_GRACE (10 * HZ)
 
@@ -498,6 +878,7 @@ static void vslice_vfio_release(struct vfio_device *vdev)
 	if (inst->rs)
 		vslice_rs_instance_release(inst->rs);
 	mutex_destroy(&inst->igate);
+	mutex_destroy(&inst->state_mutex);
 	/*
 	 * Last: module exit may proceed once this wakes it. Only the return
 	 * from this function is left, as for the parents' release below.
@@ -572,7 +953,10 @@ static void vslice_vfio_close_device(struct vfio_device *vdev)
 		inst->req_trigger = NULL;
 	}
 	mutex_unlock(&inst->igate);
+	mutex_lock(&inst->state_mutex);
+	vslice_mig_reset(inst);
 	vslice_rs_instance_reset(inst->rs);
+	mutex_unlock(&inst->state_mutex);
 	/* The contexts are stopped: nothing of the user's stays pinned. */
 	vslice_rs_instance_unpin_all(inst->rs);
 }
@@ -778,6 +1162,8 @@ static long vslice_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd, unsign
 		 * mapping is zapped, so that no access reaches VRAM while the
 		 * contexts reset; faults map it again afterwards.
 		 */
+		mutex_lock(&inst->state_mutex);
+		vslice_mig_reset(inst);
 		mutex_lock(&inst->igate);
 		vslice_msix_teardown(inst);
 		down_write(&inst->memory_lock);
@@ -785,6 +1171,7 @@ static long vslice_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd, unsign
 		ret = vslice_rs_instance_reset(inst->rs);
 		up_write(&inst->memory_lock);
 		mutex_unlock(&inst->igate);
+		mutex_unlock(&inst->state_mutex);
 		/* A reset function holds no DMA: pins go, outside memory_lock. */
 		vslice_rs_instance_unpin_all(inst->rs);
 		return ret;
@@ -912,29 +1299,41 @@ static ssize_t vslice_vfio_write(struct vfio_device *vdev, const char __user *bu
  */
 #define VSLICE_FAULT_WINDOW SZ_2M
 
+/* Slice offset of the page at @addr of a VRAM mapping. */
+static u64 vslice_vma_off(struct vm_area_struct *vma, unsigned long addr)
+{
+	return vslice_region_offset((u64)vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
+}
+
 /*
  * A fault on a VRAM mapping (mmap_lock held). Rust says whether the BARs
- * decode and where the page is; SIGBUS while they do not.
+ * decode and where the page is; SIGBUS while they do not. The mapping has
+ * a pfn_mkwrite, so the VMA's own protection is read-only (the kernel
+ * wants write notification): pages go in writable unless Rust logs CPU
+ * writes (pre-copy), when only a written page does, after it is logged.
  */
 static vm_fault_t vslice_vm_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct vslice_shim_instance *inst = vma->vm_private_data;
-	u64 vma_off = vslice_region_offset((u64)vma->vm_pgoff << PAGE_SHIFT);
 	unsigned long addr = vmf->address & PAGE_MASK;
 	unsigned long start = max(ALIGN_DOWN(addr, VSLICE_FAULT_WINDOW), vma->vm_start);
 	unsigned long end = min(ALIGN_DOWN(addr, VSLICE_FAULT_WINDOW) + VSLICE_FAULT_WINDOW,
 				vma->vm_end);
+	bool write = vmf->flags & FAULT_FLAG_WRITE;
+	pgprot_t rw, ro = vma->vm_page_prot;
 	unsigned long a;
 	vm_fault_t ret;
+	u32 wp = 0;
 	u64 phys;
 
+	rw = pgprot_decrypted(pgprot_noncached(vm_get_page_prot(vma->vm_flags)));
 	down_read(&inst->memory_lock);
-	if (vslice_rs_mmap_fault(inst->rs, vma_off + (addr - vma->vm_start), &phys)) {
+	if (vslice_rs_mmap_fault(inst->rs, vslice_vma_off(vma, addr), write, &phys, &wp)) {
 		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
-	ret = vmf_insert_pfn(vma, addr, PHYS_PFN(phys));
+	ret = vmf_insert_pfn_prot(vma, addr, PHYS_PFN(phys), wp && !write ? ro : rw);
 	if (ret & VM_FAULT_ERROR)
 		goto out;
 	/* The rest of the window (start <= addr), best effort. */
@@ -942,7 +1341,8 @@ static vm_fault_t vslice_vm_fault(struct vm_fault *vmf)
 	for (a = start; a < end; a += PAGE_SIZE) {
 		if (a == addr)
 			continue;
-		if (vmf_insert_pfn(vma, a, PHYS_PFN(phys + (a - start))) & VM_FAULT_ERROR)
+		if (vmf_insert_pfn_prot(vma, a, PHYS_PFN(phys + (a - start)), wp ? ro : rw) &
+		    VM_FAULT_ERROR)
 			break;
 	}
 out:
@@ -950,8 +1350,21 @@ out:
 	return ret;
 }
 
+/* A write to a page mapped read-only: Rust logs it, the kernel then allows it. */
+static vm_fault_t vslice_vm_pfn_mkwrite(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct vslice_shim_instance *inst = vma->vm_private_data;
+
+	down_read(&inst->memory_lock);
+	vslice_rs_mmap_mkwrite(inst->rs, vslice_vma_off(vma, vmf->address & PAGE_MASK));
+	up_read(&inst->memory_lock);
+	return 0;
+}
+
 static const struct vm_operations_struct vslice_vm_ops = {
 	.fault = vslice_vm_fault,
+	.pfn_mkwrite = vslice_vm_pfn_mkwrite,
 };
 
 /*
@@ -1026,6 +1439,11 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 	inst->sp = sp;
 	mutex_init(&inst->igate);
 	init_rwsem(&inst->memory_lock);
+	mutex_init(&inst->state_mutex);
+	inst->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	inst->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+				     VFIO_MIGRATION_PRE_COPY;
+	inst->vdev.mig_ops = &vslice_mig_ops;
 	ret = vslice_rs_instance_create(sp->rs, t->index, inst, &inst->rs);
 	if (ret)
 		goto put;

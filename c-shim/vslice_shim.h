@@ -32,6 +32,8 @@ struct vslice_rs_instance;
 struct vslice_shim_parent;
 /* C-owned per-instance state: the VFIO device, its locks and eventfds. */
 struct vslice_shim_instance;
+/* Rust-owned migration stream of one instance (rust-driver/migrate.rs). */
+struct vslice_rs_stream;
 
 enum vslice_parent_state {
 	VSLICE_PARENT_LIVE = 0,
@@ -140,13 +142,13 @@ void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
 int vslice_shim_err_ratelimit(void);
 /*
  * DMA plumbing, process context, called by Rust (rust-driver/dma.rs)
- * without an instance's translation mutex held for pin and unpin. A
- * zeroed, coherent 4 KiB page of @pdev's (translation tables, the
- * self-test's buffers): its CPU address, and its bus address in *@dma;
+ * without an instance's translation mutex held for pin and unpin. @len
+ * zeroed, coherent bytes of @pdev's (translation tables, the self-test's
+ * buffers, dirty bitmaps): the CPU address, and the bus address in *@dma;
  * NULL without memory.
  */
-void *vslice_shim_page_alloc(struct pci_dev *pdev, u64 *dma);
-void vslice_shim_page_free(struct pci_dev *pdev, void *cpu, u64 dma);
+void *vslice_shim_coherent_alloc(struct pci_dev *pdev, u64 len, u64 *dma);
+void vslice_shim_coherent_free(struct pci_dev *pdev, u64 len, void *cpu, u64 dma);
 /*
  * Pins the tenant's page at IOVA @iova (readable; writable too if @write)
  * through the VFIO core and maps it for the parent's DMA: its bus address
@@ -155,6 +157,17 @@ void vslice_shim_page_free(struct pci_dev *pdev, void *cpu, u64 dma);
 int vslice_shim_pin(struct vslice_shim_instance *si, u64 iova, u32 write, u64 *dma);
 /* Undoes vslice_shim_pin() of the page at @iova. */
 void vslice_shim_unpin(struct vslice_shim_instance *si, u64 iova, u64 dma, u32 write);
+
+/*
+ * Write-protects the instance's VRAM mapping and collects the CPU write
+ * log (zap, then vslice_rs_cpu_log_rotate(), both under memory_lock held
+ * exclusive, so that no write is logged and then missed): the next CPU
+ * write to each page faults and is logged. Called from the migration
+ * paths with no lock of the shim's but state_mutex or a data file's lock.
+ */
+void vslice_shim_vram_wp(struct vslice_shim_instance *si);
+/* CRC-32C of @len bytes at @buf, continuing from @crc (the stream's check). */
+u32 vslice_shim_crc32c(u32 crc, const u8 *buf, u64 len);
 
 /* Implemented in Rust, called from C. */
 void vslice_rs_stats(struct vslice_stats *out);
@@ -192,11 +205,23 @@ s64 vslice_rs_region_rw(const struct vslice_rs_instance *inst, u32 index,
 int vslice_rs_mmap_check(const struct vslice_rs_instance *inst, u32 index,
 			 u64 off, u64 len);
 /*
- * A fault at VRAM slice offset @off, memory_lock held shared: the physical
- * address to map there, or -EIO while the BARs do not decode.
+ * A fault at VRAM slice offset @off (a write if @write), memory_lock held
+ * shared: the physical address to map there, or -EIO while the BARs do
+ * not decode. *@wp is 1 while CPU writes are being logged: map the page
+ * read-only unless this is a write (which is logged).
  */
 int vslice_rs_mmap_fault(const struct vslice_rs_instance *inst, u64 off,
-			 u64 *phys);
+			 u32 write, u64 *phys, u32 *wp);
+/*
+ * A write to a read-only mapped VRAM page at slice offset @off, memory_lock
+ * held shared: logged.
+ */
+void vslice_rs_mmap_mkwrite(const struct vslice_rs_instance *inst, u64 off);
+/*
+ * Pre-copy: the pages CPU writes were logged for until now become the
+ * saving stream's to send; memory_lock held exclusive, the mapping zapped.
+ */
+void vslice_rs_cpu_log_rotate(const struct vslice_rs_instance *inst);
 /* 1 while the BARs decode (memory on, not revoked or failed), else 0. */
 u32 vslice_rs_instance_decodes(const struct vslice_rs_instance *inst);
 /* Taken from a user who ignored REQ: BARs stop answering, for good. */
@@ -223,5 +248,32 @@ void vslice_rs_parent_put(const struct vslice_rs_parent *rs);
 int vslice_rs_irq(const struct vslice_rs_parent *rs, u32 vector);
 /* Process context (debugfs write): run the device self-test. */
 int vslice_rs_selftest(const struct vslice_rs_parent *rs, u64 dma_len);
+
+/*
+ * Migration (VFIO migration v2), process context. The shim walks the FSM
+ * with vfio_mig_get_next_state() under the instance's state_mutex and
+ * calls these for the arcs' work; a stream belongs to one data file and
+ * is used under that file's lock (rust-driver/migrate.rs has the format).
+ * freeze: stop (1) or restart (0) every context of the instance (the
+ * P2P arcs). save: a saving stream, dirty logging on if @precopy.
+ * stop_copy: the stream's pre-copy phase ends (the contexts are frozen).
+ * read: up to @len stream bytes into @buf; 0 at the end, -ENOMSG at
+ * pre-copy's temporary end. precopy_info: VFIO_MIG_GET_PRECOPY_INFO.
+ * resume: a resuming stream. write: @len bytes of it. load: validate
+ * what was written and put it into the instance (memory_lock held
+ * exclusive). data_size: a STOP_COPY stream's length from now.
+ */
+int vslice_rs_mig_freeze(const struct vslice_rs_instance *inst, u32 freeze);
+int vslice_rs_mig_save(const struct vslice_rs_instance *inst, u32 precopy,
+		       struct vslice_rs_stream **out);
+int vslice_rs_mig_stop_copy(struct vslice_rs_stream *st);
+s64 vslice_rs_mig_read(struct vslice_rs_stream *st, u8 *buf, u32 len);
+int vslice_rs_mig_precopy_info(struct vslice_rs_stream *st, u64 *initial, u64 *dirty);
+int vslice_rs_mig_resume(const struct vslice_rs_instance *inst,
+			 struct vslice_rs_stream **out);
+s64 vslice_rs_mig_write(struct vslice_rs_stream *st, const u8 *buf, u32 len);
+int vslice_rs_mig_load(struct vslice_rs_stream *st);
+void vslice_rs_mig_free(struct vslice_rs_stream *st);
+u64 vslice_rs_mig_data_size(const struct vslice_rs_instance *inst);
 
 #endif /* VSLICE_SHIM_H */

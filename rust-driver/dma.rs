@@ -64,12 +64,12 @@ pub(crate) struct Page {
 impl Page {
     /// A zeroed page mapped for `pdev`.
     pub(crate) fn new(pdev: &pci::Device) -> Result<Page> {
-        let (cpu, dma) = shim::page_alloc(pdev)?;
+        let (cpu, dma) = shim::coherent_alloc(pdev, PAGE)?;
         Ok(Page { cpu, dma })
     }
 
     fn free(self, pdev: &pci::Device) {
-        shim::page_free(pdev, self.cpu, self.dma);
+        shim::coherent_free(pdev, PAGE, self.cpu, self.dma);
     }
 }
 

@@ -7,7 +7,9 @@
 //! VFIO device's release.
 //!
 //! Locking: the `xlate` mutex for DMA translation (dma.rs says what
-//! it orders); nothing else of its own. Config space and the emulated registers are
+//! it orders); the `cpu_log` spinlock for the pre-copy write log
+//! (migrate.rs), taken by VRAM mapping faults and BAR2 writes; nothing
+//! else of its own. Config space and the emulated registers are
 //! atomics (vdev.rs); hardware access goes through the parent's `Devres`
 //! BARs (RCU); the parent's carving mutex is taken by create and remove
 //! (through `carve` and `uncarve`), never by region accesses, mapping
@@ -22,16 +24,17 @@
 //! without it: no mapping exists then.
 
 use kernel::{
-    new_condvar, new_mutex,
+    new_condvar, new_mutex, new_spinlock,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, CondVar, Mutex,
+        Arc, CondVar, Mutex, SpinLock,
     },
 };
 
 use crate::carve::Alloc;
 use crate::dma::{Dma, Xlate};
+use crate::migrate::{PageLog, SavedRegs, CTX_SAVED};
 use crate::parent::ParentState;
 use crate::regs;
 use crate::shim::{self, ShimInstance};
@@ -61,6 +64,9 @@ pub(crate) struct Instance {
     xlate: Pin<KBox<Mutex<Xlate>>>,
     /// Signalled when a fault answer in flight is done (dma.rs).
     xlate_idle: Pin<KBox<CondVar>>,
+    /// The VRAM pages CPU writes reached while a pre-copy logs them.
+    cpu_log: Pin<KBox<SpinLock<Option<Arc<PageLog>>>>>,
+    si: ShimInstance,
     _count: stats::Token,
 }
 
@@ -95,6 +101,7 @@ impl Instance {
         })?;
         let xlate = KBox::pin_init(new_mutex!(xlate), GFP_KERNEL)?;
         let xlate_idle = KBox::pin_init(new_condvar!(), GFP_KERNEL)?;
+        let cpu_log = KBox::pin_init(new_spinlock!(None), GFP_KERNEL)?;
         let root = xlate.lock().root();
         // A full parent and one being removed are expected refusals.
         let (id, alloc) = parent.carve(ty).inspect_err(|e| {
@@ -126,6 +133,8 @@ impl Instance {
             failed: Atomic::new(0),
             xlate,
             xlate_idle,
+            cpu_log,
+            si,
             _count: stats::INSTANCES.token(),
         });
         // On error `inst` drops and gives the resources back.
@@ -227,6 +236,10 @@ impl Instance {
                         );
                     }
                 })?;
+            // A migration may have frozen it; the freeze survives a
+            // context reset, a function reset starts the user running.
+            self.parent
+                .ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_ENABLE)?;
         }
         Ok(())
     }
@@ -262,10 +275,12 @@ impl Instance {
         Ok(())
     }
 
-    /// A fault on the VRAM mapping at slice offset `off`: the physical
-    /// address to map there, or `EIO` (the user gets SIGBUS) while the
-    /// BARs do not decode.
-    pub(crate) fn mmap_fault(&self, off: u64) -> Result<u64> {
+    /// A fault on the VRAM mapping at slice offset `off` (a write if
+    /// `write`): the physical address to map there, or `EIO` (the user gets
+    /// SIGBUS) while the BARs do not decode; and whether CPU writes are
+    /// being logged (then only a written page may be mapped writable, and
+    /// it is logged here).
+    pub(crate) fn mmap_fault(&self, off: u64, write: bool) -> Result<(u64, bool)> {
         if !self.decodes() {
             return Err(EIO);
         }
@@ -274,7 +289,37 @@ impl Instance {
         }
         let phys = self.parent.vram_phys()? + self.slice_base + off;
         stats::MMAP_FAULTS.add(1, Relaxed);
-        Ok(phys)
+        let logging = match self.cpu_log.lock().as_ref() {
+            Some(log) => {
+                if write {
+                    log.mark(off, 1);
+                }
+                true
+            }
+            None => false,
+        };
+        Ok((phys, logging))
+    }
+
+    /// A CPU write reached `len` bytes at slice offset `off` (or will): the
+    /// pages are logged while a pre-copy runs.
+    pub(crate) fn log_cpu_write(&self, off: u64, len: u64) {
+        if let Some(log) = self.cpu_log.lock().as_ref() {
+            log.mark(off, len);
+        }
+    }
+
+    /// Starts (`Some`) or stops (`None`) logging CPU writes into `log`.
+    pub(crate) fn set_cpu_log(&self, log: Option<Arc<PageLog>>) {
+        *self.cpu_log.lock() = log;
+    }
+
+    /// What CPU writes logged so far moves to the saving side (the shim
+    /// holds `memory_lock` exclusive and zapped the mapping).
+    pub(crate) fn rotate_cpu_log(&self) {
+        if let Some(log) = self.cpu_log.lock().as_ref() {
+            log.rotate();
+        }
     }
 
     /// Reads (`write` false) or writes up to `buf.len()` bytes at `off` in
@@ -299,7 +344,12 @@ impl Instance {
                 }
             }
             vdev::REGION_BAR0 => self.bar0_rw(off, buf, write)?,
-            vdev::REGION_BAR2 => self.parent.vram_rw(self.slice_base + off, buf, write)?,
+            vdev::REGION_BAR2 => {
+                if write {
+                    self.log_cpu_write(off, buf.len() as u64);
+                }
+                self.parent.vram_rw(self.slice_base + off, buf, write)?
+            }
             // The MSI-X table is the user's (QEMU emulates it); the
             // instance's interrupts are configured with SET_IRQS.
             vdev::REGION_BAR4 => {
@@ -310,6 +360,98 @@ impl Instance {
             _ => return Err(EINVAL),
         }
         Ok(len)
+    }
+
+    /// The instance's C side (its VFIO device).
+    pub(crate) fn si(&self) -> ShimInstance {
+        self.si
+    }
+
+    /// Bytes of the VRAM slice.
+    pub(crate) fn slice_size(&self) -> u64 {
+        self.slice_size
+    }
+
+    /// Number of contexts.
+    pub(crate) fn contexts(&self) -> u32 {
+        self.contexts
+    }
+
+    /// Reads (`write` false) or writes `buf` at slice offset `off`, which
+    /// the caller checked against the slice.
+    pub(crate) fn vram(&self, off: u64, buf: &mut [u8], write: bool) -> Result {
+        self.parent.vram_rw(self.slice_base + off, buf, write)
+    }
+
+    /// Freezes (`on`) or thaws every context: a frozen context runs no
+    /// chunk, starts no DMA and signals no interrupt (docs/device.md,
+    /// "Freezing and moving a context"); the chunk in flight has ended when
+    /// this returns.
+    pub(crate) fn freeze(&self, on: bool) -> Result {
+        let v = regs::CTX_CTRL_ENABLE | if on { regs::CTX_CTRL_FREEZE } else { 0 };
+        for c in self.alloc.contexts() {
+            self.parent.ctx_write(c, regs::CTX_CONTROL, v)?;
+        }
+        Ok(())
+    }
+
+    /// The device state a stream carries (the contexts frozen): config
+    /// space, the emulated registers, and every context's user-visible
+    /// registers and job position.
+    pub(crate) fn save_state(&self, out: &mut SavedRegs) -> Result {
+        self.cfg.read(0, &mut out.config);
+        out.regs = [
+            self.scratch.load(Relaxed),
+            self.bad_count.load(Relaxed),
+            self.bad_offset.load(Relaxed),
+            0,
+        ];
+        out.contexts.clear();
+        for c in self.alloc.contexts() {
+            let status = self.parent.ctx_read(c, regs::CTX_STATUS)?;
+            if status == u32::MAX {
+                return Err(ENODEV);
+            }
+            if status & regs::CTX_STATUS_FROZEN == 0 {
+                return Err(EINVAL);
+            }
+            let mut r = [0u32; CTX_SAVED.len()];
+            for (v, &off) in r.iter_mut().zip(CTX_SAVED.iter()) {
+                *v = self.parent.ctx_read(c, off)?;
+            }
+            out.contexts.push(r, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// Puts a saved state into the frozen instance: config space through
+    /// its write masks (read-only fields keep this instance's values),
+    /// the emulated registers, and each context reset and then given its
+    /// registers, so that its job resumes where the source stopped it.
+    pub(crate) fn load_state(&self, s: &SavedRegs) -> Result {
+        if s.contexts.len() != self.contexts as usize {
+            return Err(EINVAL);
+        }
+        self.cfg.reset();
+        self.cfg.write(0, &s.config);
+        self.scratch.store(s.regs[0], Relaxed);
+        self.bad_count.store(s.regs[1], Relaxed);
+        self.bad_offset.store(s.regs[2], Relaxed);
+        for (c, r) in self.alloc.contexts().zip(s.contexts.iter()) {
+            let status = self.parent.ctx_read(c, regs::CTX_STATUS)?;
+            if status == u32::MAX {
+                return Err(ENODEV);
+            }
+            if status & regs::CTX_STATUS_FROZEN == 0 {
+                return Err(EINVAL);
+            }
+            self.parent
+                .ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
+            for (&v, &off) in r.iter().zip(CTX_SAVED.iter()) {
+                self.parent.ctx_write(c, off, v)?;
+            }
+        }
+        Ok(())
     }
 
     fn bar0_rw(&self, off: u64, buf: &mut [u8], write: bool) -> Result {

@@ -13,6 +13,7 @@ use kernel::{
 
 use crate::carve::{Lifecycle, TYPES};
 use crate::instance::Instance;
+use crate::migrate::{self, Stream};
 use crate::parent::{Irq, ParentState, NUM_TYPES};
 use crate::regs;
 use crate::stats;
@@ -56,26 +57,32 @@ impl Drop for Shim {
     }
 }
 
-/// A zeroed 4 KiB page of coherent DMA memory mapped for `pdev`: (CPU,
+/// `len` zeroed bytes of coherent DMA memory mapped for `pdev`: (CPU,
 /// bus).
-pub(crate) fn page_alloc(pdev: &pci::Device) -> Result<(*mut u64, u64)> {
+pub(crate) fn coherent_alloc(pdev: &pci::Device, len: u64) -> Result<(*mut u64, u64)> {
     let mut dma = 0;
     // `pci::Device` is `#[repr(transparent)]` over `struct pci_dev`.
     let raw = core::ptr::from_ref(pdev).cast_mut().cast::<pci_dev>();
     // SAFETY: `raw` is a bound PCI device; `dma` is valid for writes.
-    let cpu = unsafe { ffi::vslice_shim_page_alloc(raw, &mut dma) };
+    let cpu = unsafe { ffi::vslice_shim_coherent_alloc(raw, len, &mut dma) };
     if cpu.is_null() {
         return Err(ENOMEM);
     }
     Ok((cpu.cast(), dma))
 }
 
-/// Frees what `page_alloc` returned for `pdev`.
-pub(crate) fn page_free(pdev: &pci::Device, cpu: *mut u64, dma: u64) {
+/// Frees what `coherent_alloc` returned for `pdev` and `len`.
+pub(crate) fn coherent_free(pdev: &pci::Device, len: u64, cpu: *mut u64, dma: u64) {
     let raw = core::ptr::from_ref(pdev).cast_mut().cast::<pci_dev>();
-    // SAFETY: `cpu` and `dma` came from `page_alloc` on `pdev`, which is
-    // still bound, and are freed once.
-    unsafe { ffi::vslice_shim_page_free(raw, cpu.cast(), dma) };
+    // SAFETY: `cpu` and `dma` came from `coherent_alloc` on `pdev` with
+    // `len`; the device is still bound; freed once.
+    unsafe { ffi::vslice_shim_coherent_free(raw, len, cpu.cast(), dma) };
+}
+
+/// CRC-32C of `buf`, continuing from `crc` (the kernel's implementation).
+pub(crate) fn crc32c(crc: u32, buf: &[u8]) -> u32 {
+    // SAFETY: `buf` is valid for reads of its length.
+    unsafe { ffi::vslice_shim_crc32c(crc, buf.as_ptr(), buf.len() as u64) }
 }
 
 /// An instance's C side (its VFIO device), for the DMA plumbing it owns:
@@ -101,6 +108,14 @@ impl ShimInstance {
         // SAFETY: `self.0` is live; the page was pinned by `pin` with
         // these arguments and is unpinned once.
         unsafe { ffi::vslice_shim_unpin(self.0, iova, dma, u32::from(write)) };
+    }
+
+    /// Write-protects the instance's VRAM mapping: every page's next CPU
+    /// write faults and is logged. No lock of the shim's held but
+    /// `state_mutex` or a data file's.
+    pub(crate) fn vram_wp(self) {
+        // SAFETY: `self.0` is live.
+        unsafe { ffi::vslice_shim_vram_wp(self.0) };
     }
 }
 
@@ -438,28 +453,48 @@ pub(crate) unsafe extern "C" fn vslice_rs_mmap_check(
     }
 }
 
-/// A fault on the VRAM mapping at slice offset `off` (C holds the
-/// instance's `memory_lock` shared): the physical address to map there,
-/// or -EIO while the BARs do not decode.
+/// A fault on the VRAM mapping at slice offset `off`, a write if `write`
+/// (C holds the instance's `memory_lock` shared): the physical address to
+/// map there, or -EIO while the BARs do not decode; `wp` 1 while CPU
+/// writes are logged (the shim maps read-only what is not written).
 ///
 /// # Safety
 ///
-/// `inst` as for [`instance`]; `phys` valid for writes.
+/// `inst` as for [`instance`]; `phys` and `wp` valid for writes.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_mmap_fault(
     inst: *const ffi::vslice_rs_instance,
     off: u64,
+    write: u32,
     phys: *mut u64,
+    wp: *mut u32,
 ) -> kernel::ffi::c_int {
     // SAFETY: per the contract.
-    match unsafe { instance(inst) }.mmap_fault(off) {
-        Ok(p) => {
-            // SAFETY: `phys` is valid for writes per the contract.
-            unsafe { phys.write(p) };
+    match unsafe { instance(inst) }.mmap_fault(off, write != 0) {
+        Ok((p, logging)) => {
+            // SAFETY: `phys` and `wp` are valid for writes per the contract.
+            unsafe {
+                phys.write(p);
+                wp.write(u32::from(logging));
+            }
             0
         }
         Err(e) => e.to_errno(),
     }
+}
+
+/// A CPU write to the read-only mapped VRAM page at slice offset `off`.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mmap_mkwrite(
+    inst: *const ffi::vslice_rs_instance,
+    off: u64,
+) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.log_cpu_write(off, 1);
 }
 
 /// 1 if the instance's BARs decode, 0 if not (C zaps the mapping then).
@@ -550,6 +585,220 @@ pub(crate) unsafe extern "C" fn vslice_rs_instance_dma_unmap(
 pub(crate) unsafe extern "C" fn vslice_rs_instance_unpin_all(inst: *const ffi::vslice_rs_instance) {
     // SAFETY: per the contract.
     unsafe { instance(inst) }.unpin_all();
+}
+
+/// Pre-copy: what CPU writes logged moves to the saving stream (the shim
+/// holds `memory_lock` exclusive and zapped the mapping).
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_cpu_log_rotate(inst: *const ffi::vslice_rs_instance) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.rotate_cpu_log();
+}
+
+fn errno(r: Result) -> kernel::ffi::c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Freezes (`freeze` 1) or thaws (0) every context of the instance.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_freeze(
+    inst: *const ffi::vslice_rs_instance,
+    freeze: u32,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    errno(unsafe { instance(inst) }.freeze(freeze != 0))
+}
+
+/// Hands a new stream to C: `*out` owns it until `vslice_rs_mig_free`.
+///
+/// # Safety
+///
+/// `out` valid for writes.
+unsafe fn give_stream(
+    s: Result<Stream>,
+    out: *mut *mut ffi::vslice_rs_stream,
+) -> kernel::ffi::c_int {
+    match s.and_then(|s| Ok(KBox::new(s, GFP_KERNEL)?)) {
+        Ok(b) => {
+            // SAFETY: `out` is valid for writes per the contract.
+            unsafe { out.write(KBox::into_raw(b).cast()) };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// A saving stream of the instance (`precopy`: logging writes, running).
+///
+/// # Safety
+///
+/// `inst` as for [`instance`], and live until the stream is freed (the
+/// shim frees it before the device's last close returns); `out` valid for
+/// writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_save(
+    inst: *const ffi::vslice_rs_instance,
+    precopy: u32,
+    out: *mut *mut ffi::vslice_rs_stream,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    let s = Stream::save(unsafe { instance(inst) }, precopy != 0);
+    // SAFETY: `out` is valid for writes per the contract.
+    unsafe { give_stream(s, out) }
+}
+
+/// A resuming stream into the instance.
+///
+/// # Safety
+///
+/// As for [`vslice_rs_mig_save`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_resume(
+    inst: *const ffi::vslice_rs_instance,
+    out: *mut *mut ffi::vslice_rs_stream,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    let s = Stream::resume(unsafe { instance(inst) });
+    // SAFETY: `out` is valid for writes per the contract.
+    unsafe { give_stream(s, out) }
+}
+
+/// The stream behind `st`.
+///
+/// # Safety
+///
+/// `st` must come from `vslice_rs_mig_save` or `_resume`, not yet freed,
+/// and not be used by anyone else during the call (the data file's lock).
+unsafe fn stream<'a>(st: *mut ffi::vslice_rs_stream) -> &'a mut Stream {
+    // SAFETY: per the contract `st` is a live `Stream` only we use.
+    unsafe { &mut *st.cast::<Stream>() }
+}
+
+/// PRE_COPY_P2P -> STOP_COPY.
+///
+/// # Safety
+///
+/// `st` as for [`stream`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_stop_copy(
+    st: *mut ffi::vslice_rs_stream,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    errno(unsafe { stream(st) }.stop_copy())
+}
+
+/// Up to `len` stream bytes into `buf`; 0 at the end, -ENOMSG at
+/// pre-copy's temporary end.
+///
+/// # Safety
+///
+/// `st` as for [`stream`]; `buf` valid for writes of `len` bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_read(
+    st: *mut ffi::vslice_rs_stream,
+    buf: *mut u8,
+    len: u32,
+) -> i64 {
+    // SAFETY: per the contract `buf` holds `len` bytes that only we touch.
+    let b = unsafe { core::slice::from_raw_parts_mut(buf, len as usize) };
+    // SAFETY: per the contract.
+    match unsafe { stream(st) }.read(b) {
+        Ok(n) => n as i64,
+        Err(e) => e.to_errno().into(),
+    }
+}
+
+/// VFIO_MIG_GET_PRECOPY_INFO.
+///
+/// # Safety
+///
+/// `st` as for [`stream`]; `initial` and `dirty` valid for writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_precopy_info(
+    st: *mut ffi::vslice_rs_stream,
+    initial: *mut u64,
+    dirty: *mut u64,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    match unsafe { stream(st) }.precopy_info() {
+        Ok((i, d)) => {
+            // SAFETY: valid for writes per the contract.
+            unsafe {
+                initial.write(i);
+                dirty.write(d);
+            }
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `len` bytes of a resuming stream; the bytes taken or an errno.
+///
+/// # Safety
+///
+/// `st` as for [`stream`]; `buf` valid for reads of `len` bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_write(
+    st: *mut ffi::vslice_rs_stream,
+    buf: *const u8,
+    len: u32,
+) -> i64 {
+    // SAFETY: per the contract.
+    let b = unsafe { core::slice::from_raw_parts(buf, len as usize) };
+    // SAFETY: per the contract.
+    match unsafe { stream(st) }.write(b) {
+        Ok(n) => n as i64,
+        Err(e) => e.to_errno().into(),
+    }
+}
+
+/// RESUMING -> STOP: check and load what was written.
+///
+/// # Safety
+///
+/// `st` as for [`stream`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_load(
+    st: *mut ffi::vslice_rs_stream,
+) -> kernel::ffi::c_int {
+    // SAFETY: per the contract.
+    errno(unsafe { stream(st) }.load())
+}
+
+/// Frees a stream.
+///
+/// # Safety
+///
+/// `st` as for [`stream`]; not used again.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_free(st: *mut ffi::vslice_rs_stream) {
+    // SAFETY: `st` came from `KBox::into_raw` in `give_stream`.
+    drop(unsafe { KBox::from_raw(st.cast::<Stream>()) });
+}
+
+/// Bytes of a STOP_COPY stream of the instance.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_mig_data_size(
+    inst: *const ffi::vslice_rs_instance,
+) -> u64 {
+    // SAFETY: per the contract.
+    migrate::stop_copy_len(unsafe { instance(inst) })
 }
 
 /// Whether an error a user can repeat at will may be logged now: the
@@ -743,8 +992,12 @@ const _: [unsafe extern "C" fn(
 const _: [unsafe extern "C" fn(
     *const ffi::vslice_rs_instance,
     u64,
+    u32,
     *mut u64,
+    *mut u32,
 ) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mmap_fault, vslice_rs_mmap_fault];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u64); 2] =
+    [ffi::vslice_rs_mmap_mkwrite, vslice_rs_mmap_mkwrite];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u32; 2] =
     [ffi::vslice_rs_instance_decodes, vslice_rs_instance_decodes];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] =
@@ -753,6 +1006,36 @@ const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] =
     [ffi::vslice_rs_instance_fail, vslice_rs_instance_fail];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> kernel::ffi::c_int; 2] =
     [ffi::vslice_rs_instance_reset, vslice_rs_instance_reset];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance); 2] =
+    [ffi::vslice_rs_cpu_log_rotate, vslice_rs_cpu_log_rotate];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32) -> kernel::ffi::c_int; 2] =
+    [ffi::vslice_rs_mig_freeze, vslice_rs_mig_freeze];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    u32,
+    *mut *mut ffi::vslice_rs_stream,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mig_save, vslice_rs_mig_save];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    *mut *mut ffi::vslice_rs_stream,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mig_resume, vslice_rs_mig_resume];
+const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_stream) -> kernel::ffi::c_int; 2] =
+    [ffi::vslice_rs_mig_stop_copy, vslice_rs_mig_stop_copy];
+const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_stream) -> kernel::ffi::c_int; 2] =
+    [ffi::vslice_rs_mig_load, vslice_rs_mig_load];
+const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_stream, *mut u8, u32) -> i64; 2] =
+    [ffi::vslice_rs_mig_read, vslice_rs_mig_read];
+const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_stream, *const u8, u32) -> i64; 2] =
+    [ffi::vslice_rs_mig_write, vslice_rs_mig_write];
+const _: [unsafe extern "C" fn(
+    *mut ffi::vslice_rs_stream,
+    *mut u64,
+    *mut u64,
+) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mig_precopy_info, vslice_rs_mig_precopy_info];
+const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_stream); 2] =
+    [ffi::vslice_rs_mig_free, vslice_rs_mig_free];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u64; 2] =
+    [ffi::vslice_rs_mig_data_size, vslice_rs_mig_data_size];
 // The region flags are the uapi's (the C shim asserts the uapi side).
 const _: () = assert!(vdev::REGION_READ == ffi::VSLICE_REGION_READ);
 const _: () = assert!(vdev::REGION_WRITE == ffi::VSLICE_REGION_WRITE);

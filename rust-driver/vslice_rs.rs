@@ -10,6 +10,7 @@ mod carve;
 mod dma;
 mod driver;
 mod instance;
+mod migrate;
 mod parent;
 mod regs;
 mod shim;

@@ -13,7 +13,7 @@ scenario() {
 }
 
 load_under_pci_remove() {
-	scenario load load --cycles "${VSLICE_CYCLES:-20}" --run-ms "${VSLICE_RUN_MS:-1500}" \
+	scenario load load --cycles "${VSLICE_CYCLES:-12}" --run-ms "${VSLICE_RUN_MS:-1500}" \
 		--seed "${VSLICE_SEED:-1}" --parents 2 --max-seconds "${VSLICE_MAX_SECONDS:-0}"
 }
 

@@ -1,7 +1,8 @@
 # Guest tests of instances as VFIO devices. Sourced by check.sh
 # after /guest/ktap.sh and lifecycle.sh. /usr/bin/vslice-test prints its
-# own KTAP document (suite vslice_vfio); this file adds vslice_request:
-# the REQ contract with the client and the CLI's errors.
+# own KTAP documents (suites vslice_vfio and vslice_migration); this file
+# adds vslice_request: the REQ contract with the client and the CLI's
+# errors.
 
 # Unbind (or instance remove) while the client holds the device open: the
 # client gets REQ, closes, and the operation completes. Without REQ the
@@ -86,6 +87,7 @@ client_run_dma_round_trips() {
 
 run_vfio_suite() {
 	/usr/bin/vslice-test conformance "$P1"
+	/usr/bin/vslice-test migration "$P1" "$P2"
 	ktap_begin vslice_request 5
 	t request_on_unbind_client_closes request_on_unbind
 	t request_on_instance_remove request_on_instance_remove

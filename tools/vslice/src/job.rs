@@ -81,6 +81,29 @@ impl Instance {
 
     /// `open` on a device already opened (instance `uuid`).
     pub fn with_device(uuid: &str, dev: Device) -> io::Result<Instance> {
+        let mut inst = Instance::attach(uuid, dev)?;
+        for c in 0..inst.contexts {
+            inst.setup_ring(c)?;
+        }
+        Ok(inst)
+    }
+
+    /// `with_device` for an instance whose rings come from elsewhere (a
+    /// migration into it): interrupts armed and VRAM mapped, the rings
+    /// left as they are; `sync_tails` once they are there.
+    pub fn resumed(uuid: &str, dev: Device) -> io::Result<Instance> {
+        Instance::attach(uuid, dev)
+    }
+
+    /// Takes every context's tail from the device.
+    pub fn sync_tails(&mut self) -> io::Result<()> {
+        for c in 0..self.contexts {
+            self.tail[c as usize] = self.dev.reg(ctx_reg(c, CTX_RING_TAIL))?;
+        }
+        Ok(())
+    }
+
+    fn attach(uuid: &str, dev: Device) -> io::Result<Instance> {
         let id = dev.reg(REG_ID)?;
         if id != DEVICE_ID_MAGIC {
             return Err(io::Error::other(format!(
@@ -106,7 +129,7 @@ impl Instance {
         // unbound) through REQ: waits then give up and the caller closes.
         let req = EventFd::new(libc::EFD_CLOEXEC)?;
         dev.arm_request(&req)?;
-        let mut inst = Instance {
+        Ok(Instance {
             dev,
             vram,
             contexts,
@@ -114,11 +137,7 @@ impl Instance {
             irqs,
             req,
             tail: vec![0; contexts as usize],
-        };
-        for c in 0..contexts {
-            inst.setup_ring(c)?;
-        }
-        Ok(inst)
+        })
     }
 
     /// (Re)programs context `c`'s ring and unmasks its interrupts.

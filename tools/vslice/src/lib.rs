@@ -2,6 +2,7 @@
 //! vslice client library: parents, types and instances through sysfs;
 //! instances opened through VFIO; jobs run on them.
 pub mod job;
+pub mod migrate;
 pub mod sysfs;
 pub mod vfio;
 

@@ -313,6 +313,11 @@ impl Device {
         )
     }
 
+    /// The device fd, as a file (for ioctls of other modules).
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The device fd.
     pub fn fd(&self) -> RawFd {
         self.file.as_raw_fd()

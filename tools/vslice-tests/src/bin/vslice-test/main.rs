@@ -24,6 +24,7 @@ use vslice_tests::health::DriverStats;
 
 mod dma;
 mod irq_table;
+mod migration;
 
 /// Tests of vslice instances as VFIO devices, run in the guest.
 #[derive(FromArgs)]
@@ -37,6 +38,20 @@ struct Cli {
 enum Cmd {
     Conformance(Conformance),
     FatalCutoff(FatalCutoff),
+    Migration(Migration),
+}
+
+/// Live migration between instances of PARENT1 and PARENT2, as one KTAP
+/// document (suite `vslice_migration`).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "migration")]
+struct Migration {
+    /// a bound vslice device (a PCI address)
+    #[argh(positional, arg_name = "PARENT1")]
+    p1: String,
+    /// another one
+    #[argh(positional, arg_name = "PARENT2")]
+    p2: String,
 }
 
 /// Every test on new instances of PARENT, as one KTAP document.
@@ -1136,6 +1151,10 @@ fn main() {
             }
             std::process::exit(i32::from(r.is_err()));
         }
+        Cmd::Migration(m) => {
+            print_ktap("vslice_migration", &migration::run(&m.p1, &m.p2));
+            return;
+        }
     };
     let mut results: Vec<(String, R)> = Vec::new();
     let mut created = Created(Vec::new());
@@ -1160,7 +1179,7 @@ fn main() {
                 (a, b) => {
                     let why = format!("{:?} {:?}", a.err(), b.err());
                     t("open_instances", &mut || Err(why.clone()));
-                    print_ktap(&results);
+                    print_ktap("vslice_vfio", &results);
                     std::process::exit(0);
                 }
             };
@@ -1234,12 +1253,12 @@ fn main() {
         }
     }
     drop(created);
-    print_ktap(&results);
+    print_ktap("vslice_vfio", &results);
 }
 
-fn print_ktap(results: &[(String, R)]) {
+fn print_ktap(suite: &str, results: &[(String, R)]) {
     println!(
-        "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: vslice_vfio\n    1..{}",
+        "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: {suite}\n    1..{}",
         results.len()
     );
     let mut failed = 0;
@@ -1256,8 +1275,8 @@ fn print_ktap(results: &[(String, R)]) {
         }
     }
     if failed == 0 {
-        println!("ok 1 vslice_vfio");
+        println!("ok 1 {suite}");
     } else {
-        println!("not ok 1 vslice_vfio # {failed} failed");
+        println!("not ok 1 {suite} # {failed} failed");
     }
 }

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Live migration of an instance through VFIO migration v2, as a VMM
+//! drives it: the device feature calls (`VFIO_DEVICE_FEATURE_MIGRATION`,
+//! `_MIG_DEVICE_STATE`, `_MIG_DATA_SIZE`), the data fd with
+//! `VFIO_MIG_GET_PRECOPY_INFO`, and `migrate`, which moves one instance's
+//! state into another: pre-copy rounds while the source runs, then stop,
+//! the rest, and the destination running.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use vfio_bindings::bindings::vfio::*;
+use vmm_sys_util::ioctl::{ioctl_with_mut_ptr, ioctl_with_mut_ref};
+use vmm_sys_util::ioctl_io_nr;
+
+use crate::vfio::Device;
+
+ioctl_io_nr!(VFIO_DEVICE_FEATURE, VFIO_TYPE.into(), VFIO_BASE + 17);
+ioctl_io_nr!(VFIO_MIG_GET_PRECOPY_INFO, VFIO_TYPE.into(), VFIO_BASE + 21);
+
+pub use vfio_bindings::bindings::vfio::{
+    VFIO_MIGRATION_P2P as MIGRATION_P2P, VFIO_MIGRATION_PRE_COPY as MIGRATION_PRE_COPY,
+    VFIO_MIGRATION_STOP_COPY as MIGRATION_STOP_COPY,
+};
+
+/// `enum vfio_device_mig_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum State {
+    Error = vfio_device_mig_state_VFIO_DEVICE_STATE_ERROR,
+    Stop = vfio_device_mig_state_VFIO_DEVICE_STATE_STOP,
+    Running = vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING,
+    StopCopy = vfio_device_mig_state_VFIO_DEVICE_STATE_STOP_COPY,
+    Resuming = vfio_device_mig_state_VFIO_DEVICE_STATE_RESUMING,
+    RunningP2p = vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING_P2P,
+    PreCopy = vfio_device_mig_state_VFIO_DEVICE_STATE_PRE_COPY,
+    PreCopyP2p = vfio_device_mig_state_VFIO_DEVICE_STATE_PRE_COPY_P2P,
+}
+
+impl State {
+    /// Every state a user may ask for (all but ERROR).
+    pub const ALL: [State; 7] = [
+        State::Stop,
+        State::Running,
+        State::StopCopy,
+        State::Resuming,
+        State::RunningP2p,
+        State::PreCopy,
+        State::PreCopyP2p,
+    ];
+
+    /// From the uapi's number.
+    pub fn from_raw(v: u32) -> Option<State> {
+        [State::Error].into_iter().chain(State::ALL).find(|s| *s as u32 == v)
+    }
+}
+
+/// `VFIO_DEVICE_FEATURE` with `flags` and `payload` after the header;
+/// the payload comes back as the kernel left it.
+fn feature(d: &Device, flags: u32, payload: &mut [u8]) -> io::Result<()> {
+    let head = std::mem::size_of::<vfio_device_feature>();
+    let mut buf = vec![0u64; (head + payload.len()).div_ceil(8)];
+    let hdr = vfio_device_feature {
+        argsz: (head + payload.len()) as u32,
+        flags,
+        ..Default::default()
+    };
+    // SAFETY: `buf` holds the header and the payload, aligned for both.
+    unsafe {
+        std::ptr::write(buf.as_mut_ptr().cast::<vfio_device_feature>(), hdr);
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), buf.as_mut_ptr().cast::<u8>().add(head), payload.len());
+    }
+    // SAFETY: the kernel reads and writes at most `argsz` bytes of `buf`.
+    let r = unsafe { ioctl_with_mut_ptr(d.file(), VFIO_DEVICE_FEATURE(), buf.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above; the payload is read back from where it was put.
+    unsafe {
+        std::ptr::copy_nonoverlapping(buf.as_ptr().cast::<u8>().add(head), payload.as_mut_ptr(), payload.len());
+    }
+    Ok(())
+}
+
+impl Device {
+    /// `VFIO_DEVICE_FEATURE_MIGRATION`: the `MIGRATION_*` flags.
+    pub fn migration_flags(&self) -> io::Result<u64> {
+        let mut p = [0u8; 8];
+        feature(self, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION, &mut p)?;
+        Ok(u64::from_le_bytes(p))
+    }
+
+    /// The migration state.
+    pub fn mig_state(&self) -> io::Result<u32> {
+        let mut p = [0u8; 8];
+        feature(
+            self,
+            VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+            &mut p,
+        )?;
+        Ok(u32::from_le_bytes([p[0], p[1], p[2], p[3]]))
+    }
+
+    /// Moves to migration state `s` (a raw number, so that tests can ask
+    /// for ones that do not exist); the data fd if the arc opened one.
+    pub fn set_mig_state_raw(&self, s: u32) -> io::Result<Option<File>> {
+        let mut p = [0u8; 8];
+        p[..4].copy_from_slice(&s.to_le_bytes());
+        p[4..].copy_from_slice(&(-1i32).to_le_bytes());
+        feature(
+            self,
+            VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+            &mut p,
+        )?;
+        let fd = RawFd::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        // SAFETY: the kernel installed `fd` for us; we own it from here.
+        Ok((fd >= 0).then(|| unsafe { File::from_raw_fd(fd) }))
+    }
+
+    /// Moves to migration state `s`.
+    pub fn set_mig_state(&self, s: State) -> io::Result<Option<File>> {
+        self.set_mig_state_raw(s as u32)
+            .map_err(|e| crate::context(e, format!("migration state {s:?}")))
+    }
+
+    /// `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`: a STOP_COPY stream's bytes.
+    pub fn mig_data_size(&self) -> io::Result<u64> {
+        let mut p = [0u8; 8];
+        feature(
+            self,
+            VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+            &mut p,
+        )?;
+        Ok(u64::from_le_bytes(p))
+    }
+}
+
+/// `VFIO_MIG_GET_PRECOPY_INFO` on a saving data fd: (initial, dirty) bytes.
+pub fn precopy_info(f: &File) -> io::Result<(u64, u64)> {
+    let mut i = vfio_precopy_info {
+        argsz: std::mem::size_of::<vfio_precopy_info>() as u32,
+        ..Default::default()
+    };
+    // SAFETY: `i` is the structure this ioctl reads and writes.
+    let r = unsafe { ioctl_with_mut_ref(f, VFIO_MIG_GET_PRECOPY_INFO(), &mut i) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((i.initial_bytes, i.dirty_bytes))
+}
+
+/// Copies `src` into `dst` until the end of the stream, or, with
+/// `precopy`, until its temporary end (ENOMSG); returns the bytes.
+pub fn copy(src: &mut File, dst: &mut File, precopy: bool) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = match src.read(&mut buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => k,
+            Err(e) if precopy && e.raw_os_error() == Some(libc::ENOMSG) => return Ok(n),
+            Err(e) => return Err(crate::context(e, "reading the migration stream")),
+        };
+        dst.write_all(&buf[..k])
+            .map_err(|e| crate::context(e, "writing the migration stream"))?;
+        n += k as u64;
+    }
+}
+
+/// How `migrate` goes about it.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Send VRAM while the source runs, until what is left is small.
+    pub precopy: bool,
+    /// Pre-copy rounds at most.
+    pub max_rounds: u32,
+    /// Pre-copy ends once the initial data is sent and no more than this
+    /// is dirty.
+    pub dirty_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            precopy: true,
+            max_rounds: 8,
+            dirty_limit: 256 << 10,
+        }
+    }
+}
+
+/// What a migration took.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Report {
+    /// Stream bytes in all.
+    pub bytes: u64,
+    /// Of which sent while the source ran.
+    pub precopy_bytes: u64,
+    /// Pre-copy rounds (each read to the stream's temporary end).
+    pub rounds: u32,
+    /// From stopping the source to the destination running.
+    pub downtime: Duration,
+    pub total: Duration,
+}
+
+/// Moves `src`'s state into `dst` (both open, `dst` a fresh instance of
+/// the same geometry), the way a VMM does: `dst` to RESUMING, `src`
+/// through PRE_COPY (if asked) to STOP_COPY, the stream across, `dst`
+/// RUNNING. `src` is left in STOP.
+pub fn migrate(src: &Device, dst: &Device, opt: &Options) -> io::Result<Report> {
+    let t0 = Instant::now();
+    let mut r = Report::default();
+    let mut dfd = dst
+        .set_mig_state(State::Resuming)?
+        .ok_or_else(|| io::Error::other("RESUMING gave no data fd"))?;
+    let (mut sfd, stopped) = if opt.precopy {
+        let mut f = src
+            .set_mig_state(State::PreCopy)?
+            .ok_or_else(|| io::Error::other("PRE_COPY gave no data fd"))?;
+        loop {
+            r.precopy_bytes += copy(&mut f, &mut dfd, true)?;
+            r.rounds += 1;
+            let (initial, dirty) = precopy_info(&f).map_err(|e| crate::context(e, "VFIO_MIG_GET_PRECOPY_INFO"))?;
+            if (initial == 0 && dirty <= opt.dirty_limit) || r.rounds >= opt.max_rounds {
+                break;
+            }
+        }
+        let stopped = Instant::now();
+        if src.set_mig_state(State::StopCopy)?.is_some() {
+            return Err(io::Error::other("STOP_COPY after PRE_COPY opened a second data fd"));
+        }
+        (f, stopped)
+    } else {
+        let stopped = Instant::now();
+        let f = src
+            .set_mig_state(State::StopCopy)?
+            .ok_or_else(|| io::Error::other("STOP_COPY gave no data fd"))?;
+        (f, stopped)
+    };
+    r.bytes = r.precopy_bytes + copy(&mut sfd, &mut dfd, false)?;
+    drop(dfd);
+    dst.set_mig_state(State::Running)?;
+    r.downtime = stopped.elapsed();
+    drop(sfd);
+    src.set_mig_state(State::Stop)?;
+    r.total = t0.elapsed();
+    Ok(r)
+}
