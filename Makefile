@@ -10,7 +10,7 @@
 #   make modules [KERNEL=...]      build vslice.ko and the KUnit modules (also: make)
 #   make kernel [KERNEL=...]       build the kernel variant
 #   make buildroot                 create the pinned trixie build root
-#   make nested-qemu               a nested QEMU uses an instance (>128 vectors, >4 GiB device) as its vfio-pci device
+#   make nested-qemu               a nested QEMU uses an instance (>128 vectors, >4 GiB device) as its vfio-pci device; QEMU migrates one
 #   make vfio-selftests            the kernel's VFIO selftests (our driver, an mdev) against an instance
 #   make cache-prune               delete cached trees whose key no longer matches
 
@@ -51,9 +51,9 @@ vm-run:
 		--devices $(DEVICES) --kernel $(KERNEL) --name vm-run $(if $(IOMMU),--iommu)
 
 nested-qemu:
-	@. $(SCRIPTS)/lib.sh && VSLICE_HWSIM_ARGS=$$VSLICE_NESTED_HWSIM_ARGS \
+	@. $(SCRIPTS)/lib.sh && VSLICE_HWSIM_ARGS_0=$$VSLICE_NESTED_HWSIM_ARGS \
 		$(SCRIPTS)/vm-run.sh --script $(CURDIR)/guest/nested-qemu.sh --files "$$($(SCRIPTS)/nested-qemu.sh)" \
-		--devices 1 --name nested-qemu --timeout 600
+		--devices 3 --name nested-qemu --timeout 900
 
 vfio-selftests:
 	@$(SCRIPTS)/vm-run.sh --script $(CURDIR)/guest/vfio-selftests.sh --files "$$($(SCRIPTS)/vfio-selftests.sh)" \

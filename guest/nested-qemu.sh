@@ -77,8 +77,77 @@ nested_qemu_sees_the_instance() {
 	[ $ok = 1 ]
 }
 
-ktap_begin vslice_nested_qemu 2
+# qemu_start NAME FD UUID ARGS...: a nested QEMU (TCG, no guest OS but
+# its firmware) with instance UUID as its vfio-pci device through a type1
+# container (QEMU's legacy path, whose dirty-page tracking QEMU's
+# migration needs for a device without its own), its monitor on fd FD,
+# its output in /tmp/NAME.mon.
+qemu_start() {
+	name=$1 fd=$2 u=$3
+	shift 3
+	rm -f "/tmp/$name.in" "/tmp/$name.out"
+	mkfifo "/tmp/$name.in" "/tmp/$name.out"
+	# shellcheck disable=SC2086
+	$Q -L /extra/share -machine q35 -accel tcg -m 64 -nodefaults -display none \
+		-monitor "pipe:/tmp/$name" \
+		-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u" "$@" \
+		>"/tmp/$name.err" 2>&1 &
+	eval "${name}_pid=$!"
+	eval "exec $fd>/tmp/$name.in"
+	cat "/tmp/$name.out" >"/tmp/$name.mon" &
+}
+
+# mon_wait FD FILE CMD PATTERN: sends CMD every 2 s until FILE matches
+# PATTERN (60 tries).
+mon_wait() {
+	k=0
+	while [ $k -lt 60 ]; do
+		eval "echo \"\$3\" >&$1"
+		sleep 2
+		grep -q "$4" "$2" && return 0
+		k=$((k + 1))
+	done
+	return 1
+}
+
+# QEMU's own migration moves an instance of the second device, held by
+# one nested QEMU whose firmware has run, into an instance of the third
+# device held by another QEMU started with -incoming; the slice's
+# contents arrive (checked after both QEMUs quit: VRAM outlives its users).
+qemu_migrates_an_instance() {
+	P2=$(vslice_devices | sed -n 2p)
+	P3=$(vslice_devices | sed -n 3p)
+	[ -n "$P3" ] || { echo "this test needs three devices"; return 1; }
+	a=$(vslice create "$P2" unit) || return 1
+	b=$(vslice create "$P3" unit) || { vslice remove "$a"; return 1; }
+	r=1
+	if vslice-test vram-pattern "$a" write 77; then
+		qemu_start dst 5 "$b" -incoming unix:/tmp/mig.sock
+		qemu_start src 4 "$a"
+		# The source's firmware assigned the VRAM BAR: the device decodes.
+		if mon_wait 4 /tmp/src.mon "info pci" 'BAR2: 64 bit prefetchable memory at 0x[0-9a-e]' &&
+			echo "migrate -d unix:/tmp/mig.sock" >&4 &&
+			mon_wait 4 /tmp/src.mon "info migrate" 'Migration status: \(completed\|failed\)' &&
+			grep -q 'Migration status: completed' /tmp/src.mon &&
+			mon_wait 5 /tmp/dst.mon "info status" 'VM status: running'; then
+			r=0
+		fi
+		grep 'Migration status\|total time\|downtime\|transferred ram' /tmp/src.mon | tail -n 6
+		echo quit >&4
+		echo quit >&5
+		exec 4>&- 5>&-
+		wait "$src_pid" "$dst_pid"
+		cat /tmp/src.err /tmp/dst.err
+		[ $r = 0 ] && { vslice-test vram-pattern "$b" check 77 || r=1; }
+	fi
+	vslice remove "$a"
+	vslice remove "$b"
+	return $r
+}
+
+ktap_begin vslice_nested_qemu 3
 t large_geometry_every_type_creatable large_geometry_every_type_creatable
 t nested_qemu_sees_the_instance nested_qemu_sees_the_instance
+t qemu_migrates_an_instance qemu_migrates_an_instance
 ktap_end
 exit 0

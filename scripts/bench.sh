@@ -2,7 +2,7 @@
 # bench.sh: `make bench` (docs/benchmarks.md). Boots the perf kernel (no
 # debug options) with one simulated device configured for the most
 # instances (hw-sim --contexts 64: 64 units), loads the mdev samples
-# (mtty, mdpy, mbochs) in the same guest and runs vslice-bench: P1-P7,
+# (mtty, mdpy, mbochs) in the same guest and runs vslice-bench: P1-P8,
 # each against its peer. Prints the table; the JSON goes to
 # $VSLICE_WORK/results/<stamp>-bench-*/reports/bench.json and the
 # markdown table for docs/benchmarks.md to .../reports/bench.md.

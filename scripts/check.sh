@@ -142,11 +142,12 @@ vm_check vm.death_run_no_splat vm-death.out --script "$VSLICE_TOP/guest/device-d
 death=$vmdir
 
 # Nested QEMU using an instance: its own VM run, so that the ~70 MB of
-# QEMU and libraries stay out of every other run's initramfs; its device
-# has the large geometry (scripts/lib.sh).
+# QEMU and libraries stay out of every other run's initramfs; its first
+# device has the large geometry (scripts/lib.sh), the other two the
+# default one, for QEMU's migration from one to the other.
 if nested=$("$VSLICE_TOP/scripts/nested-qemu.sh" "$VSLICE_WORK/build/nested" 2>"$run/nested-stage.log"); then
-	VSLICE_HWSIM_ARGS=$VSLICE_NESTED_HWSIM_ARGS vm_check vm.nested_run_no_splat vm-nested.out \
-		--script "$VSLICE_TOP/guest/nested-qemu.sh" --files "$nested" --name check-nested --devices 1 --timeout 600
+	VSLICE_HWSIM_ARGS_0=$VSLICE_NESTED_HWSIM_ARGS vm_check vm.nested_run_no_splat vm-nested.out \
+		--script "$VSLICE_TOP/guest/nested-qemu.sh" --files "$nested" --name check-nested --devices 3 --timeout 900
 else
 	result fail vm.nested_run_no_splat "staging QEMU failed, see $run/nested-stage.log"
 fi

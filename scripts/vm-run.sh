@@ -14,7 +14,8 @@
 # environment; scripts/hwsim-ctl.py sends fault commands. A failing host
 # script fails the run.
 # Environment: VSLICE_VM_MEM (MiB, default 1024), VSLICE_VM_SMP (default 2),
-# VSLICE_HWSIM_ARGS (extra hw-sim options for every device).
+# VSLICE_HWSIM_ARGS (extra hw-sim options for every device), replaced for
+# device N by VSLICE_HWSIM_ARGS_N when that is set.
 . "$(dirname "$0")/lib.sh"
 
 script='' files='' devices=1 variant=debug name=vm timeout=900 load=1 host_script= iommu=0
@@ -86,8 +87,10 @@ if [ "$iommu" = 1 ]; then
 fi
 for ((i = 0; i < devices; i++)); do
 	sock=$run/hwsim$i.sock
+	per=VSLICE_HWSIM_ARGS_$i
+	args=${!per-${VSLICE_HWSIM_ARGS:-}}
 	# shellcheck disable=SC2086
-	"$hwsim" --socket "$sock" --control "$run/hwsim$i.ctl" ${VSLICE_HWSIM_ARGS:-} >"$run/hwsim$i.log" 2>&1 &
+	"$hwsim" --socket "$sock" --control "$run/hwsim$i.ctl" $args >"$run/hwsim$i.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 	[ -S "$sock" ] || { tail "$run/hwsim$i.log" >&2; die "hw-sim $i did not start"; }

@@ -248,3 +248,63 @@ pub fn migrate(src: &Device, dst: &Device, opt: &Options) -> io::Result<Report> 
     r.total = t0.elapsed();
     Ok(r)
 }
+
+ioctl_io_nr!(VFIO_IOMMU_DIRTY_PAGES, VFIO_TYPE.into(), VFIO_BASE + 17);
+
+/// `VFIO_IOMMU_DIRTY_PAGES` with `flags` and `payload` after the header,
+/// on a type1 container.
+fn dirty_pages(c: &crate::vfio::Container, flags: u32, payload: &mut [u8]) -> io::Result<()> {
+    let head = std::mem::size_of::<vfio_iommu_type1_dirty_bitmap>();
+    let mut buf = vec![0u64; (head + payload.len()).div_ceil(8)];
+    let hdr = vfio_iommu_type1_dirty_bitmap {
+        argsz: (head + payload.len()) as u32,
+        flags,
+        ..Default::default()
+    };
+    // SAFETY: `buf` holds the header and the payload, aligned for both.
+    unsafe {
+        std::ptr::write(buf.as_mut_ptr().cast::<vfio_iommu_type1_dirty_bitmap>(), hdr);
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), buf.as_mut_ptr().cast::<u8>().add(head), payload.len());
+    }
+    // SAFETY: the kernel reads `argsz` bytes of `buf` and writes only
+    // through the bitmap pointer the payload carries, which the caller
+    // keeps valid.
+    let r = unsafe { ioctl_with_mut_ptr(&**c, VFIO_IOMMU_DIRTY_PAGES(), buf.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Starts (`on`) or stops type1's dirty-page tracking of the container
+/// (what QEMU's migration uses for guest memory with a type1 container:
+/// for devices that only pin, the pages they pinned).
+pub fn type1_dirty_tracking(c: &crate::vfio::Container, on: bool) -> io::Result<()> {
+    let flag = if on {
+        VFIO_IOMMU_DIRTY_PAGES_FLAG_START
+    } else {
+        VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP
+    };
+    dirty_pages(c, flag, &mut [])
+}
+
+/// Type1's dirty bitmap of [`iova`, `iova + size`) (a whole mapping), one
+/// bit per 4 KiB page; reading it clears it.
+pub fn type1_dirty_bitmap(c: &crate::vfio::Container, iova: u64, size: u64) -> io::Result<Vec<u64>> {
+    let pages = size / 4096;
+    let mut bits = vec![0u64; pages.div_ceil(64) as usize];
+    let get = vfio_iommu_type1_dirty_bitmap_get {
+        iova,
+        size,
+        bitmap: vfio_bitmap {
+            pgsize: 4096,
+            size: (bits.len() * 8) as u64,
+            data: bits.as_mut_ptr(),
+        },
+    };
+    let mut p = vec![0u8; std::mem::size_of_val(&get)];
+    // SAFETY: `p` holds exactly one `vfio_iommu_type1_dirty_bitmap_get`.
+    unsafe { std::ptr::write_unaligned(p.as_mut_ptr().cast(), get) };
+    dirty_pages(c, VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, &mut p)?;
+    Ok(bits)
+}

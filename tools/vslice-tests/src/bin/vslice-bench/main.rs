@@ -13,6 +13,7 @@ mod access;
 mod dma;
 mod irq;
 mod lifecycle;
+mod migrate;
 mod table;
 
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ use vslice::vfio::{self, Device, Mmap};
 use vslice_tests::measure::List;
 
 /// vslice against the in-tree mdev samples (mtty, mdpy, mbochs) in the
-/// same guest: P1-P7 of docs/benchmarks.md, as a table and JSON.
+/// same guest: P1-P8 of docs/benchmarks.md, as a table and JSON.
 #[derive(FromArgs)]
 struct Cli {
     /// repetitions of each series (default 50, with --smoke 3)
@@ -186,6 +187,12 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
         let mut inst = Instance::open(&c.make(&eighth)?)?;
         let len = if o.smoke { 256 << 10 } else { 4 << 20 };
         dma::p7(&mut inst, &bdf, len, if o.smoke { 3 } else { 20 }, res)?;
+    }
+    if o.wants("P8") {
+        let mut c = Created(Vec::new());
+        let (a, b) = (Device::open(&c.make(&vs)?)?, Device::open(&c.make(&vs)?)?);
+        let (x, y) = (Device::open(&c.make(&mtty)?)?, Device::open(&c.make(&mtty)?)?);
+        migrate::p8([&a, &b], [&x, &y], if o.smoke { 1 } else { 6 }, res)?;
     }
     if o.wants("P6") {
         let mut c = Created(Vec::new());

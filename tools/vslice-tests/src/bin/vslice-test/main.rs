@@ -39,6 +39,23 @@ enum Cmd {
     Conformance(Conformance),
     FatalCutoff(FatalCutoff),
     Migration(Migration),
+    VramPattern(VramPattern),
+}
+
+/// Writes a pattern over UUID's whole VRAM slice, or checks that it is
+/// there (guest/nested-qemu.sh: what QEMU's migration must carry); exit
+/// status 0 if the check holds.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "vram-pattern")]
+struct VramPattern {
+    #[argh(positional, arg_name = "UUID")]
+    uuid: String,
+    /// write or check
+    #[argh(positional, arg_name = "write|check")]
+    what: String,
+    /// selects the pattern
+    #[argh(positional, arg_name = "SEED")]
+    seed: u8,
 }
 
 /// Live migration between instances of PARENT1 and PARENT2, as one KTAP
@@ -1154,6 +1171,14 @@ fn main() {
         Cmd::Migration(m) => {
             print_ktap("vslice_migration", &migration::run(&m.p1, &m.p2));
             return;
+        }
+        Cmd::VramPattern(v) => {
+            let r = migration::vram_pattern(&v.uuid, &v.what, v.seed);
+            match &r {
+                Ok(()) => println!("vram-pattern {} {}: ok", v.what, v.uuid),
+                Err(why) => println!("vram-pattern {} {}: {why}", v.what, v.uuid),
+            }
+            std::process::exit(i32::from(r.is_err()));
         }
     };
     let mut results: Vec<(String, R)> = Vec::new();

@@ -542,6 +542,126 @@ pub fn client_migrate(a: &str, other: &str) -> R {
     Ok(())
 }
 
+/// Guest memory the device writes by DMA, for a VMM migrating the guest:
+/// with a type1 container (QEMU's path for a device without DMA logging
+/// of its own), type1's dirty-page tracking reports exactly the pages a
+/// job wrote (the driver pins each page it writes; type1 counts pinned
+/// pages dirty) and none the device never touched.
+pub fn type1_reports_dma_written_pages_dirty(u: &str) -> R {
+    let c = vfio::new_container().map_err(e("container"))?;
+    let dev = Device::open_in(u, &c).map_err(e("open in the container"))?;
+    let mut inst = Instance::with_device(u, dev).map_err(e("instance"))?;
+    let pages = 64;
+    let buf = Mmap::anonymous(pages * PAGE).map_err(e("buffer"))?;
+    inst.dev.map_dma(IOVA, &buf).map_err(e("map"))?;
+    migrate::type1_dirty_tracking(&c, true).map_err(e("VFIO_IOMMU_DIRTY_PAGES start"))?;
+    let before = migrate::type1_dirty_bitmap(&c, IOVA, (pages * PAGE) as u64).map_err(e("bitmap"))?;
+    ensure!(before.iter().all(|&w| w == 0), "dirty before any DMA: {before:x?}");
+    let (d, _) = job::run_one(
+        &mut inst,
+        0,
+        Job::new(OP_DMA_TO_HOST, DATA_BASE, IOVA + 8 * PAGE as u64, 16 * PAGE as u32),
+        30_000,
+    )
+    .map_err(e("DMA job"))?;
+    ensure!(d.status == DESC_STATUS_DONE, "DMA job status {:#x}", d.status);
+    let bits = migrate::type1_dirty_bitmap(&c, IOVA, (pages * PAGE) as u64).map_err(e("bitmap"))?;
+    let want = 0xffffu64 << 8;
+    ensure!(
+        bits.first() == Some(&want),
+        "dirty bitmap {bits:x?}, want pages 8..24 ({want:#x})"
+    );
+    migrate::type1_dirty_tracking(&c, false).map_err(e("VFIO_IOMMU_DIRTY_PAGES stop"))?;
+    inst.dev.unmap_dma(IOVA, pages * PAGE).map_err(e("unmap"))?;
+    Ok(())
+}
+
+/// The source's parent is unbound in the middle of a pre-copy: the
+/// unbind waits, the driver asks the user for the device back (REQ), the
+/// user finishes the migration (the destination has the slice) and
+/// closes, the unbind completes; the parent then binds again.
+pub fn parent_unbind_during_migration(p2: &str, src_u: &str, dst_u: &str) -> R {
+    let src = Instance::open(src_u).map_err(e("open src"))?;
+    let data = pattern(2 * MIB, 21);
+    src.vram.write_bytes(DATA_BASE as usize, &data);
+    let dst = Device::open(dst_u).map_err(|x| x.to_string())?;
+    let mut dfd = dst
+        .set_mig_state(State::Resuming)
+        .map_err(e("RESUMING"))?
+        .ok_or("no fd")?;
+    let mut sfd = src
+        .dev
+        .set_mig_state(State::PreCopy)
+        .map_err(e("PRE_COPY"))?
+        .ok_or("no fd")?;
+    let unbind = std::path::Path::new("/sys/bus/pci/drivers/vslice/unbind");
+    let bdf = p2.to_string();
+    let t0 = std::time::Instant::now();
+    let remover = std::thread::spawn(move || vslice::sysfs::write_attr(unbind, &bdf).map(|()| t0.elapsed()));
+    let mut asked = false;
+    for _ in 0..300 {
+        if src.requested().map_err(e("REQ"))? {
+            asked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ensure!(asked, "no REQ within 6 s of the unbind");
+    ensure!(!remover.is_finished(), "the unbind did not wait for the user");
+    migrate::copy(&mut sfd, &mut dfd, true).map_err(e("pre-copy during the unbind"))?;
+    src.dev
+        .set_mig_state(State::StopCopy)
+        .map_err(e("STOP_COPY during the unbind"))?;
+    migrate::copy(&mut sfd, &mut dfd, false).map_err(e("stop-copy during the unbind"))?;
+    drop(dfd);
+    dst.set_mig_state(State::Running).map_err(e("destination RUNNING"))?;
+    drop(sfd);
+    drop(src);
+    let took = remover
+        .join()
+        .map_err(|_| "remover panicked".to_string())?
+        .map_err(e("unbind"))?;
+    let m = dst
+        .mmap(vfio::BAR2, 0, DATA_BASE as usize + 2 * MIB)
+        .map_err(e("mmap dst"))?;
+    ensure!(
+        bytes(&m, DATA_BASE as usize, 2 * MIB) == data,
+        "the destination's VRAM differs"
+    );
+    drop(m);
+    drop(dst);
+    let bind = std::path::Path::new("/sys/bus/pci/drivers/vslice/bind");
+    vslice::sysfs::write_attr(bind, p2).map_err(e("bind again"))?;
+    println!(
+        "    # unbind completed {} ms after it started, once the migration had",
+        took.as_millis()
+    );
+    Ok(())
+}
+
+/// `vram-pattern`: writes (`what` "write") or checks ("check") a pattern
+/// of `seed` over `u`'s whole slice, through its mapping.
+pub fn vram_pattern(u: &str, what: &str, seed: u8) -> R {
+    let d = Device::open(u).map_err(|x| x.to_string())?;
+    let slice = d.region_info(vfio::BAR2).map_err(e("region info"))?.size as usize;
+    let m = d.mmap(vfio::BAR2, 0, slice).map_err(e("mmap"))?;
+    let want = pattern(slice, seed);
+    match what {
+        "write" => {
+            m.write_bytes(0, &want);
+            Ok(())
+        }
+        "check" => {
+            let got = bytes(&m, 0, slice);
+            match (0..slice / PAGE).find(|&p| got[p * PAGE..(p + 1) * PAGE] != want[p * PAGE..(p + 1) * PAGE]) {
+                Some(p) => Err(format!("page {p} of {} differs", slice / PAGE)),
+                None => Ok(()),
+            }
+        }
+        _ => Err(format!("'{what}': write or check")),
+    }
+}
+
 /// The suite: instances of the smallest type (the stream is mostly its
 /// VRAM, and the debug kernel moves it at a few MiB/s under TCG) on both
 /// parents.
@@ -573,7 +693,14 @@ pub fn run(p1: &str, p2: &str) -> Vec<(String, R)> {
             t("precopy_resends_what_is_written", &mut || {
                 precopy_resends_what_is_written(&a, &other)
             });
+            t("type1_reports_dma_written_pages_dirty", &mut || {
+                type1_reports_dma_written_pages_dirty(&b)
+            });
             t("client_migrate", &mut || client_migrate(&a, &other));
+            // Last: the second parent's instance goes with the unbind.
+            t("parent_unbind_during_migration", &mut || {
+                parent_unbind_during_migration(p2, &other, &b)
+            });
         }
     }
     drop(created);
