@@ -58,6 +58,7 @@
 #include <linux/eventfd.h>
 #include <linux/file.h>
 #include <linux/interrupt.h>
+#include <linux/iova_bitmap.h>
 #include <linux/iommu.h>
 #include <linux/list.h>
 #include <linux/mdev.h>
@@ -855,6 +856,58 @@ static const struct vfio_migration_ops vslice_mig_ops = {
 	.migration_get_data_size = vslice_mig_get_data_size,
 };
 
+void vslice_shim_log_dirty(void *dirty, u64 iova, u64 len)
+{
+	iova_bitmap_set(dirty, iova, len);
+}
+
+/* iova_bitmap_set() lives in the IOMMUFD symbol namespace. */
+MODULE_IMPORT_NS("IOMMUFD");
+
+/*
+ * VFIO core: DMA logging of the guest memory the device writes, which a
+ * VMM needs to migrate a guest whose IOMMU back end has no dirty tracking
+ * of its own (QEMU wants it from the device or from iommufd hardware).
+ * The device writes guest memory only through pages the driver pinned
+ * for it, so Rust answers from its translation; any range and page size
+ * asked for is served at 4 KiB.
+ */
+static int vslice_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges,
+			    u32 nnodes, u64 *page_size)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	*page_size = PAGE_SIZE;
+	vslice_rs_dma_log(inst->rs, 1);
+	return 0;
+}
+
+static int vslice_log_stop(struct vfio_device *vdev)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	vslice_rs_dma_log(inst->rs, 0);
+	return 0;
+}
+
+static int vslice_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
+				     unsigned long length, struct iova_bitmap *dirty)
+{
+	struct vslice_shim_instance *inst =
+		container_of(vdev, struct vslice_shim_instance, vdev);
+
+	vslice_rs_dma_log_report(inst->rs, iova, length, dirty);
+	return 0;
+}
+
+static const struct vfio_log_ops vslice_log_ops = {
+	.log_start = vslice_log_start,
+	.log_stop = vslice_log_stop,
+	.log_read_and_clear = vslice_log_read_and_clear,
+};
+
 /*
  * Every user starts RUNNING with no session (open, reset, last close);
  * state_mutex held.
@@ -1444,6 +1497,9 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 	inst->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
 				     VFIO_MIGRATION_PRE_COPY;
 	inst->vdev.mig_ops = &vslice_mig_ops;
+	/* Without the kernel's iova_bitmap a report could set no bit: none offered. */
+	if (IS_ENABLED(CONFIG_IOMMUFD_DRIVER))
+		inst->vdev.log_ops = &vslice_log_ops;
 	ret = vslice_rs_instance_create(sp->rs, t->index, inst, &inst->rs);
 	if (ret)
 		goto put;

@@ -166,6 +166,8 @@ void vslice_shim_unpin(struct vslice_shim_instance *si, u64 iova, u64 dma, u32 w
  * paths with no lock of the shim's but state_mutex or a data file's lock.
  */
 void vslice_shim_vram_wp(struct vslice_shim_instance *si);
+/* DMA logging: [@iova, @iova + @len) is dirty in report bitmap @dirty. */
+void vslice_shim_log_dirty(void *dirty, u64 iova, u64 len);
 /* CRC-32C of @len bytes at @buf, continuing from @crc (the stream's check). */
 u32 vslice_shim_crc32c(u32 crc, const u8 *buf, u64 len);
 
@@ -275,5 +277,14 @@ s64 vslice_rs_mig_write(struct vslice_rs_stream *st, const u8 *buf, u32 len);
 int vslice_rs_mig_load(struct vslice_rs_stream *st);
 void vslice_rs_mig_free(struct vslice_rs_stream *st);
 u64 vslice_rs_mig_data_size(const struct vslice_rs_instance *inst);
+/*
+ * VFIO DMA logging (log_ops), process context, no lock of the shim's
+ * held: start (1) or stop (0); report the pages the device may have
+ * written in [@iova, @iova + @len) into @dirty (an iova_bitmap) through
+ * vslice_shim_log_dirty().
+ */
+void vslice_rs_dma_log(const struct vslice_rs_instance *inst, u32 on);
+void vslice_rs_dma_log_report(const struct vslice_rs_instance *inst, u64 iova, u64 len,
+			      void *dirty);
 
 #endif /* VSLICE_SHIM_H */

@@ -273,6 +273,13 @@ pub(crate) struct Xlate {
     /// Bumped by every `clear` (reset, close): a fault read before it is
     /// stale and is not answered with pins.
     gen: u64,
+    /// DMA logging (`VFIO_DEVICE_FEATURE_DMA_LOGGING_*`) is on: writable
+    /// pages that lose their translation are remembered in `gone` until
+    /// the next report (the device may have written them).
+    logging: bool,
+    gone: KVec<u64>,
+    /// `gone` could not grow: the next report says the whole range.
+    gone_lost: bool,
 }
 
 /// A present leaf on its way out: IOVA, bus address, writable.
@@ -292,6 +299,9 @@ impl Xlate {
             pinned: 0,
             resolving: false,
             gen: 0,
+            logging: false,
+            gone: KVec::new(),
+            gone_lost: false,
         })
     }
 
@@ -524,6 +534,12 @@ impl Dma<'_> {
                             let e = g.t.get(t, idx);
                             if e & (regs::PTE_READ | regs::PTE_WRITE) != 0 {
                                 g.t.set(t, idx, 0);
+                                if g.logging
+                                    && e & regs::PTE_WRITE != 0
+                                    && g.gone.push(va, GFP_KERNEL).is_err()
+                                {
+                                    g.gone_lost = true;
+                                }
                                 batch[n] = Leaf {
                                     iova: va,
                                     dma: e & regs::PTE_ADDR_MASK,
@@ -548,6 +564,55 @@ impl Dma<'_> {
                 si.unpin(l.iova, l.dma, l.write);
             }
             stats::PINNED_PAGES.fetch_sub(n as u64, Relaxed);
+        }
+    }
+
+    /// Starts (`on`) or stops DMA logging.
+    pub(crate) fn log(&self, on: bool) {
+        let mut g = self.xlate.lock();
+        g.logging = on;
+        g.gone.clear();
+        g.gone_lost = false;
+    }
+
+    /// DMA logging's report of [`iova`, `iova + len`): calls `dirty` with
+    /// every page the device may have written since the last report,
+    /// which is every page it can write now (translated writable: pinned
+    /// for its writes) and every such page whose translation went since.
+    /// The device writes guest memory only through those pages.
+    pub(crate) fn log_report(&self, iova: u64, len: u64, mut dirty: impl FnMut(u64, u64)) {
+        let end = iova.saturating_add(len).min(VA_LIMIT);
+        let mut g = self.xlate.lock();
+        while g.resolving {
+            self.idle.wait(&mut g);
+        }
+        if g.gone_lost {
+            // Some pages went unrecorded: the whole range, once.
+            g.gone_lost = false;
+            g.gone.clear();
+            dirty(iova, len);
+            return;
+        }
+        let mut va = iova & !(PAGE - 1);
+        while va < end {
+            match g.t.walk(va, false) {
+                Ok(Walk::Leaf(t, idx)) => {
+                    if g.t.get(t, idx) & regs::PTE_WRITE != 0 {
+                        dirty(va, PAGE);
+                    }
+                    va += PAGE;
+                }
+                Ok(Walk::Missing(span)) => va = (va | (span - 1)).saturating_add(1),
+                Err(_) => va += PAGE,
+            }
+        }
+        let gone = core::mem::take(&mut g.gone);
+        for &p in gone.iter() {
+            if p >= iova && p < end {
+                dirty(p, PAGE);
+            } else if g.gone.push(p, GFP_KERNEL).is_err() {
+                g.gone_lost = true;
+            }
         }
     }
 

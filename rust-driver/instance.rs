@@ -190,6 +190,18 @@ impl Instance {
         self.dma().unmap(iova, len);
     }
 
+    /// Starts (`on`) or stops logging the guest pages the device writes
+    /// (VFIO DMA logging).
+    pub(crate) fn dma_log(&self, on: bool) {
+        self.dma().log(on);
+    }
+
+    /// DMA logging's report of [`iova`, `iova + len`), page ranges to
+    /// `dirty` (dma.rs says which).
+    pub(crate) fn dma_log_report(&self, iova: u64, len: u64, dirty: impl FnMut(u64, u64)) {
+        self.dma().log_report(iova, len, dirty);
+    }
+
     /// Drops every translation and pin (after a reset or the last close
     /// stopped the contexts).
     pub(crate) fn unpin_all(&self) {

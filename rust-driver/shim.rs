@@ -801,6 +801,37 @@ pub(crate) unsafe extern "C" fn vslice_rs_mig_data_size(
     migrate::stop_copy_len(unsafe { instance(inst) })
 }
 
+/// VFIO DMA logging on (`on` 1) or off.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_dma_log(inst: *const ffi::vslice_rs_instance, on: u32) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.dma_log(on != 0);
+}
+
+/// VFIO DMA logging's report of [`iova`, `iova + len`) into `dirty`.
+///
+/// # Safety
+///
+/// `inst` as for [`instance`]; `dirty` the core's `iova_bitmap` for this
+/// report.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_dma_log_report(
+    inst: *const ffi::vslice_rs_instance,
+    iova: u64,
+    len: u64,
+    dirty: *mut kernel::ffi::c_void,
+) {
+    // SAFETY: per the contract.
+    unsafe { instance(inst) }.dma_log_report(iova, len, |at, n| {
+        // SAFETY: `dirty` is the report's bitmap, live during the call.
+        unsafe { ffi::vslice_shim_log_dirty(dirty, at, n) }
+    });
+}
+
 /// Whether an error a user can repeat at will may be logged now: the
 /// module's rate limit (the kernel's default interval and burst).
 pub(crate) fn err_ratelimit() -> bool {
@@ -1036,6 +1067,14 @@ const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_stream); 2] =
     [ffi::vslice_rs_mig_free, vslice_rs_mig_free];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u64; 2] =
     [ffi::vslice_rs_mig_data_size, vslice_rs_mig_data_size];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32); 2] =
+    [ffi::vslice_rs_dma_log, vslice_rs_dma_log];
+const _: [unsafe extern "C" fn(
+    *const ffi::vslice_rs_instance,
+    u64,
+    u64,
+    *mut kernel::ffi::c_void,
+); 2] = [ffi::vslice_rs_dma_log_report, vslice_rs_dma_log_report];
 // The region flags are the uapi's (the C shim asserts the uapi side).
 const _: () = assert!(vdev::REGION_READ == ffi::VSLICE_REGION_READ);
 const _: () = assert!(vdev::REGION_WRITE == ffi::VSLICE_REGION_WRITE);

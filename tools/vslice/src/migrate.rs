@@ -308,3 +308,61 @@ pub fn type1_dirty_bitmap(c: &crate::vfio::Container, iova: u64, size: u64) -> i
     dirty_pages(c, VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, &mut p)?;
     Ok(bits)
 }
+
+/// A plain-data uapi structure as the payload bytes of a feature call.
+fn as_bytes<T: Copy>(v: &T) -> Vec<u8> {
+    let mut b = vec![0u8; std::mem::size_of::<T>()];
+    // SAFETY: `b` holds exactly one `T`; `T` is a uapi structure of
+    // integers.
+    unsafe { std::ptr::write_unaligned(b.as_mut_ptr().cast(), *v) };
+    b
+}
+
+impl Device {
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_START` over `ranges` (IOVA, length)
+    /// at 4 KiB pages: the device logs the guest pages it writes.
+    pub fn dma_logging_start(&self, ranges: &[(u64, u64)]) -> io::Result<()> {
+        let r: Vec<vfio_device_feature_dma_logging_range> = ranges
+            .iter()
+            .map(|&(iova, length)| vfio_device_feature_dma_logging_range { iova, length })
+            .collect();
+        let c = vfio_device_feature_dma_logging_control {
+            page_size: 4096,
+            num_ranges: r.len() as u32,
+            __reserved: 0,
+            ranges: r.as_ptr() as u64,
+        };
+        feature(
+            self,
+            VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+            &mut as_bytes(&c),
+        )
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP`.
+    pub fn dma_logging_stop(&self) -> io::Result<()> {
+        feature(
+            self,
+            VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+            &mut [],
+        )
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT` of [`iova`, `iova + len`):
+    /// one bit per 4 KiB page written since the last report.
+    pub fn dma_logging_report(&self, iova: u64, len: u64) -> io::Result<Vec<u64>> {
+        let mut bits = vec![0u64; (len / 4096).div_ceil(64) as usize];
+        let r = vfio_device_feature_dma_logging_report {
+            iova,
+            length: len,
+            page_size: 4096,
+            bitmap: bits.as_mut_ptr() as u64,
+        };
+        feature(
+            self,
+            VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+            &mut as_bytes(&r),
+        )?;
+        Ok(bits)
+    }
+}

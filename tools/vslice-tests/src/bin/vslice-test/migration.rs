@@ -639,6 +639,50 @@ pub fn parent_unbind_during_migration(p2: &str, src_u: &str, dst_u: &str) -> R {
     Ok(())
 }
 
+/// Runs one job of `pages` pages on context 0; it must succeed.
+fn run_job(inst: &mut Instance, op: u32, src: u64, dst: u64, pages: usize) -> R {
+    let (d, _) = job::run_one(inst, 0, Job::new(op, src, dst, (pages * PAGE) as u32), 30_000).map_err(e("job"))?;
+    ensure!(d.status == DESC_STATUS_DONE, "job status {:#x}", d.status);
+    Ok(())
+}
+
+/// The device's own DMA logging (`VFIO_DEVICE_FEATURE_DMA_LOGGING_*`,
+/// what QEMU needs to migrate a guest whose device writes its memory):
+/// a job that writes pages 8..24 of a buffer makes exactly those dirty, a
+/// job that only reads makes nothing dirty, a report clears what it
+/// reported except pages still writable by the device, and a page unmapped
+/// after the device wrote it is still reported once.
+pub fn dma_logging_reports_written_pages(u: &str) -> R {
+    let mut inst = Instance::open(u).map_err(e("open"))?;
+    let pages = 64;
+    let len = (pages * PAGE) as u64;
+    let buf = Mmap::anonymous(pages * PAGE).map_err(e("buffer"))?;
+    inst.dev.map_dma(IOVA, &buf).map_err(e("map"))?;
+    inst.dev
+        .dma_logging_start(&[(IOVA, len)])
+        .map_err(e("DMA_LOGGING_START"))?;
+    let first = |b: &[u64]| b.first().copied().unwrap_or(0);
+    let b0 = inst.dev.dma_logging_report(IOVA, len).map_err(e("report"))?;
+    ensure!(first(&b0) == 0, "dirty before any DMA: {b0:x?}");
+    // Reads pages 40..48 (host -> VRAM): nothing the device wrote.
+    run_job(&mut inst, OP_DMA_FROM_HOST, IOVA + 40 * PAGE as u64, DATA_BASE, 8)?;
+    let b1 = inst.dev.dma_logging_report(IOVA, len).map_err(e("report"))?;
+    ensure!(first(&b1) == 0, "a read-only job dirtied {b1:x?}");
+    // Writes pages 8..24 (VRAM -> host).
+    run_job(&mut inst, OP_DMA_TO_HOST, DATA_BASE, IOVA + 8 * PAGE as u64, 16)?;
+    let want = 0xffffu64 << 8;
+    let b2 = inst.dev.dma_logging_report(IOVA, len).map_err(e("report"))?;
+    ensure!(first(&b2) == want, "after the write: {b2:x?}, want {want:#x}");
+    // Unmapped after the write: reported once more, then gone.
+    inst.dev.unmap_dma(IOVA, pages * PAGE).map_err(e("unmap"))?;
+    let b3 = inst.dev.dma_logging_report(IOVA, len).map_err(e("report"))?;
+    ensure!(first(&b3) == want, "after the unmap: {b3:x?}, want {want:#x}");
+    let b4 = inst.dev.dma_logging_report(IOVA, len).map_err(e("report"))?;
+    ensure!(first(&b4) == 0, "reported twice after the unmap: {b4:x?}");
+    inst.dev.dma_logging_stop().map_err(e("DMA_LOGGING_STOP"))?;
+    Ok(())
+}
+
 /// `vram-pattern`: writes (`what` "write") or checks ("check") a pattern
 /// of `seed` over `u`'s whole slice, through its mapping.
 pub fn vram_pattern(u: &str, what: &str, seed: u8) -> R {
@@ -695,6 +739,9 @@ pub fn run(p1: &str, p2: &str) -> Vec<(String, R)> {
             });
             t("type1_reports_dma_written_pages_dirty", &mut || {
                 type1_reports_dma_written_pages_dirty(&b)
+            });
+            t("dma_logging_reports_written_pages", &mut || {
+                dma_logging_reports_written_pages(&a)
             });
             t("client_migrate", &mut || client_migrate(&a, &other));
             // Last: the second parent's instance goes with the unbind.
