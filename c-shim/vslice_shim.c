@@ -845,8 +845,19 @@ static int vslice_mig_get_data_size(struct vfio_device *vdev, unsigned long *sto
 {
 	struct vslice_shim_instance *inst =
 		container_of(vdev, struct vslice_shim_instance, vdev);
+	struct vslice_mig_file *mf;
 
-	*stop_copy_length = vslice_rs_mig_data_size(inst->rs);
+	/* What is left of a session in progress, else a whole stream. */
+	mutex_lock(&inst->state_mutex);
+	mf = inst->saving;
+	if (mf) {
+		mutex_lock(&mf->lock);
+		*stop_copy_length = vslice_rs_mig_data_size(inst->rs, mf->rs);
+		mutex_unlock(&mf->lock);
+	} else {
+		*stop_copy_length = vslice_rs_mig_data_size(inst->rs, NULL);
+	}
+	mutex_unlock(&inst->state_mutex);
 	return 0;
 }
 

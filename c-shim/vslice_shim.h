@@ -263,7 +263,8 @@ int vslice_rs_selftest(const struct vslice_rs_parent *rs, u64 dma_len);
  * pre-copy's temporary end. precopy_info: VFIO_MIG_GET_PRECOPY_INFO.
  * resume: a resuming stream. write: @len bytes of it. load: validate
  * what was written and put it into the instance (memory_lock held
- * exclusive). data_size: a STOP_COPY stream's length from now.
+ * exclusive). data_size: a STOP_COPY stream's length from now, given
+ * the saving stream @st if there is one (its file's lock held).
  */
 int vslice_rs_mig_freeze(const struct vslice_rs_instance *inst, u32 freeze);
 int vslice_rs_mig_save(const struct vslice_rs_instance *inst, u32 precopy,
@@ -276,7 +277,8 @@ int vslice_rs_mig_resume(const struct vslice_rs_instance *inst,
 s64 vslice_rs_mig_write(struct vslice_rs_stream *st, const u8 *buf, u32 len);
 int vslice_rs_mig_load(struct vslice_rs_stream *st);
 void vslice_rs_mig_free(struct vslice_rs_stream *st);
-u64 vslice_rs_mig_data_size(const struct vslice_rs_instance *inst);
+u64 vslice_rs_mig_data_size(const struct vslice_rs_instance *inst,
+			    struct vslice_rs_stream *st);
 /*
  * VFIO DMA logging (log_ops), process context, no lock of the shim's
  * held: start (1) or stop (0); report the pages the device may have

@@ -545,6 +545,27 @@ impl Save {
         Ok(n)
     }
 
+    /// Bytes a switch to STOP_COPY now would still produce: the pages
+    /// still to send (each counted with a section header, an upper bound
+    /// for scattered pages), what was made and not read, the state, the
+    /// end.
+    fn stop_copy_left(&self) -> u64 {
+        let unread = (self.out.len() - self.out_at) as u64 + self.vram_left;
+        let inst = self.inst();
+        match self.stage {
+            SaveStage::Pages => {
+                self.pending() * (PAGE + SEC_HDR_LEN as u64 + 8)
+                    + unread
+                    + SEC_HDR_LEN as u64
+                    + SavedRegs::len(inst.contexts())
+                    + SEC_HDR_LEN as u64
+                    + END_LEN
+            }
+            SaveStage::Tail => unread + END_LEN,
+            SaveStage::End | SaveStage::Done => unread,
+        }
+    }
+
     /// VFIO_MIG_GET_PRECOPY_INFO: (initial bytes, dirty bytes).
     fn precopy_info(&mut self) -> Result<(u64, u64)> {
         if self.stopped {
@@ -902,6 +923,15 @@ impl Stream {
         match self {
             Stream::Resume(r) => r.load(),
             Stream::Save(_) => Err(EINVAL),
+        }
+    }
+
+    /// A saving stream's STOP_COPY bytes from now (`stop_copy_len` for
+    /// one that has sent nothing).
+    pub(crate) fn stop_copy_left(&self) -> Option<u64> {
+        match self {
+            Stream::Save(s) => Some(s.stop_copy_left()),
+            Stream::Resume(_) => None,
         }
     }
 }

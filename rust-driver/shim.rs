@@ -788,17 +788,24 @@ pub(crate) unsafe extern "C" fn vslice_rs_mig_free(st: *mut ffi::vslice_rs_strea
     drop(unsafe { KBox::from_raw(st.cast::<Stream>()) });
 }
 
-/// Bytes of a STOP_COPY stream of the instance.
+/// Bytes of a STOP_COPY stream of the instance from now: what the saving
+/// stream `st` still has to produce, or (`st` null) a whole stream.
 ///
 /// # Safety
 ///
-/// `inst` as for [`instance`].
+/// `inst` as for [`instance`]; `st` null or as for [`stream`].
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_mig_data_size(
     inst: *const ffi::vslice_rs_instance,
+    st: *mut ffi::vslice_rs_stream,
 ) -> u64 {
     // SAFETY: per the contract.
-    migrate::stop_copy_len(unsafe { instance(inst) })
+    let whole = migrate::stop_copy_len(unsafe { instance(inst) });
+    if st.is_null() {
+        return whole;
+    }
+    // SAFETY: per the contract.
+    unsafe { stream(st) }.stop_copy_left().unwrap_or(whole)
 }
 
 /// VFIO DMA logging on (`on` 1) or off.
@@ -1065,8 +1072,8 @@ const _: [unsafe extern "C" fn(
 ) -> kernel::ffi::c_int; 2] = [ffi::vslice_rs_mig_precopy_info, vslice_rs_mig_precopy_info];
 const _: [unsafe extern "C" fn(*mut ffi::vslice_rs_stream); 2] =
     [ffi::vslice_rs_mig_free, vslice_rs_mig_free];
-const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance) -> u64; 2] =
-    [ffi::vslice_rs_mig_data_size, vslice_rs_mig_data_size];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, *mut ffi::vslice_rs_stream) -> u64;
+    2] = [ffi::vslice_rs_mig_data_size, vslice_rs_mig_data_size];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_instance, u32); 2] =
     [ffi::vslice_rs_dma_log, vslice_rs_dma_log];
 const _: [unsafe extern "C" fn(
