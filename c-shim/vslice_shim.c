@@ -573,12 +573,13 @@ static int vslice_mig_release(struct inode *inode, struct file *filp)
 }
 
 /*
- * read() of the saving fd: stream bytes, through a bounce page (Rust
- * reads VRAM and registers into it). 0 at the end of a STOP_COPY stream,
- * -ENOMSG at pre-copy's temporary end.
+ * read() of the saving fd and write() of the resuming fd: stream bytes
+ * through a bounce page, Rust making (reading VRAM and registers) or
+ * taking (checking, writing VRAM) each piece. A read returns 0 at the end
+ * of a STOP_COPY stream and -ENOMSG at pre-copy's temporary end.
  */
-static ssize_t vslice_mig_read(struct file *filp, char __user *ubuf, size_t count,
-			       loff_t *pos)
+static ssize_t vslice_mig_rw(struct file *filp, char __user *ubuf, size_t count,
+			     loff_t *pos, bool write)
 {
 	struct vslice_mig_file *mf = filp->private_data;
 	size_t done = 0;
@@ -594,10 +595,19 @@ static ssize_t vslice_mig_read(struct file *filp, char __user *ubuf, size_t coun
 	while (done < count) {
 		u32 len = min_t(size_t, count - done, PAGE_SIZE);
 
-		n = mf->rs ? vslice_rs_mig_read(mf->rs, buf, len) : -ENODEV;
+		if (write && copy_from_user(buf, ubuf + done, len)) {
+			n = -EFAULT;
+			break;
+		}
+		if (!mf->rs)
+			n = -ENODEV;
+		else if (write)
+			n = vslice_rs_mig_write(mf->rs, buf, len);
+		else
+			n = vslice_rs_mig_read(mf->rs, buf, len);
 		if (n <= 0)
 			break;
-		if (copy_to_user(ubuf + done, buf, n)) {
+		if (!write && copy_to_user(ubuf + done, buf, n)) {
 			n = -EFAULT;
 			break;
 		}
@@ -608,36 +618,16 @@ static ssize_t vslice_mig_read(struct file *filp, char __user *ubuf, size_t coun
 	return done ? done : n;
 }
 
-/* write() of the resuming fd: Rust checks and takes the bytes as they come. */
+static ssize_t vslice_mig_read(struct file *filp, char __user *ubuf, size_t count,
+			       loff_t *pos)
+{
+	return vslice_mig_rw(filp, ubuf, count, pos, false);
+}
+
 static ssize_t vslice_mig_write(struct file *filp, const char __user *ubuf, size_t count,
 				loff_t *pos)
 {
-	struct vslice_mig_file *mf = filp->private_data;
-	size_t done = 0;
-	s64 n = 0;
-	u8 *buf;
-
-	if (pos)
-		return -ESPIPE;
-	buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
-	mutex_lock(&mf->lock);
-	while (done < count) {
-		u32 len = min_t(size_t, count - done, PAGE_SIZE);
-
-		if (copy_from_user(buf, ubuf + done, len)) {
-			n = -EFAULT;
-			break;
-		}
-		n = mf->rs ? vslice_rs_mig_write(mf->rs, buf, len) : -ENODEV;
-		if (n <= 0)
-			break;
-		done += n;
-	}
-	mutex_unlock(&mf->lock);
-	kfree(buf);
-	return done ? done : n;
+	return vslice_mig_rw(filp, (char __user *)ubuf, count, pos, true);
 }
 
 /* VFIO_MIG_GET_PRECOPY_INFO on the saving fd; -EINVAL outside pre-copy. */

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use vfio_bindings::bindings::vfio::*;
@@ -57,31 +57,37 @@ impl State {
     }
 }
 
-/// `VFIO_DEVICE_FEATURE` with `flags` and `payload` after the header;
-/// the payload comes back as the kernel left it.
-fn feature(d: &Device, flags: u32, payload: &mut [u8]) -> io::Result<()> {
-    let head = std::mem::size_of::<vfio_device_feature>();
-    let mut buf = vec![0u64; (head + payload.len()).div_ceil(8)];
-    let hdr = vfio_device_feature {
-        argsz: (head + payload.len()) as u32,
-        flags,
-        ..Default::default()
-    };
-    // SAFETY: `buf` holds the header and the payload, aligned for both.
+/// An ioctl whose argument is `argsz`, `flags` (two u32, the layout of
+/// `vfio_device_feature` and `vfio_iommu_type1_dirty_bitmap`) and then
+/// `payload`; the payload comes back as the kernel left it.
+fn flagged_ioctl(fd: &impl AsRawFd, req: libc::c_ulong, flags: u32, payload: &mut [u8]) -> io::Result<()> {
+    const HEAD: usize = 8;
+    let mut buf = vec![0u64; (HEAD + payload.len()).div_ceil(8)];
+    let argsz = (HEAD + payload.len()) as u32;
+    // SAFETY: `buf` holds the header and the payload, 8-byte aligned.
     unsafe {
-        std::ptr::write(buf.as_mut_ptr().cast::<vfio_device_feature>(), hdr);
-        std::ptr::copy_nonoverlapping(payload.as_ptr(), buf.as_mut_ptr().cast::<u8>().add(head), payload.len());
+        let p = buf.as_mut_ptr().cast::<u8>();
+        std::ptr::copy_nonoverlapping(argsz.to_ne_bytes().as_ptr(), p, 4);
+        std::ptr::copy_nonoverlapping(flags.to_ne_bytes().as_ptr(), p.add(4), 4);
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), p.add(HEAD), payload.len());
     }
-    // SAFETY: the kernel reads and writes at most `argsz` bytes of `buf`.
-    let r = unsafe { ioctl_with_mut_ptr(d.file(), VFIO_DEVICE_FEATURE(), buf.as_mut_ptr()) };
+    // SAFETY: the kernel reads and writes at most `argsz` bytes of `buf`
+    // (and, for a dirty bitmap, the bitmap the payload points at, which
+    // the caller keeps valid).
+    let r = unsafe { ioctl_with_mut_ptr(fd, req, buf.as_mut_ptr()) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: as above; the payload is read back from where it was put.
     unsafe {
-        std::ptr::copy_nonoverlapping(buf.as_ptr().cast::<u8>().add(head), payload.as_mut_ptr(), payload.len());
+        std::ptr::copy_nonoverlapping(buf.as_ptr().cast::<u8>().add(HEAD), payload.as_mut_ptr(), payload.len());
     }
     Ok(())
+}
+
+/// `VFIO_DEVICE_FEATURE` with `flags` and `payload`.
+fn feature(d: &Device, flags: u32, payload: &mut [u8]) -> io::Result<()> {
+    flagged_ioctl(d.file(), VFIO_DEVICE_FEATURE(), flags, payload)
 }
 
 impl Device {
@@ -251,29 +257,10 @@ pub fn migrate(src: &Device, dst: &Device, opt: &Options) -> io::Result<Report> 
 
 ioctl_io_nr!(VFIO_IOMMU_DIRTY_PAGES, VFIO_TYPE.into(), VFIO_BASE + 17);
 
-/// `VFIO_IOMMU_DIRTY_PAGES` with `flags` and `payload` after the header,
-/// on a type1 container.
+/// `VFIO_IOMMU_DIRTY_PAGES` with `flags` and `payload`, on a type1
+/// container.
 fn dirty_pages(c: &crate::vfio::Container, flags: u32, payload: &mut [u8]) -> io::Result<()> {
-    let head = std::mem::size_of::<vfio_iommu_type1_dirty_bitmap>();
-    let mut buf = vec![0u64; (head + payload.len()).div_ceil(8)];
-    let hdr = vfio_iommu_type1_dirty_bitmap {
-        argsz: (head + payload.len()) as u32,
-        flags,
-        ..Default::default()
-    };
-    // SAFETY: `buf` holds the header and the payload, aligned for both.
-    unsafe {
-        std::ptr::write(buf.as_mut_ptr().cast::<vfio_iommu_type1_dirty_bitmap>(), hdr);
-        std::ptr::copy_nonoverlapping(payload.as_ptr(), buf.as_mut_ptr().cast::<u8>().add(head), payload.len());
-    }
-    // SAFETY: the kernel reads `argsz` bytes of `buf` and writes only
-    // through the bitmap pointer the payload carries, which the caller
-    // keeps valid.
-    let r = unsafe { ioctl_with_mut_ptr(&**c, VFIO_IOMMU_DIRTY_PAGES(), buf.as_mut_ptr()) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    flagged_ioctl(&**c, VFIO_IOMMU_DIRTY_PAGES(), flags, payload)
 }
 
 /// Starts (`on`) or stops type1's dirty-page tracking of the container

@@ -8,6 +8,7 @@
 //! Creates its own instances and removes them at the end; pins and
 //! instances back to zero is checked by the shell after it.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 
 use vslice::job::{self, Instance, Job, DATA_BASE};
@@ -445,25 +446,29 @@ pub fn dma_jobs_resume_with_translations_rebuilt(a: &str, other: &str) -> R {
     Ok(())
 }
 
+/// `dst` RESUMING and `src` in PRE_COPY: their data fds (saving, resuming).
+fn precopy_session(src: &Device, dst: &Device) -> Result<(File, File), String> {
+    let d = dst
+        .set_mig_state(State::Resuming)
+        .map_err(e("RESUMING"))?
+        .ok_or("no fd")?;
+    let s = src
+        .set_mig_state(State::PreCopy)
+        .map_err(e("PRE_COPY"))?
+        .ok_or("no fd")?;
+    Ok((s, d))
+}
+
 /// Pre-copy sends the slice while the instance runs, then again what was
 /// written after: by a job (the device's dirty log), by the CPU through
 /// the mapping (write-protected) and through the region (pwrite); the
 /// destination ends up with all of it; PRECOPY_INFO counts it.
 pub fn precopy_resends_what_is_written(a: &str, other: &str) -> R {
-    let src = Instance::open(a).map_err(e("open src"))?;
-    let mut src = src;
+    let mut src = Instance::open(a).map_err(e("open src"))?;
     let base = pattern(4 * MIB, 5);
     src.vram.write_bytes(DATA_BASE as usize, &base);
     let dd = Device::open(other).map_err(|x| x.to_string())?;
-    let mut dfd = dd
-        .set_mig_state(State::Resuming)
-        .map_err(e("RESUMING"))?
-        .ok_or("no fd")?;
-    let mut sfd = src
-        .dev
-        .set_mig_state(State::PreCopy)
-        .map_err(e("PRE_COPY"))?
-        .ok_or("no fd")?;
+    let (mut sfd, mut dfd) = precopy_session(&src.dev, &dd)?;
     let first = migrate::copy(&mut sfd, &mut dfd, true).map_err(e("first round"))?;
     let (initial, dirty) = migrate::precopy_info(&sfd).map_err(e("PRECOPY_INFO"))?;
     ensure!(
@@ -585,15 +590,7 @@ pub fn parent_unbind_during_migration(p2: &str, src_u: &str, dst_u: &str) -> R {
     let data = pattern(2 * MIB, 21);
     src.vram.write_bytes(DATA_BASE as usize, &data);
     let dst = Device::open(dst_u).map_err(|x| x.to_string())?;
-    let mut dfd = dst
-        .set_mig_state(State::Resuming)
-        .map_err(e("RESUMING"))?
-        .ok_or("no fd")?;
-    let mut sfd = src
-        .dev
-        .set_mig_state(State::PreCopy)
-        .map_err(e("PRE_COPY"))?
-        .ok_or("no fd")?;
+    let (mut sfd, mut dfd) = precopy_session(&src.dev, &dst)?;
     let unbind = std::path::Path::new("/sys/bus/pci/drivers/vslice/unbind");
     let bdf = p2.to_string();
     let t0 = std::time::Instant::now();
@@ -751,5 +748,14 @@ pub fn run(p1: &str, p2: &str) -> Vec<(String, R)> {
         }
     }
     drop(created);
+    // Every session, stream and log freed, every pin returned.
+    let leaks = (|| -> R {
+        let pinned = DriverStats::read().map_err(e("stats"))?.pinned_pages;
+        ensure!(pinned == 0, "{pinned} pages still pinned");
+        let leaks = vslice_tests::health::kmemleak_scan().map_err(e("kmemleak"))?;
+        ensure!(leaks.is_empty(), "kmemleak: {}", leaks.join("\n"));
+        Ok(())
+    })();
+    results.push(("no_pins_and_no_leaks_after_the_suite".to_string(), leaks));
     results
 }
