@@ -209,6 +209,8 @@ static int vslice_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "pinned_pages: %llu\n", st.pinned_pages);
 	seq_printf(s, "dma_faults_resolved: %llu\ndma_faults_refused: %llu\n",
 		   st.dma_faults_resolved, st.dma_faults_refused);
+	seq_printf(s, "mig_jobs_moved: %llu\nmig_jobs_resumed: %llu\n",
+		   st.mig_jobs_moved, st.mig_jobs_resumed);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(vslice_stats);

@@ -80,6 +80,9 @@ struct vslice_stats {
 	/* Translation faults the driver answered, and how. */
 	u64 dma_faults_resolved;
 	u64 dma_faults_refused;
+	/* Jobs loaded migration states carried; of them, resumed part-done. */
+	u64 mig_jobs_moved;
+	u64 mig_jobs_resumed;
 };
 
 /* One instance type, as Rust defines it. */

@@ -53,5 +53,7 @@ vslice_devices() {
 }
 # state_field BDF FIELD: a field of the parent's debugfs state file.
 state_field() { sed -n "s/^$2: //p" "/sys/kernel/debug/vslice/$1/state"; }
-# pinned_pages: tenant pages the driver holds pinned now (debugfs stats).
-pinned_pages() { sed -n 's/^pinned_pages: //p' /sys/kernel/debug/vslice/stats; }
+# stats_field FIELD: a field of the driver's debugfs stats file.
+stats_field() { sed -n "s/^$1: //p" /sys/kernel/debug/vslice/stats; }
+# pinned_pages: tenant pages the driver holds pinned now.
+pinned_pages() { stats_field pinned_pages; }

@@ -77,19 +77,20 @@ nested_qemu_sees_the_instance() {
 	[ $ok = 1 ]
 }
 
-# qemu_start NAME FD UUID ARGS...: a nested QEMU (TCG, no guest OS but
-# its firmware) with instance UUID as its vfio-pci device through a type1
-# container (QEMU's legacy path, whose dirty-page tracking QEMU's
-# migration needs for a device without its own), its monitor on fd FD,
-# its output in /tmp/NAME.mon.
+# qemu_start NAME FD UUID ARGS...: a nested QEMU (TCG) with instance UUID
+# as its vfio-pci device through a type1 container (QEMU's legacy path,
+# whose dirty-page tracking QEMU's migration needs for a device without
+# its own), its monitor on fd FD and its output in /tmp/NAME.mon, its
+# debug console (port 0xe9) in /tmp/NAME.con.
 qemu_start() {
 	name=$1 fd=$2 u=$3
 	shift 3
-	rm -f "/tmp/$name.in" "/tmp/$name.out"
+	rm -f "/tmp/$name.in" "/tmp/$name.out" "/tmp/$name.con"
 	mkfifo "/tmp/$name.in" "/tmp/$name.out"
 	# shellcheck disable=SC2086
 	$Q -L /extra/share -machine q35 -accel tcg -m 32 -nodefaults -display none \
 		-monitor "pipe:/tmp/$name" \
+		-chardev "file,id=con,path=/tmp/$name.con" -device isa-debugcon,iobase=0xe9,chardev=con \
 		-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u" "$@" \
 		>"/tmp/$name.err" 2>&1 &
 	pid=$!
@@ -114,42 +115,71 @@ mon_wait() {
 	return 1
 }
 
-# QEMU's own migration moves an instance of the second device, held by
-# one nested QEMU whose firmware has run, into an instance of the third
-# device held by another QEMU started with -incoming; the slice's
-# contents arrive (checked after both QEMUs quit: VRAM outlives its users).
-qemu_migrates_an_instance() {
+# verified FILE: the last count of jobs the guest verified in console FILE.
+verified() { sed -n 's/^jobguest: \([0-9]*\) jobs verified$/\1/p' "$1" | tail -n1; }
+
+# con_wait FILE MIN: waits (120 s at most) until the guest of console
+# FILE has verified more than MIN jobs; fails at once on "BAD".
+con_wait() {
+	k=0
+	while [ $k -lt 120 ]; do
+		grep -q BAD "$1" 2>/dev/null && return 1
+		[ "$(verified "$1")" -gt "$2" ] 2>/dev/null && return 0
+		sleep 1
+		k=$((k + 1))
+	done
+	return 1
+}
+
+# QEMU's own migration moves a running guest (guest/jobguest: it keeps two
+# batches of checksum jobs queued on its instance and checks every result
+# and the completed count) from a nested QEMU holding an instance of the
+# second device to another, started with -incoming, holding one of the
+# third. After the switchover the guest goes on on the destination and
+# verifies more jobs there; the driver's stats show that the stream carried
+# jobs; the data the jobs hash arrives intact (checked after both QEMUs
+# quit: VRAM outlives its users).
+qemu_migrates_a_guest_with_jobs_running() {
 	P2=$(vslice_devices | sed -n 2p)
 	P3=$(vslice_devices | sed -n 3p)
 	[ -n "$P3" ] || { echo "this test needs three devices"; return 1; }
 	a=$(vslice create "$P2" unit) || return 1
 	b=$(vslice create "$P3" unit) || { vslice remove "$a"; return 1; }
+	# The jobs hash all of the slice but its last MiB, which holds the
+	# guest's ring.
+	len=$(($(vslice info "$a" | sed -n 's/^region 2: size \(0x[0-9a-f]*\).*/\1/p') - 1048576))
 	r=1 src_pid='' dst_pid=''
-	if vslice-test vram-pattern "$a" write 77; then
-		# The source's firmware assigned the VRAM BAR (unassigned reads
-		# all-ones, 16 digits): the device decodes.
+	moved=$(stats_field mig_jobs_moved) resumed=$(stats_field mig_jobs_resumed)
+	if fnv=$(vslice-test vram-pattern "$a" write 77 --len $len); then
+		fnv=${fnv##* }
+		echo "guest: checksum jobs over $len bytes, FNV-1a $fnv"
 		# The stream goes through a FIFO (exec: migration): the guest
 		# kernel has no AF_UNIX. Nested TCG moves a few MB/s: the
 		# downtime limit is raised so that QEMU switches over at all.
 		rm -f /tmp/mig.fifo
 		mkfifo /tmp/mig.fifo
-		if qemu_start dst 5 "$b" -incoming "exec:cat /tmp/mig.fifo" &&
-			qemu_start src 4 "$a" &&
-			mon_wait 4 /tmp/src.mon "info pci" 'BAR2: 64 bit prefetchable memory at 0x[0-9a-f]\{1,15\} ' &&
+		set -- -kernel /extra/share/jobguest.elf -append "len=$len fnv=$fnv"
+		if qemu_start dst 5 "$b" "$@" -incoming "exec:cat /tmp/mig.fifo" &&
+			qemu_start src 4 "$a" "$@" &&
+			con_wait /tmp/src.con 0 &&
 			echo 'migrate_set_parameter downtime-limit 20000' >&4 &&
 			echo 'migrate -d "exec:cat >/tmp/mig.fifo"' >&4 &&
 			mon_wait 4 /tmp/src.mon "info migrate" 'Status:[[:space:]]*\(completed\|failed\)' &&
-			grep -q 'Status:[[:space:]]*completed' /tmp/src.mon; then
+			grep -q 'Status:[[:space:]]*completed' /tmp/src.mon &&
+			last=$(verified /tmp/src.con) &&
+			con_wait /tmp/dst.con "$last"; then
 			r=0
 		fi
-		# The destination's monitor does not answer while it is an
-		# incoming QEMU (seen with QEMU 11.1 here); what it loaded is
-		# checked in the instance's VRAM once it has quit. Its load ends
-		# before the source reports completion plus the time to put
-		# 16 MiB into the device: 8 s more, then it is told to quit.
 		grep 'Status:\|Time (ms)\|Channels' /tmp/src.mon | tail -n 3
+		echo "source console:"
+		tail -n 3 /tmp/src.con
+		echo "destination console:"
+		tail -n 3 /tmp/dst.con
 		[ $r = 0 ] || tail -n 30 /tmp/src.mon /tmp/dst.mon
-		[ $r = 0 ] && sleep 8
+		# The destination's monitor does not answer while it is an
+		# incoming QEMU (seen with QEMU 11.1 here), so the guest's own
+		# progress on the destination console is what shows the load
+		# ended.
 		{ echo quit >&4; } 2>/dev/null
 		{ echo quit >&5; } 2>/dev/null
 		exec 4>&- 5>&-
@@ -157,7 +187,11 @@ qemu_migrates_an_instance() {
 		[ -z "$dst_pid" ] || kill "$dst_pid" 2>/dev/null
 		wait ${src_pid:-} ${dst_pid:-}
 		cat /tmp/src.err /tmp/dst.err
-		[ $r = 0 ] && { vslice-test vram-pattern "$b" check 77 || r=1; }
+		moved=$(($(stats_field mig_jobs_moved) - moved))
+		resumed=$(($(stats_field mig_jobs_resumed) - resumed))
+		echo "the stream carried $moved queued jobs, $resumed of them part-done"
+		[ "$moved" -gt 0 ] || r=1
+		[ $r = 0 ] && { vslice-test vram-pattern "$b" check 77 --len $len || r=1; }
 	fi
 	vslice remove "$a"
 	vslice remove "$b"
@@ -167,6 +201,6 @@ qemu_migrates_an_instance() {
 ktap_begin vslice_nested_qemu 3
 t large_geometry_every_type_creatable large_geometry_every_type_creatable
 t nested_qemu_sees_the_instance nested_qemu_sees_the_instance
-t qemu_migrates_an_instance qemu_migrates_an_instance
+t qemu_migrates_a_guest_with_jobs_running qemu_migrates_a_guest_with_jobs_running
 ktap_end
 exit 0

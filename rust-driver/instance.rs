@@ -34,7 +34,7 @@ use kernel::{
 
 use crate::carve::Alloc;
 use crate::dma::{Dma, Xlate};
-use crate::migrate::{PageLog, SavedRegs, CTX_SAVED};
+use crate::migrate::{saved, PageLog, SavedRegs, CTX_SAVED};
 use crate::parent::ParentState;
 use crate::regs;
 use crate::shim::{self, ShimInstance};
@@ -440,6 +440,7 @@ impl Instance {
     /// its write masks (read-only fields keep this instance's values),
     /// the emulated registers, and each context reset and then given its
     /// registers, so that its job resumes where the source stopped it.
+    /// Counts the jobs it carried in `stats`.
     pub(crate) fn load_state(&self, s: &SavedRegs) -> Result {
         if s.contexts.len() != self.contexts as usize {
             return Err(EINVAL);
@@ -461,6 +462,13 @@ impl Instance {
                 .ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
             for (&v, &off) in r.iter().zip(CTX_SAVED.iter()) {
                 self.parent.ctx_write(c, off, v)?;
+            }
+        }
+        for r in s.contexts.iter() {
+            let queued = saved(r, regs::CTX_RING_TAIL).wrapping_sub(saved(r, regs::CTX_MIG_HEAD));
+            stats::MIG_JOBS_MOVED.add(u64::from(queued), Relaxed);
+            if queued > 0 && saved(r, regs::CTX_MIG_JOB_DONE) > 0 {
+                stats::MIG_JOBS_RESUMED.add(1, Relaxed);
             }
         }
         Ok(())

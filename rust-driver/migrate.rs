@@ -74,6 +74,17 @@ pub(crate) const CTX_SAVED: [usize; 14] = [
     regs::CTX_MIG_JOB_DONE,
 ];
 
+/// The value a context's saved registers hold for `reg` (0 for a register
+/// `CTX_SAVED` does not name).
+pub(crate) fn saved(r: &[u32; CTX_SAVED.len()], reg: usize) -> u32 {
+    CTX_SAVED
+        .iter()
+        .position(|&o| o == reg)
+        .and_then(|i| r.get(i))
+        .copied()
+        .unwrap_or(0)
+}
+
 /// The `SEC_STATE` payload: config space (256 bytes), the emulated
 /// registers (scratch, refused-access count and offset, a reserved 0),
 /// then `CTX_SAVED` of each context in order.

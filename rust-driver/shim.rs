@@ -954,6 +954,8 @@ pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
             pinned_pages: stats::PINNED_PAGES.load(Relaxed),
             dma_faults_resolved: stats::DMA_FAULTS_RESOLVED.load(Relaxed),
             dma_faults_refused: stats::DMA_FAULTS_REFUSED.load(Relaxed),
+            mig_jobs_moved: stats::MIG_JOBS_MOVED.load(Relaxed),
+            mig_jobs_resumed: stats::MIG_JOBS_RESUMED.load(Relaxed),
         })
     };
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Module-wide object counts: every `Instance` and `ParentState` holds a
 //! `Token` from its `Count`, so "made - released" is the number alive;
-//! the VRAM mapping faults served, and the tenant pages pinned for DMA.
+//! the VRAM mapping faults served, the tenant pages pinned for DMA, and
+//! the jobs migration moved.
 //! debugfs `vslice/stats` shows them; the reliability suite checks after
 //! every cycle that they match what sysfs shows (no leaked references).
 //! Lock-free: relaxed atomics, read without a lock (a snapshot).
@@ -57,3 +58,9 @@ pub(crate) static PINNED_PAGES: Atomic<u64> = Atomic::new(0);
 pub(crate) static DMA_FAULTS_RESOLVED: Atomic<u64> = Atomic::new(0);
 /// Translation faults refused: the job failed (FAULT_ABORT).
 pub(crate) static DMA_FAULTS_REFUSED: Atomic<u64> = Atomic::new(0);
+/// Jobs a loaded migration state carried (queued or part-done, every
+/// context): what the destination goes on with.
+pub(crate) static MIG_JOBS_MOVED: Atomic<u64> = Atomic::new(0);
+/// Of those, jobs stopped part of the way through on the source and
+/// resumed from there (`CTX_MIG_JOB_DONE` > 0).
+pub(crate) static MIG_JOBS_RESUMED: Atomic<u64> = Atomic::new(0);

@@ -38,7 +38,7 @@ ksrc=$(readlink -f "$kdir/source-tree")
 cd "$VSLICE_TOP"
 
 # --- lints -------------------------------------------------------------
-c_files=$(git ls-files 'c-shim/*.c' 'c-shim/*.h' 'kunit/*.c')
+c_files=$(git ls-files 'c-shim/*.c' 'c-shim/*.h' 'kunit/*.c' 'guest/jobguest/*.c')
 krust_files=$(git ls-files 'rust-driver/*.rs' 'kunit/*.rs' 'regs/*.rs')
 check "lint.checkpatch_strict" in_root "cd '$VSLICE_TOP' && '$ksrc/scripts/checkpatch.pl' --strict --no-tree --show-types --terse -f $(echo $c_files)"
 check "lint.rustfmt_kernel_config" in_root "cd '$VSLICE_TOP' && rustfmt --check --config-path '$ksrc/.rustfmt.toml' --edition 2021 $(echo $krust_files)"

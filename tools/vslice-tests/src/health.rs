@@ -143,6 +143,9 @@ pub struct DriverStats {
     /// Translation faults answered by mapping, and refused.
     pub dma_faults_resolved: u64,
     pub dma_faults_refused: u64,
+    /// Jobs loaded migration states carried, and those resumed part-done.
+    pub mig_jobs_moved: u64,
+    pub mig_jobs_resumed: u64,
 }
 
 /// The numeric "name: value" lines of a debugfs file of the driver.
@@ -191,6 +194,8 @@ impl DriverStats {
             pinned_pages: get("pinned_pages")?,
             dma_faults_resolved: get("dma_faults_resolved")?,
             dma_faults_refused: get("dma_faults_refused")?,
+            mig_jobs_moved: get("mig_jobs_moved")?,
+            mig_jobs_resumed: get("mig_jobs_resumed")?,
         })
     }
 

@@ -57,7 +57,7 @@ struct Remove {
     uuid: String,
 }
 
-/// Opens an instance through VFIO; prints its device and IRQ info.
+/// Opens an instance through VFIO; prints its device, region and IRQ info.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "info")]
 struct Info {
@@ -146,6 +146,12 @@ fn run(cmd: Cmd) -> Result<(), String> {
             let d = vfio::Device::open(&uuid).map_err(|e| e.to_string())?;
             let i = d.info().map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
             println!("flags {:#x} regions {} irqs {}", i.flags, i.num_regions, i.num_irqs);
+            for index in 0..i.num_regions {
+                let r = d
+                    .region_info(index)
+                    .map_err(|e| format!("VFIO_DEVICE_GET_REGION_INFO {index}: {e}"))?;
+                println!("region {index}: size {:#x} flags {:#x}", r.size, r.flags);
+            }
             for index in 0..i.num_irqs {
                 let q = d
                     .irq_info(index)

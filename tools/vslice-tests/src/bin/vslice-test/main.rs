@@ -42,9 +42,10 @@ enum Cmd {
     VramPattern(VramPattern),
 }
 
-/// Writes a pattern over UUID's whole VRAM slice, or checks that it is
-/// there (guest/nested-qemu.sh: what QEMU's migration must carry); exit
-/// status 0 if the check holds.
+/// Writes a pattern over UUID's VRAM slice (or its first LEN bytes), or
+/// checks that it is there (guest/nested-qemu.sh: what QEMU's migration
+/// must carry), and prints the FNV-1a 64 of those bytes as OP_CHECKSUM
+/// computes it; exit status 0 if the check holds.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "vram-pattern")]
 struct VramPattern {
@@ -56,6 +57,9 @@ struct VramPattern {
     /// selects the pattern
     #[argh(positional, arg_name = "SEED")]
     seed: u8,
+    /// bytes from the start of the slice (default: all of it)
+    #[argh(option)]
+    len: Option<usize>,
 }
 
 /// Live migration between instances of PARENT1 and PARENT2, as one KTAP
@@ -1173,9 +1177,9 @@ fn main() {
             return;
         }
         Cmd::VramPattern(v) => {
-            let r = migration::vram_pattern(&v.uuid, &v.what, v.seed);
+            let r = migration::vram_pattern(&v.uuid, &v.what, v.seed, v.len);
             match &r {
-                Ok(()) => println!("vram-pattern {} {}: ok", v.what, v.uuid),
+                Ok(fnv) => println!("vram-pattern {} {}: ok, fnv1a64 {fnv:#018x}", v.what, v.uuid),
                 Err(why) => println!("vram-pattern {} {}: {why}", v.what, v.uuid),
             }
             std::process::exit(i32::from(r.is_err()));

@@ -339,7 +339,8 @@ pub fn stream_carries_state_and_refuses_bad_ones(p1: &str, a: &str, b: &str, oth
 
 /// Jobs queued and one in flight when the source stops go on from where
 /// they were on the destination (another parent): every result right,
-/// the completed count exact, none lost, none run again.
+/// the completed count exact, none lost, none run again; the driver's
+/// stats count the jobs the stream carried.
 pub fn jobs_in_flight_resume_on_the_destination(a: &str, other: &str) -> R {
     let mut src = Instance::open(a).map_err(e("open src"))?;
     let len = 8 * MIB;
@@ -360,11 +361,20 @@ pub fn jobs_in_flight_resume_on_the_destination(a: &str, other: &str) -> R {
         precopy: false,
         ..Default::default()
     };
+    let before = DriverStats::read().map_err(e("stats"))?;
     let r = migrate::migrate(&src.dev, &dst.dev, &opt).map_err(e("migrate"))?;
+    let after = DriverStats::read().map_err(e("stats"))?;
     let done_src = src.dev.reg(ctx(0, CTX_COMPLETED)).map_err(e("src completed"))?;
     ensure!(
         done_src > 0 && (done_src as usize) < n,
         "{done_src} of {n} jobs finished before the source stopped: the move did not split the queue"
+    );
+    let moved = after.mig_jobs_moved - before.mig_jobs_moved;
+    let resumed = after.mig_jobs_resumed - before.mig_jobs_resumed;
+    ensure!(
+        moved == u64::from(n as u32 - done_src) && resumed <= 1,
+        "stats: {moved} jobs moved ({resumed} part-done), the stream held {}",
+        n as u32 - done_src
     );
     dst.sync_tails().map_err(e("tails"))?;
     let want = checksum(&data);
@@ -388,7 +398,7 @@ pub fn jobs_in_flight_resume_on_the_destination(a: &str, other: &str) -> R {
         "the stopped source completed {done_src} then {again}"
     );
     println!(
-        "    # {done_src} of {n} jobs done on the source; moved in {:.1} ms ({} bytes), downtime {:.1} ms",
+        "    # {done_src} of {n} jobs done on the source ({resumed} moved part-done); moved in {:.1} ms ({} bytes), downtime {:.1} ms",
         r.total.as_secs_f64() * 1e3,
         r.bytes,
         r.downtime.as_secs_f64() * 1e3
@@ -681,26 +691,29 @@ pub fn dma_logging_reports_written_pages(u: &str) -> R {
 }
 
 /// `vram-pattern`: writes (`what` "write") or checks ("check") a pattern
-/// of `seed` over `u`'s whole slice, through its mapping.
-pub fn vram_pattern(u: &str, what: &str, seed: u8) -> R {
+/// of `seed` over the first `len` bytes of `u`'s slice (all of it by
+/// default), through its mapping; returns their FNV-1a 64.
+pub fn vram_pattern(u: &str, what: &str, seed: u8, len: Option<usize>) -> Result<u64, String> {
     let d = Device::open(u).map_err(|x| x.to_string())?;
     let slice = d.region_info(vfio::BAR2).map_err(e("region info"))?.size as usize;
+    let len = len.unwrap_or(slice);
+    ensure!(len > 0 && len <= slice, "length {len}: the slice has {slice} bytes");
     let m = d.mmap(vfio::BAR2, 0, slice).map_err(e("mmap"))?;
-    let want = pattern(slice, seed);
+    let want = pattern(len, seed);
     match what {
-        "write" => {
-            m.write_bytes(0, &want);
-            Ok(())
-        }
+        "write" => m.write_bytes(0, &want),
         "check" => {
-            let got = bytes(&m, 0, slice);
-            match (0..slice / PAGE).find(|&p| got[p * PAGE..(p + 1) * PAGE] != want[p * PAGE..(p + 1) * PAGE]) {
-                Some(p) => Err(format!("page {p} of {} differs", slice / PAGE)),
-                None => Ok(()),
+            let got = bytes(&m, 0, len);
+            if let Some(p) = (0..len.div_ceil(PAGE)).find(|&p| {
+                let r = p * PAGE..((p + 1) * PAGE).min(len);
+                got[r.clone()] != want[r]
+            }) {
+                return Err(format!("page {p} of {} differs", len.div_ceil(PAGE)));
             }
         }
-        _ => Err(format!("'{what}': write or check")),
+        _ => return Err(format!("'{what}': write or check")),
     }
+    Ok(checksum(&want))
 }
 
 /// The suite: instances of the smallest type (the stream is mostly its
