@@ -5,7 +5,7 @@
 #   make demo                      boot the VM with the simulated device, show vslice working
 #   make check                     build everything, run every test, "N passed, N failed"
 #   make stress                    the long reliability run (>= 1000 cycles; docs/reliability.md)
-#   make bench                     vslice vs mtty/mdpy/mbochs on the perf kernel (docs/benchmarks.md)
+#   make bench [RUNS=n]            vslice vs mtty/mdpy/mbochs on the perf kernel, n VM runs (default 3; docs/benchmarks.md)
 #   make vm-run SCRIPT=f [FILES=dir] [DEVICES=n] [KERNEL=debug|perf]
 #   make modules [KERNEL=...]      build vslice.ko and the KUnit modules (also: make)
 #   make kernel [KERNEL=...]       build the kernel variant
@@ -17,6 +17,7 @@
 SHELL := /bin/bash
 KERNEL ?= debug
 DEVICES ?= 1
+RUNS ?= 3
 SCRIPTS := $(CURDIR)/scripts
 
 .PHONY: all modules kernel buildroot check stress bench demo vm-run nested-qemu vfio-selftests cache-prune clean
@@ -40,7 +41,7 @@ stress:
 	@$(SCRIPTS)/stress.sh
 
 bench:
-	@$(SCRIPTS)/bench.sh
+	@VSLICE_BENCH_RUNS=$(RUNS) $(SCRIPTS)/bench.sh
 
 demo:
 	@$(SCRIPTS)/demo.sh

@@ -134,6 +134,23 @@ vm_check vm.boot_run_no_splat vm.out --script "$VSLICE_TOP/guest/tests/check.sh"
 save_reports "$vmdir/script.out" "$run/reports"
 main=$vmdir
 
+# make bench's report (table, summary, charts) from the smoke run's JSON,
+# given twice as two runs.
+bench_report_of_the_smoke_run() {
+	local r=$run/reports d=$run/bench-report
+	mkdir -p "$d"
+	[ -s "$r/bench-smoke.json" ] || { echo "the smoke run left no JSON"; return 1; }
+	cargo run -q --release -p vslice-bench-report -- --md "$d/bench.md" --svg "$d/bench.svg" \
+		--json "$d/summary.json" "$r/bench-smoke.json" "$r/bench-smoke.json" || return 1
+	for p in P1 P2 P3 P4 P5 P6 P7 P8; do
+		grep -q "^| $p |" "$d/bench.md" || { echo "no $p row in $d/bench.md"; return 1; }
+	done
+	grep -q '(runs=2)' "$d/bench.md" || { echo "$d/bench.md does not count two runs"; return 1; }
+	grep -q '<svg' "$d/bench.svg" && grep -q 'create latency as the parent fills' "$d/bench.svg" ||
+		{ echo "$d/bench.svg lacks a chart"; return 1; }
+}
+check "bench.report_of_the_smoke_run" bench_report_of_the_smoke_run
+
 # The second device's hw-sim dies: its own VM run with a fresh device.
 # The devices sit behind QEMU's intel-iommu here (the main run has none),
 # so DMA is tested with and without an IOMMU in front of the parent.

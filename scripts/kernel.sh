@@ -37,6 +37,7 @@ build_kernel() {
 	fi
 	need_disk "$VSLICE_CACHE" 8
 	require_root
+	busy_hold "the $variant kernel build"
 	# The patched source is shared by the variants: keyed by the patches.
 	# shellcheck disable=SC2046
 	src=$VSLICE_WORK/kernel/src-$(grep -E '^linux-source-7.3' "$(root_dir)/.manifest" | cut -f2)-p$(hash_files /dev/null $(patches))

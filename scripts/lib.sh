@@ -71,6 +71,21 @@ with_lock() {
 	) 9>"$VSLICE_CACHE/$name.lock"
 }
 
+# busy_hold WHAT: marks this process (and its children) as a VM run or a
+# kernel build of ours until it exits: a shared lock on
+# $VSLICE_CACHE/busy.lock on fd 8. make bench takes it exclusively, so it
+# refuses to start beside one of these and they wait for it; its own runs
+# (VSLICE_BUSY_HELD set) skip it.
+busy_hold() {
+	[ -z "${VSLICE_BUSY_HELD:-}" ] || return 0
+	mkdir -p "$VSLICE_CACHE"
+	exec 8>>"$VSLICE_CACHE/busy.lock"
+	if ! flock -s -n 8; then
+		log "$1 waits: make bench is measuring"
+		flock -s 8 || die "cannot lock $VSLICE_CACHE/busy.lock"
+	fi
+}
+
 # in_root CMD: run a bash command line inside the build root, in a private
 # mount namespace so that every mount disappears with the process, whatever
 # way it ends. The repo and the cache's work dir appear at the same paths.

@@ -40,6 +40,7 @@ done
 [[ $devices =~ ^[0-9]+$ ]] && [ "$devices" -le 8 ] || die "vm-run: DEVICES must be 0..8"
 need_root
 require_root
+busy_hold "the VM run $name"
 
 run=$VSLICE_WORK/results/$(date +%Y%m%d-%H%M%S)-$name-$$
 mkdir -p "$run"

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use vslice::sysfs;
 use vslice_tests::health::error_name;
 
-use crate::table::{ms, us, Results, Row, Series};
+use crate::table::{ms, us, Goal, Results, Row, Series};
 
 /// An mdev type to measure: vslice's or a peer's.
 #[derive(Clone)]
@@ -26,6 +26,8 @@ pub struct Target {
 
 /// The vslice type used for P1, P4 and P5: one unit, the smallest slice.
 pub const UNIT: &str = "vslice-unit";
+/// The peer the goals are set against (docs/benchmarks.md).
+pub const MTTY: &str = "mtty-1";
 
 /// Creates one instance of `t`; its UUID and the time taken (us).
 fn create(t: &Target) -> io::Result<(String, f64)> {
@@ -85,15 +87,18 @@ pub fn p1(
         pair.push(Series::new(&t.label, pv));
         rate.push(Series::new(&t.label, rates));
     }
-    res.push(Row::new("P1", "create + remove latency (sysfs)", "us", pair));
+    res.push(Row::new("P1", "create + remove latency (sysfs)", "us", pair).goal(MTTY, Goal::AtMost(1.5)));
     res.push(Row::new("P1", "create latency", "us", c));
     res.push(Row::new("P1", "remove latency", "us", r));
-    res.push(Row::new(
-        "P1",
-        format!("create + remove rate, {threads} parallel creators"),
-        "pairs/s",
-        rate,
-    ));
+    res.push(
+        Row::new(
+            "P1",
+            format!("create + remove rate, {threads} parallel creators"),
+            "pairs/s",
+            rate,
+        )
+        .goal(MTTY, Goal::AtLeast(0.7)),
+    );
     Ok(())
 }
 
@@ -223,6 +228,11 @@ pub fn p4(bdf: &str, units: u32, sizes: &[u32], reps: usize, res: &mut Results) 
             }
         }
         res.fact(format!("p4.storm_pairs_completed.n{n}"), storm_pairs as f64);
+        let x = f64::from(n);
+        let med = |v: &[f64]| vslice_tests::measure::percentile(v, 50.0);
+        res.point("p4.unbind_idle", "instances", "ms", x, med(&idle));
+        res.point("p4.unbind_storm", "instances", "ms", x, med(&busy));
+        res.point("p4.remove_one_by_one", "instances", "ms", x, med(&one));
         res.push(Row::new(
             "P4",
             format!("unbind with {n} instances, idle, vs removing them one by one"),
@@ -363,6 +373,15 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
             vslice.parent
         )));
     }
+    for (i, v) in &by_index {
+        res.point(
+            "p5.create_latency",
+            "instances",
+            "us",
+            (i + 1) as f64,
+            vslice_tests::measure::percentile(v, 50.0),
+        );
+    }
     let k = (max / 8).max(1);
     let pool =
         |r: std::ops::Range<usize>| -> Vec<f64> { r.filter_map(|i| by_index.get(&i)).flatten().copied().collect() };
@@ -373,18 +392,21 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
             vslice_tests::measure::percentile(&v, 50.0),
         );
     }
-    res.push(Row::new(
-        "P5",
-        format!("create latency as the parent fills: the last {k} of {max} vs the first {k}"),
-        "us",
-        vec![
-            Series::new(
-                format!("{} #{}..{}", vslice.label, max - k + 1, max),
-                pool(max - k..max),
-            ),
-            Series::new(format!("{} #1..{k}", vslice.label), pool(0..k)),
-        ],
-    ));
+    res.push(
+        Row::new(
+            "P5",
+            format!("create latency as the parent fills: the last {k} of {max} vs the first {k}"),
+            "us",
+            vec![
+                Series::new(
+                    format!("{} #{}..{}", vslice.label, max - k + 1, max),
+                    pool(max - k..max),
+                ),
+                Series::new(format!("{} #1..{k}", vslice.label), pool(0..k)),
+            ],
+        )
+        .goal(&format!("{} #1..{k}", vslice.label), Goal::AtMost(1.2)),
+    );
     let mut series = vec![Series::new(&vslice.label, mem)];
     for p in peers {
         println!("P5: fill {} until it refuses, x{reps}", p.label);
@@ -398,6 +420,6 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
         res.fact(format!("p5.max_instances.{}", p.label), n as f64);
         series.push(Series::new(&p.label, v));
     }
-    res.push(Row::new("P5", "kernel memory per instance", "KiB", series));
+    res.push(Row::new("P5", "kernel memory per instance", "KiB", series).goal(MTTY, Goal::AtMost(1.0)));
     Ok(())
 }

@@ -45,7 +45,7 @@ struct Cli {
     /// fail unless the parent has N units (default 64, with --smoke 0)
     #[argh(option, arg_name = "N")]
     need_units: Option<u32>,
-    /// P4's instance counts (default 8,64, with --smoke 2,4)
+    /// P4's instance counts (default 8,32,64, with --smoke 2,4)
     #[argh(option, arg_name = "A,B")]
     p4_sizes: Option<List<u32>>,
     /// only these measurements (default: all)
@@ -144,7 +144,7 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
         parent: bdf.clone(),
         ty: UNIT.into(),
     };
-    let mtty = peer("mtty", "mtty-1")?;
+    let mtty = peer("mtty", lifecycle::MTTY)?;
     let mdpy = peer("mdpy", "mdpy-vga")?;
     let mbochs = peer("mbochs", "mbochs-small")?;
     let reps = o.reps;
@@ -229,7 +229,7 @@ fn main() -> ExitCode {
         need_units: cli.need_units.unwrap_or(if smoke { 0 } else { 64 }),
         p4_sizes: cli
             .p4_sizes
-            .map_or(if smoke { vec![2, 4] } else { vec![8, 64] }, |l| l.0),
+            .map_or(if smoke { vec![2, 4] } else { vec![8, 32, 64] }, |l| l.0),
         only: cli.only.map(|l| l.0).unwrap_or_default(),
     };
     let mut res = Results::default();
