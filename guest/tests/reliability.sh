@@ -22,7 +22,7 @@ fuzz_seeded() {
 }
 
 fault_injection_create_open_dma_probe() {
-	scenario faultinj faultinj --stride "${VSLICE_FI_STRIDE:-7}" --dma-jobs "${VSLICE_FI_DMA_JOBS:-8}"
+	scenario faultinj faultinj --stride "${VSLICE_FI_STRIDE:-10}" --dma-jobs "${VSLICE_FI_DMA_JOBS:-8}"
 }
 
 # uid 1000 was given instance A (its cdev chowned to it, /dev/iommu open
