@@ -209,6 +209,9 @@ static int vslice_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "pinned_pages: %llu\n", st.pinned_pages);
 	seq_printf(s, "dma_faults_resolved: %llu\ndma_faults_refused: %llu\n",
 		   st.dma_faults_resolved, st.dma_faults_refused);
+	seq_printf(s, "creates: %llu\ncreate_ns: %llu\n", st.creates, st.create_ns);
+	seq_printf(s, "create_program_ns: %llu\ncreate_scrub_ns: %llu\n",
+		   st.create_program_ns, st.create_scrub_ns);
 	seq_printf(s, "mig_jobs_moved: %llu\nmig_jobs_resumed: %llu\n",
 		   st.mig_jobs_moved, st.mig_jobs_resumed);
 	return 0;

@@ -80,6 +80,11 @@ struct vslice_stats {
 	/* Translation faults the driver answered, and how. */
 	u64 dma_faults_resolved;
 	u64 dma_faults_refused;
+	/* Creates that succeeded; ns in the driver, programming, scrubbing. */
+	u64 creates;
+	u64 create_ns;
+	u64 create_program_ns;
+	u64 create_scrub_ns;
 	/* Jobs loaded migration states carried; of them, resumed part-done. */
 	u64 mig_jobs_moved;
 	u64 mig_jobs_resumed;

@@ -30,6 +30,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, CondVar, Mutex, SpinLock,
     },
+    time::{Instant, Monotonic},
 };
 
 use crate::carve::Alloc;
@@ -92,6 +93,7 @@ impl Instance {
         ty: usize,
         si: ShimInstance,
     ) -> Result<KBox<Instance>> {
+        let t0 = Instant::<Monotonic>::now();
         // Allocate the memory first: on -ENOMEM nothing was carved.
         let b = KBox::new_uninit(GFP_KERNEL).inspect_err(|_| {
             dev_err!(parent.pdev(), "out of memory for a new instance\n");
@@ -138,6 +140,7 @@ impl Instance {
             _count: stats::INSTANCES.token(),
         });
         // On error `inst` drops and gives the resources back.
+        let t1 = Instant::<Monotonic>::now();
         parent.program(id, &alloc, Some(root)).inspect_err(|e| {
             if shim::err_ratelimit() {
                 dev_err!(
@@ -148,8 +151,14 @@ impl Instance {
                 );
             }
         })?;
+        let program_ns = stats::ns_since(t1);
         // A new tenant starts from zeroed VRAM (scrub logs its own error).
+        let t2 = Instant::<Monotonic>::now();
         parent.scrub(&alloc)?;
+        stats::CREATE_SCRUB_NS.add(stats::ns_since(t2), Relaxed);
+        stats::CREATE_PROGRAM_NS.add(program_ns, Relaxed);
+        stats::CREATE_NS.add(stats::ns_since(t0), Relaxed);
+        stats::CREATES.add(1, Relaxed);
         dev_dbg!(
             parent.pdev(),
             "instance {} created: type {}, VRAM units {}..{}, {} contexts\n",

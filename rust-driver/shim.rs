@@ -954,6 +954,10 @@ pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
             pinned_pages: stats::PINNED_PAGES.load(Relaxed),
             dma_faults_resolved: stats::DMA_FAULTS_RESOLVED.load(Relaxed),
             dma_faults_refused: stats::DMA_FAULTS_REFUSED.load(Relaxed),
+            creates: stats::CREATES.load(Relaxed),
+            create_ns: stats::CREATE_NS.load(Relaxed),
+            create_program_ns: stats::CREATE_PROGRAM_NS.load(Relaxed),
+            create_scrub_ns: stats::CREATE_SCRUB_NS.load(Relaxed),
             mig_jobs_moved: stats::MIG_JOBS_MOVED.load(Relaxed),
             mig_jobs_resumed: stats::MIG_JOBS_RESUMED.load(Relaxed),
         })

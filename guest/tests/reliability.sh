@@ -13,7 +13,7 @@ scenario() {
 }
 
 load_under_pci_remove() {
-	scenario load load --cycles "${VSLICE_CYCLES:-12}" --run-ms "${VSLICE_RUN_MS:-1500}" \
+	scenario load load --cycles "${VSLICE_CYCLES:-6}" --run-ms "${VSLICE_RUN_MS:-1500}" \
 		--seed "${VSLICE_SEED:-1}" --parents 2 --max-seconds "${VSLICE_MAX_SECONDS:-0}"
 }
 
@@ -22,7 +22,7 @@ fuzz_seeded() {
 }
 
 fault_injection_create_open_dma_probe() {
-	scenario faultinj faultinj --stride "${VSLICE_FI_STRIDE:-10}" --dma-jobs "${VSLICE_FI_DMA_JOBS:-8}"
+	scenario faultinj faultinj --stride "${VSLICE_FI_STRIDE:-10}" --dma-jobs "${VSLICE_FI_DMA_JOBS:-4}"
 }
 
 # uid 1000 was given instance A (its cdev chowned to it, /dev/iommu open

@@ -143,6 +143,12 @@ pub struct DriverStats {
     /// Translation faults answered by mapping, and refused.
     pub dma_faults_resolved: u64,
     pub dma_faults_refused: u64,
+    /// Creates that succeeded; ns they spent in the driver, programming
+    /// the contexts and scrubbing the slice.
+    pub creates: u64,
+    pub create_ns: u64,
+    pub create_program_ns: u64,
+    pub create_scrub_ns: u64,
     /// Jobs loaded migration states carried, and those resumed part-done.
     pub mig_jobs_moved: u64,
     pub mig_jobs_resumed: u64,
@@ -194,6 +200,10 @@ impl DriverStats {
             pinned_pages: get("pinned_pages")?,
             dma_faults_resolved: get("dma_faults_resolved")?,
             dma_faults_refused: get("dma_faults_refused")?,
+            creates: get("creates")?,
+            create_ns: get("create_ns")?,
+            create_program_ns: get("create_program_ns")?,
+            create_scrub_ns: get("create_scrub_ns")?,
             mig_jobs_moved: get("mig_jobs_moved")?,
             mig_jobs_resumed: get("mig_jobs_resumed")?,
         })

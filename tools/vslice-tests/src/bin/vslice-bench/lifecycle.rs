@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use vslice::sysfs;
-use vslice_tests::health::error_name;
+use vslice_tests::health::{error_name, DriverStats};
 
 use crate::table::{ms, us, Goal, Results, Row, Series};
 
@@ -69,7 +69,11 @@ pub fn p1(
             t.label
         );
         let (mut cv, mut rv, mut pv) = (Vec::new(), Vec::new(), Vec::new());
+        let mut before = None;
         for i in 0..warm + reps {
+            if i == warm && t.label == UNIT {
+                before = Some(DriverStats::read()?);
+            }
             let (u, ct) = create(t)?;
             let rt = remove(&u)?;
             if i >= warm {
@@ -77,6 +81,9 @@ pub fn p1(
                 rv.push(rt);
                 pv.push(ct + rt);
             }
+        }
+        if let Some(b) = before {
+            create_phases(&b, &DriverStats::read()?, &cv, res);
         }
         let mut rates = Vec::new();
         for _ in 0..reps.div_ceil(10).max(2) {
@@ -100,6 +107,31 @@ pub fn p1(
         .goal(MTTY, Goal::AtLeast(0.7)),
     );
     Ok(())
+}
+
+/// Where a vslice create's time goes, per create (us), from the driver's
+/// counters over the measured creates (`cv`, their latencies): its
+/// programming of the contexts, its scrub, the rest of the driver's
+/// create, and what the sysfs write costs beyond the driver (the mdev and
+/// VFIO cores).
+fn create_phases(b: &DriverStats, a: &DriverStats, cv: &[f64], res: &mut Results) {
+    let k = a.creates - b.creates;
+    if k != cv.len() as u64 || cv.is_empty() {
+        res.problems.push(format!(
+            "P1: the driver counted {k} creates, the bench made {}",
+            cv.len()
+        ));
+        return;
+    }
+    let per = |x: u64, y: u64| (x - y) as f64 / k as f64 / 1e3;
+    let total = per(a.create_ns, b.create_ns);
+    let program = per(a.create_program_ns, b.create_program_ns);
+    let scrub = per(a.create_scrub_ns, b.create_scrub_ns);
+    let mean = cv.iter().sum::<f64>() / cv.len() as f64;
+    res.fact("p1.create_us.driver_program", program);
+    res.fact("p1.create_us.driver_scrub", scrub);
+    res.fact("p1.create_us.driver_other", total - program - scrub);
+    res.fact("p1.create_us.outside_driver", mean - total);
 }
 
 fn parallel_rate(t: &Target, threads: usize, secs: f64) -> io::Result<f64> {
