@@ -348,8 +348,10 @@ pub fn jobs_in_flight_resume_on_the_destination(a: &str, other: &str) -> R {
     src.vram.write_bytes(DATA_BASE as usize, &data);
     let dd = Device::open(other).map_err(|x| x.to_string())?;
     let mut dst = Instance::resumed(other, dd).map_err(e("resumed"))?;
-    let n = 48usize;
+    // A full ring: the more queued, the surer the stop lands in the queue.
+    let n = job::RING_SLOTS as usize;
     let jobs = vec![Job::new(OP_CHECKSUM, DATA_BASE, 0, len as u32); n];
+    let before = DriverStats::read().map_err(e("stats"))?;
     let idx = src.submit(0, &jobs).map_err(e("submit"))?;
     // Stop the source part of the way through its queue.
     for _ in 0..10_000 {
@@ -361,7 +363,6 @@ pub fn jobs_in_flight_resume_on_the_destination(a: &str, other: &str) -> R {
         precopy: false,
         ..Default::default()
     };
-    let before = DriverStats::read().map_err(e("stats"))?;
     let r = migrate::migrate(&src.dev, &dst.dev, &opt).map_err(e("migrate"))?;
     let after = DriverStats::read().map_err(e("stats"))?;
     let done_src = src.dev.reg(ctx(0, CTX_COMPLETED)).map_err(e("src completed"))?;
