@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -1302,6 +1302,11 @@ pub struct Shared {
     /// Fault state, read without the device lock.
     pub faults: Arc<Faults>,
     stop: AtomicBool,
+    /// Accessors waiting for the device lock: the engine lets them in at
+    /// its next chunk boundary (a mutex alone would let the engine take
+    /// it back at once and starve register accesses for a whole queue,
+    /// which hardware answers while it works).
+    waiting: AtomicUsize,
 }
 
 impl Shared {
@@ -1313,12 +1318,21 @@ impl Shared {
             work: Condvar::new(),
             faults,
             stop: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
         })
     }
 
-    /// The device, locked (a poisoned lock is taken over: the device state
-    /// is plain data and stays consistent between register accesses).
+    /// The device, locked for an access (a poisoned lock is taken over:
+    /// the device state is plain data and stays consistent between
+    /// register accesses).
     pub fn lock(&self) -> MutexGuard<'_, Device> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let g = self.lock_engine();
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        g
+    }
+
+    fn lock_engine(&self) -> MutexGuard<'_, Device> {
         self.dev.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -1329,7 +1343,7 @@ impl Shared {
 
     /// The engine loop; returns when `stop` is called.
     pub fn run_engine(&self) {
-        let mut dev = self.lock();
+        let mut dev = self.lock_engine();
         while !self.stop.load(Ordering::Relaxed) {
             if self.faults.engine_paused() || !dev.has_work() {
                 dev = self
@@ -1340,10 +1354,18 @@ impl Shared {
                 continue;
             }
             dev.step();
-            // Let register accesses and resets in between chunks.
+            // Let register accesses and resets in between chunks: every
+            // accessor already waiting goes first (bounded, so that a
+            // stream of accesses cannot stop the engine).
             drop(dev);
             std::thread::yield_now();
-            dev = self.lock();
+            for _ in 0..1000 {
+                if self.waiting.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            dev = self.lock_engine();
         }
     }
 
