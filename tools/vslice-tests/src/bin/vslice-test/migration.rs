@@ -137,7 +137,7 @@ pub fn every_arc(u: &str) -> R {
 /// no write of a saving one; a reset ends a session (-ENODEV after).
 pub fn data_fd_rules(u: &str) -> R {
     let d = Device::open(u).map_err(|x| x.to_string())?;
-    let mut f = d.set_mig_state(State::PreCopy).map_err(e("PRE_COPY"))?.ok_or("no fd")?;
+    let mut f = data_fd(&d, State::PreCopy)?;
     let (initial, dirty) = migrate::precopy_info(&f).map_err(e("PRECOPY_INFO"))?;
     let slice = d.region_info(vfio::BAR2).map_err(e("region info"))?.size;
     ensure!(
@@ -160,22 +160,23 @@ pub fn data_fd_rules(u: &str) -> R {
     expect_errno("PRECOPY_INFO in STOP_COPY", migrate::precopy_info(&f), libc::EINVAL)?;
     d.reset().map_err(e("reset"))?;
     expect_errno("read after reset", f.read(&mut b), libc::ENODEV)?;
-    let mut r = d
-        .set_mig_state(State::Resuming)
-        .map_err(e("RESUMING"))?
-        .ok_or("no fd")?;
+    let mut r = data_fd(&d, State::Resuming)?;
     ensure!(r.read(&mut b).is_err(), "the resuming fd gave bytes");
     drop(r);
     d.reset().map_err(e("reset"))?;
     Ok(())
 }
 
+/// Moves `d` to `to`, an arc that opens a data fd, and returns that fd.
+fn data_fd(d: &Device, to: State) -> Result<File, String> {
+    d.set_mig_state(to)
+        .map_err(|x| format!("{to:?}: {x}"))?
+        .ok_or_else(|| format!("{to:?} gave no data fd"))
+}
+
 /// A whole stream of `d` (STOP_COPY from RUNNING), in memory.
 fn capture(d: &Device) -> Result<Vec<u8>, String> {
-    let mut f = d
-        .set_mig_state(State::StopCopy)
-        .map_err(e("STOP_COPY"))?
-        .ok_or("no fd")?;
+    let mut f = data_fd(d, State::StopCopy)?;
     let mut v = Vec::new();
     f.read_to_end(&mut v).map_err(e("reading the stream"))?;
     d.set_mig_state(State::Stop).map_err(e("STOP"))?;
@@ -186,10 +187,7 @@ fn capture(d: &Device) -> Result<Vec<u8>, String> {
 /// step that failed, None if it loaded.
 fn feed(d: &Device, stream: &[u8]) -> Result<Option<i32>, String> {
     d.reset().map_err(e("reset"))?;
-    let mut f = d
-        .set_mig_state(State::Resuming)
-        .map_err(e("RESUMING"))?
-        .ok_or("no fd")?;
+    let mut f = data_fd(d, State::Resuming)?;
     for piece in stream.chunks(100_000) {
         if let Err(x) = f.write_all(piece) {
             return Ok(vslice::errno_of(&x));
@@ -357,11 +355,7 @@ pub fn jobs_in_flight_resume_on_the_destination(a: &str, other: &str) -> R {
     let jobs = vec![Job::new(OP_CHECKSUM, DATA_BASE, 0, len as u32); n];
     let before = DriverStats::read().map_err(e("stats"))?;
     let t0 = Instant::now();
-    let mut dfd = dst
-        .dev
-        .set_mig_state(State::Resuming)
-        .map_err(e("RESUMING"))?
-        .ok_or("RESUMING gave no fd")?;
+    let mut dfd = data_fd(&dst.dev, State::Resuming)?;
     let resuming = t0.elapsed();
     let idx = src.submit(0, &jobs).map_err(e("submit"))?;
     // Stop the source part of the way through its queue.
@@ -371,11 +365,7 @@ pub fn jobs_in_flight_resume_on_the_destination(a: &str, other: &str) -> R {
         }
     }
     let stopped = Instant::now();
-    let mut sfd = src
-        .dev
-        .set_mig_state(State::StopCopy)
-        .map_err(e("STOP_COPY"))?
-        .ok_or("STOP_COPY gave no fd")?;
+    let mut sfd = data_fd(&src.dev, State::StopCopy)?;
     let stop = stopped.elapsed();
     let bytes = migrate::copy(&mut sfd, &mut dfd, false).map_err(e("copy"))?;
     drop(dfd);
@@ -479,14 +469,8 @@ pub fn dma_jobs_resume_with_translations_rebuilt(a: &str, other: &str) -> R {
 
 /// `dst` RESUMING and `src` in PRE_COPY: their data fds (saving, resuming).
 fn precopy_session(src: &Device, dst: &Device) -> Result<(File, File), String> {
-    let d = dst
-        .set_mig_state(State::Resuming)
-        .map_err(e("RESUMING"))?
-        .ok_or("no fd")?;
-    let s = src
-        .set_mig_state(State::PreCopy)
-        .map_err(e("PRE_COPY"))?
-        .ok_or("no fd")?;
+    let d = data_fd(dst, State::Resuming)?;
+    let s = data_fd(src, State::PreCopy)?;
     Ok((s, d))
 }
 
