@@ -116,6 +116,8 @@ struct vslice_shim_parent {
 	struct work_struct fatal_work;
 	/* Answers the instances' DMA translation faults (pins: sleeps). */
 	struct work_struct xlate_work;
+	/* Runs the VRAM scrubs (rust-driver/scrub.rs); re-arms itself. */
+	struct delayed_work scrub_work;
 };
 
 struct vslice_shim_instance {
@@ -159,6 +161,17 @@ static atomic_t vslice_live_vdevs = ATOMIC_INIT(0);
 static const struct class vslice_class = { .name = "vslice" };
 static struct mdev_driver vslice_mdev_driver;
 
+/*
+ * Runs the scrub work now if Rust queued a scrub (a release, the
+ * self-test, the bind). Callers hold sp->rwsem shared or are part of the
+ * removal before the work is cancelled, so it never runs after that.
+ */
+static void vslice_scrub_kick(struct vslice_shim_parent *sp)
+{
+	if (vslice_rs_scrub_wanted(sp->rs))
+		mod_delayed_work(system_wq, &sp->scrub_work, 0);
+}
+
 /* ---- debugfs ----------------------------------------------------------- */
 
 /* <root>/<bdf>/state; no lock held: Rust takes its own. */
@@ -175,9 +188,14 @@ static int vslice_state_show(struct seq_file *s, void *unused)
 	seq_printf(s, "id: 0x%08x\nversion: %u.%u\ncontexts: %u\nvectors: %u\nvram_bytes: %llu\n",
 		   info.id, info.version >> 16, info.version & 0xffff,
 		   info.contexts, info.vectors, info.vram_size);
-	seq_printf(s, "state: %s\ninstances: %u\nvram_units_used: 0x%llx\nvram_unit_bytes: %llu\nfree_contexts: %u\n",
+	seq_printf(s, "state: %s\ninstances: %u\nvram_units: %u\nvram_unit_bytes: %llu\n",
 		   state[min_t(u32, info.state, ARRAY_SIZE(state) - 1)],
-		   info.instances, info.units_used, info.unit_bytes,
+		   info.instances, info.units, info.unit_bytes);
+	seq_printf(s, "vram_units_used: 0x%016llx%016llx%016llx%016llx\n",
+		   info.units_used[3], info.units_used[2], info.units_used[1],
+		   info.units_used[0]);
+	seq_printf(s, "vram_units_dirty: %u\nvram_units_bad: %u\nscrubs_pending: %u\nfree_contexts: %u\n",
+		   info.units_dirty, info.units_bad, info.scrubs_pending,
 		   info.free_contexts);
 	seq_printf(s, "live_id: 0x%08x\nfatal_errors: %u\n", info.live_id, info.fatal_errors);
 	seq_printf(s, "irqs_handled: %llu\nselftest: %s\nselftest_irqs: %u\nselftest_checksum: 0x%016llx\n",
@@ -210,8 +228,11 @@ static int vslice_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "dma_faults_resolved: %llu\ndma_faults_refused: %llu\n",
 		   st.dma_faults_resolved, st.dma_faults_refused);
 	seq_printf(s, "creates: %llu\ncreate_ns: %llu\n", st.creates, st.create_ns);
-	seq_printf(s, "create_program_ns: %llu\ncreate_scrub_ns: %llu\n",
-		   st.create_program_ns, st.create_scrub_ns);
+	seq_printf(s, "create_wait_ns: %llu\nremoves: %llu\nremove_ns: %llu\n",
+		   st.create_wait_ns, st.removes, st.remove_ns);
+	seq_printf(s, "programs: %llu\nprogram_ns: %llu\n", st.programs, st.program_ns);
+	seq_printf(s, "scrubs: %llu\nscrub_ns: %llu\nscrub_failures: %llu\n",
+		   st.scrubs, st.scrub_ns, st.scrub_failures);
 	seq_printf(s, "mig_jobs_moved: %llu\nmig_jobs_resumed: %llu\n",
 		   st.mig_jobs_moved, st.mig_jobs_resumed);
 	return 0;
@@ -235,6 +256,7 @@ static ssize_t vslice_selftest_write(struct file *file, const char __user *buf,
 	if (!down_read_trylock(&sp->rwsem))
 		return -ENODEV;
 	ret = vslice_rs_selftest(sp->rs, len);
+	vslice_scrub_kick(sp);
 	up_read(&sp->rwsem);
 	return ret ? ret : count;
 }
@@ -272,6 +294,9 @@ static irqreturn_t vslice_shim_irq(int irq, void *data)
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_XLATE:
 		schedule_work(&v->sp->xlate_work);
+		return IRQ_HANDLED;
+	case VSLICE_IRQ_SCRUB:
+		mod_delayed_work(system_wq, &v->sp->scrub_work, 0);
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_HANDLED:
 		return IRQ_HANDLED;
@@ -464,6 +489,17 @@ static void vslice_fatal_work(struct work_struct *work)
 		up_write(&inst->memory_lock);
 	}
 	mutex_unlock(&sp->inst_lock);
+}
+
+/* Rust says when to look again while a scrub runs (0: none runs). */
+static void vslice_scrub_work(struct work_struct *work)
+{
+	struct vslice_shim_parent *sp =
+		container_of(to_delayed_work(work), struct vslice_shim_parent, scrub_work);
+	u32 ms = vslice_rs_scrub_work(sp->rs);
+
+	if (ms)
+		schedule_delayed_work(&sp->scrub_work, msecs_to_jiffies(ms));
 }
 
 static void vslice_xlate_work(struct work_struct *work)
@@ -1526,6 +1562,8 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 	return 0;
 put:
 	vfio_put_device(&inst->vdev);
+	/* Its release gave back what it carved. */
+	vslice_scrub_kick(sp);
 out:
 	up_read(&sp->rwsem);
 	return ret;
@@ -1546,6 +1584,7 @@ static void vslice_mdev_remove(struct mdev_device *mdev)
 	list_del(&inst->node);
 	mutex_unlock(&inst->sp->inst_lock);
 	vslice_rs_instance_remove(inst->rs);
+	vslice_scrub_kick(inst->sp);
 	vfio_put_device(&inst->vdev);
 }
 
@@ -1619,6 +1658,7 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 	INIT_LIST_HEAD(&sp->instances);
 	INIT_WORK(&sp->fatal_work, vslice_fatal_work);
 	INIT_WORK(&sp->xlate_work, vslice_xlate_work);
+	INIT_DELAYED_WORK(&sp->scrub_work, vslice_scrub_work);
 	device_initialize(&sp->dev);
 	sp->dev.parent = &pdev->dev;
 	sp->dev.class = &vslice_class;
@@ -1656,6 +1696,8 @@ int vslice_shim_parent_register(struct vslice_shim_parent *sp)
 	sp->dir = debugfs_create_dir(pci_name(sp->pdev), vslice_debugfs_root);
 	debugfs_create_file("state", 0444, sp->dir, sp, &vslice_state_fops);
 	debugfs_create_file("selftest", 0200, sp->dir, sp, &vslice_selftest_fops);
+	/* The VRAM of a device just bound is zeroed before anyone gets it. */
+	vslice_scrub_kick(sp);
 	ret = mdev_register_parent(&sp->parent, &sp->dev, &vslice_mdev_driver,
 				   sp->type_ptrs, sp->ntypes);
 	if (!ret)
@@ -1682,9 +1724,10 @@ void vslice_shim_parent_remove(struct vslice_shim_parent *sp)
 	vslice_rs_parent_quiesce(sp->rs);
 	up_write(&sp->rwsem);
 	vslice_shim_irqs_free(sp);
-	/* No handler can queue it any more. */
+	/* No handler can queue them any more; no kick either (not Live). */
 	cancel_work_sync(&sp->fatal_work);
 	cancel_work_sync(&sp->xlate_work);
+	cancel_delayed_work_sync(&sp->scrub_work);
 	debugfs_remove(sp->dir);
 	device_unregister(&sp->dev);
 }

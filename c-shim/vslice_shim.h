@@ -59,7 +59,12 @@ struct vslice_parent_info {
 	u64 selftest_dma_out_ns;
 	u32 state;
 	u32 instances;
-	u64 units_used;
+	/* VRAM units: how many, which are used, how many wait for a scrub. */
+	u32 units;
+	u64 units_used[4];
+	u32 units_dirty;
+	u32 units_bad;
+	u32 scrubs_pending;
 	u32 free_contexts;
 	u64 unit_bytes;
 	/* REG_ID read now: all-ones when the device does not answer */
@@ -80,11 +85,20 @@ struct vslice_stats {
 	/* Translation faults the driver answered, and how. */
 	u64 dma_faults_resolved;
 	u64 dma_faults_refused;
-	/* Creates that succeeded; ns in the driver, programming, scrubbing. */
+	/* Creates that succeeded; ns in the driver, of it waiting for scrubs. */
 	u64 creates;
 	u64 create_ns;
-	u64 create_program_ns;
-	u64 create_scrub_ns;
+	u64 create_wait_ns;
+	/* Removes; ns in the driver. */
+	u64 removes;
+	u64 remove_ns;
+	/* Contexts programmed at an instance's first open; ns doing it. */
+	u64 programs;
+	u64 program_ns;
+	/* Scrubs done (ns from release to zeroed), and failed. */
+	u64 scrubs;
+	u64 scrub_ns;
+	u64 scrub_failures;
 	/* Jobs loaded migration states carried; of them, resumed part-done. */
 	u64 mig_jobs_moved;
 	u64 mig_jobs_resumed;
@@ -132,6 +146,8 @@ enum vslice_irq_kind {
 	VSLICE_IRQ_FATAL = 3,
 	/* Contexts wait on translation faults: resolve them (sleeps). */
 	VSLICE_IRQ_XLATE = 4,
+	/* A scrub's jobs completed or failed: run the scrub work. */
+	VSLICE_IRQ_SCRUB = 5,
 };
 
 /* Implemented in C, called from Rust. */
@@ -258,6 +274,13 @@ void vslice_rs_parent_put(const struct vslice_rs_parent *rs);
 int vslice_rs_irq(const struct vslice_rs_parent *rs, u32 vector);
 /* Process context (debugfs write): run the device self-test. */
 int vslice_rs_selftest(const struct vslice_rs_parent *rs, u64 dma_len);
+/*
+ * The scrub work (process context): advance the VRAM scrubs; returns the
+ * milliseconds after which to run again, 0 if no scrub runs. wanted: a
+ * scrub is queued and the parent is live (then kick the work).
+ */
+u32 vslice_rs_scrub_work(const struct vslice_rs_parent *rs);
+u32 vslice_rs_scrub_wanted(const struct vslice_rs_parent *rs);
 
 /*
  * Migration (VFIO migration v2), process context. The shim walks the FSM

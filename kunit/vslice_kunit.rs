@@ -178,59 +178,89 @@ mod tests {
 mod carve_tests {
     use super::carve::*;
 
-    /// The model: what the live allocations imply, computed from scratch.
+    fn has(s: &Units, u: u32) -> bool {
+        s.0[u as usize / 64] & (1 << (u % 64)) != 0
+    }
+
+    /// The model: what the live allocations imply, computed from scratch,
+    /// unit by unit.
     fn check(a: &Allocator, contexts: u32) {
         let units = device_units(contexts);
-        assert!(units <= MAX_UNITS && units <= contexts);
-        assert!(units == 0 || (units.is_power_of_two() && units * 2 > contexts.min(MAX_UNITS)));
-        let mut used = 0u64;
-        let mut ctx = [0u64; 4];
+        let ctx = contexts.min(MAX_UNITS);
+        assert!(units <= MAX_UNITS);
+        assert!(units == 0 || (units.is_power_of_two() && units >= ctx && units / 2 < ctx));
+        assert_eq!(a.units(), units);
+        assert_eq!(a.usable_contexts(), ctx);
+        let mut used = [false; MAX_UNITS as usize];
         let mut ctx_count = 0;
         for (_, al) in a.live() {
-            let mask = (u64::MAX >> (64 - al.units)) << al.unit;
-            assert_eq!(used & mask, 0, "VRAM units overlap");
-            assert_eq!(al.unit % al.units, 0, "block not aligned");
+            assert!(al.units > 0 && al.unit % al.units == 0, "block not aligned");
             assert!(al.unit + al.units <= units);
-            used |= mask;
-            for c in al.contexts() {
-                assert!(c < contexts);
-                let (w, bit) = (c as usize / 64, 1u64 << (c % 64));
-                assert_eq!(ctx[w] & bit, 0, "contexts overlap");
-                ctx[w] |= bit;
+            assert!(al.unit < ctx, "a block without a context");
+            for u in al.unit..al.unit + al.units {
+                assert!(!used[u as usize], "VRAM units overlap");
+                used[u as usize] = true;
             }
+            // Its units' contexts, the ones that exist.
+            assert_eq!(al.contexts(), al.unit..(al.unit + al.units).min(ctx));
             assert_eq!(al.units, a.units_for(al.ty));
-            assert_eq!(al.num_contexts(), a.contexts_for(al.ty));
-            assert_eq!(al.contexts().count() as u32, al.num_contexts());
+            assert!(al.num_contexts() >= 1 && al.num_contexts() <= a.contexts_for(al.ty));
             ctx_count += al.num_contexts();
         }
-        assert_eq!(used, a.units_used());
-        assert!(ctx_count <= contexts);
+        for u in 0..MAX_UNITS {
+            assert_eq!(used[u as usize], has(&a.units_used(), u));
+            assert!(
+                u < units || !has(&a.dirty(), u),
+                "a dirty unit past the end"
+            );
+            assert!(
+                !has(&a.bad(), u) || has(&a.dirty(), u),
+                "a bad unit is dirty"
+            );
+        }
+        assert!(ctx_count <= ctx);
+        let bad = a.bad();
+        let dirty = a.dirty();
         for (t, ty) in TYPES.iter().enumerate() {
             let n = match ty.div {
                 0 => units.min(1),
                 d => units / d,
             };
             assert_eq!(a.units_for(t), n, "type {}", t);
-            let blocks = if n == 0 {
-                0
-            } else {
-                (0..units)
-                    .step_by(n as usize)
-                    .filter(|s| used & ((u64::MAX >> (64 - n)) << s) == 0)
-                    .count() as u32
-            };
+            let free = |s: u32| (s..s + n).all(|u| !used[u as usize] && !has(&bad, u));
+            let clean = |s: u32| (s..s + n).all(|u| !has(&dirty, u));
+            let (mut blocks, mut clean_blocks) = (0, 0);
+            if n > 0 {
+                for s in (0..ctx).step_by(n as usize).filter(|&s| free(s)) {
+                    blocks += 1;
+                    clean_blocks += u32::from(clean(s));
+                }
+            }
             assert_eq!(a.available(t), blocks, "type {}", t);
-            // Exactness: allocating succeeds iff available > 0, and takes
-            // exactly one from it.
+            // Exactness: allocating succeeds iff available > 0, takes
+            // exactly one from it, and takes a clean block if there is one.
             let mut b = a.clone();
             match b.alloc(t) {
-                Ok(_) => assert_eq!(b.available(t) + 1, a.available(t)),
+                Ok((_, got)) => {
+                    assert_eq!(b.available(t) + 1, a.available(t));
+                    assert!(
+                        clean_blocks == 0 || !a.is_dirty(&got),
+                        "a dirty block taken"
+                    );
+                }
                 Err(e) => {
                     assert_eq!(e, AllocError::NoSpace);
                     assert_eq!(a.available(t), 0);
                 }
             }
         }
+    }
+
+    /// Every unit clean, as after the scrub at bind.
+    fn clean(contexts: u32) -> Allocator {
+        let mut a = Allocator::new(contexts);
+        a.scrubbed(&Units::range(0, MAX_UNITS), true);
+        a
     }
 
     fn explore(a: &Allocator, contexts: u32, depth: u32, visited: &mut u32) {
@@ -245,53 +275,70 @@ mod carve_tests {
                 explore(&b, contexts, depth - 1, visited);
             }
         }
-        let ids: [u32; MAX_INSTANCES] = {
-            let mut ids = [0; MAX_INSTANCES];
-            for (slot, (id, _)) in ids.iter_mut().zip(a.live()) {
-                *slot = id;
-            }
-            ids
-        };
+        let mut ids = [0u32; 16];
+        for (slot, (id, _)) in ids.iter_mut().zip(a.live()) {
+            *slot = id;
+        }
         for &id in ids.iter().filter(|&&id| id != 0) {
+            // Freed dirty, then (another path) scrubbed at once.
             let mut b = a.clone();
-            assert!(b.free(id));
-            assert!(!b.free(id), "double free must be refused");
+            let freed = b.free(id, true);
+            assert!(freed.is_some());
+            assert!(b.free(id, true).is_none(), "double free must be refused");
             explore(&b, contexts, depth - 1, visited);
+            if let Some(f) = freed {
+                b.scrubbed(&f.set(), true);
+                explore(&b, contexts, depth - 1, visited);
+            }
         }
     }
 
     #[test]
     fn exhaustive_small_sequences() {
         // Paths explored, as a model of the tree computes them: 16
-        // contexts (16 units), 3 (2 units), 1 (1 unit: full and unit take
-        // it in turns). A different count means the search changed.
-        for (contexts, paths) in [(16, 4060), (3, 180), (1, 21)] {
+        // contexts (16 units), 3 (4 units, the last without a context), 1
+        // (1 unit: full and unit take it in turns). A different count
+        // means the search changed.
+        for (contexts, paths) in EXHAUSTIVE_PATHS {
             let mut visited = 0;
-            explore(&Allocator::new(contexts), contexts, 5, &mut visited);
-            assert_eq!(visited, paths);
+            explore(&clean(contexts), contexts, 4, &mut visited);
+            assert_eq!((contexts, visited), (contexts, paths));
         }
     }
 
+    const EXHAUSTIVE_PATHS: [(u32, u32); 3] = [(16, 1329), (3, 518), (1, 31)];
+
     #[test]
     fn long_random_sequences_match_the_model() {
-        for (seed, contexts) in [(1u64, 16u32), (7, 12), (42, 255), (3, 64), (5, 0)] {
+        for (seed, contexts) in [(1u64, 16u32), (7, 12), (42, 255), (3, 64), (9, 192), (5, 0)] {
             let mut a = Allocator::new(contexts);
             let mut s = seed;
             let mut ids = [0u32; MAX_INSTANCES];
-            for _ in 0..4000 {
+            for _ in 0..3000 {
                 s = s
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 let r = (s >> 33) as usize;
-                if r % 3 == 0 {
-                    let i = (r / 3) % MAX_INSTANCES;
-                    if ids[i] != 0 {
-                        assert!(a.free(ids[i]));
-                        ids[i] = 0;
+                match r % 5 {
+                    0 => {
+                        let i = (r / 5) % MAX_INSTANCES;
+                        if ids[i] != 0 {
+                            assert!(a.free(ids[i], true).is_some());
+                            ids[i] = 0;
+                        }
                     }
-                } else if let Ok((id, _)) = a.alloc((r / 3) % TYPES.len()) {
-                    if let Some(slot) = ids.iter_mut().find(|x| **x == 0) {
-                        *slot = id;
+                    // A scrub ends: most succeed, some fail.
+                    1 => {
+                        let u = (r / 5) as u32 % MAX_UNITS;
+                        let n = 1u32 << ((r / 1280) % 4);
+                        a.scrubbed(&Units::range(u - u % n, n), r % 7 != 0);
+                    }
+                    _ => {
+                        if let Ok((id, _)) = a.alloc((r / 5) % TYPES.len()) {
+                            if let Some(slot) = ids.iter_mut().find(|x| **x == 0) {
+                                *slot = id;
+                            }
+                        }
                     }
                 }
                 check(&a, contexts);
@@ -305,15 +352,17 @@ mod carve_tests {
 
     #[test]
     fn full_device_and_back() {
-        let mut a = Allocator::new(16);
+        let mut a = clean(16);
         assert_eq!(all_available(&a), [8, 4, 2, 1, 16]);
         let (id, full) = a.alloc(3).unwrap_or_default();
         assert_eq!(full.num_contexts(), 16);
         assert_eq!(all_available(&a), [0, 0, 0, 0, 0]);
         assert_eq!(a.alloc(0), Err(AllocError::NoSpace));
         assert_eq!(a.alloc(9), Err(AllocError::BadType));
-        assert!(a.free(id));
+        assert!(a.free(id, true).is_some());
+        // Dirty units are offered: a create waits for their scrub.
         assert_eq!(all_available(&a), [8, 4, 2, 1, 16]);
+        assert!(a.is_dirty(&full));
     }
 
     /// Index of the `unit` type.
@@ -322,45 +371,82 @@ mod carve_tests {
     #[test]
     fn the_device_sets_the_scale() {
         assert_eq!(TYPES[UNIT].name, "unit");
-        // 64 contexts: 64 one-context units, the most there can be.
-        let mut a = Allocator::new(64);
+        // 64 contexts: 64 one-context units.
+        let mut a = clean(64);
         assert_eq!(all_available(&a), [8, 4, 2, 1, 64]);
         for i in 0..64 {
             let (_, u) = a.alloc(UNIT).unwrap_or_default();
             assert_eq!((u.unit, u.contexts()), (i, i..i + 1));
         }
         assert_eq!(a.alloc(UNIT), Err(AllocError::NoSpace));
-        assert_eq!(a.count(), MAX_INSTANCES);
-        // 255 contexts: still 64 units, of 3 contexts each.
-        let a = Allocator::new(255);
-        assert_eq!((a.available(UNIT), a.contexts_for(UNIT)), (64, 3));
-        assert_eq!(a.contexts_for(3), 192);
-        assert_eq!(a.usable_contexts(), 192);
+        assert_eq!(a.count(), 64);
+        // 255 contexts (all the register map has): 256 units, an instance
+        // per context; the last block of a fraction lacks the 256th.
+        let mut a = clean(255);
+        assert_eq!(all_available(&a), [8, 4, 2, 1, 255]);
+        assert_eq!((a.contexts_for(UNIT), a.contexts_for(3)), (1, 255));
+        assert_eq!(a.usable_contexts(), 255);
+        for i in 0..255 {
+            let (_, u) = a.alloc(UNIT).unwrap_or_default();
+            assert_eq!((u.unit, u.contexts()), (i, i..i + 1));
+        }
+        assert_eq!(a.alloc(UNIT), Err(AllocError::NoSpace));
+        assert_eq!(a.count(), 255);
+        let mut a = clean(255);
+        let eighths: [u32; 8] =
+            core::array::from_fn(|_| a.alloc(0).map(|(_, e)| e.num_contexts()).unwrap_or(0));
+        assert_eq!(eighths, [32, 32, 32, 32, 32, 32, 32, 31]);
+        // 192: blocks start at a context, so 6 eighths, 3 quarters.
+        assert_eq!(all_available(&clean(192)), [6, 3, 2, 1, 192]);
         // The self-test's pick: the smallest type of at least n units.
-        let a = Allocator::new(16);
+        let a = clean(16);
         assert_eq!(a.smallest_with(1), Some(UNIT));
         assert_eq!(a.smallest_with(2), Some(0));
         assert_eq!(a.smallest_with(3), Some(1));
         assert_eq!(a.smallest_with(17), None);
-        assert_eq!(Allocator::new(0).smallest_with(1), None);
-        // 4 contexts: an eighth is smaller than a unit, so not available.
-        let a = Allocator::new(4);
-        assert_eq!(all_available(&a), [0, 4, 2, 1, 4]);
-        assert_eq!(all_available(&Allocator::new(0)), [0; 5]);
+        assert_eq!(clean(0).smallest_with(1), None);
+        // 4 contexts: an eighth is smaller than a unit, so not available;
+        // 3: 4 units, the last one VRAM only.
+        assert_eq!(all_available(&clean(4)), [0, 4, 2, 1, 4]);
+        assert_eq!(all_available(&clean(3)), [0, 3, 2, 1, 3]);
+        assert_eq!(all_available(&clean(0)), [0; 5]);
     }
 
     #[test]
     fn fragmentation_is_counted_exactly() {
-        let mut a = Allocator::new(16);
+        let mut a = clean(16);
         // Eighths in units 0-1 and 4-5 leave no aligned half free on that
         // side.
         let (x, _) = a.alloc(0).unwrap_or_default();
         let (y, _) = a.alloc(0).unwrap_or_default();
         let (z, _) = a.alloc(0).unwrap_or_default();
-        assert!(a.free(y));
-        assert_eq!(a.units_used(), 0b11_0011);
+        assert!(a.free(y, true).is_some());
+        assert_eq!(a.units_used(), Units([0b11_0011, 0, 0, 0]));
         assert_eq!([a.available(1), a.available(2), a.available(3)], [2, 1, 0]);
-        assert!(a.free(x) && a.free(z));
+        assert!(a.free(x, true).is_some() && a.free(z, true).is_some());
+    }
+
+    #[test]
+    fn dirty_units_are_offered_and_bad_ones_withheld() {
+        let mut a = Allocator::new(16);
+        // Bound: everything dirty, everything offered.
+        assert_eq!(all_available(&a), [8, 4, 2, 1, 16]);
+        let (id, u) = a.alloc(UNIT).unwrap_or_default();
+        assert!(a.is_dirty(&u));
+        assert!(a.free(id, false).is_some());
+        // Units 0-7 scrubbed: the lowest clean unit is 0 again.
+        a.scrubbed(&Units::range(0, 8), true);
+        let (id, u) = a.alloc(UNIT).unwrap_or_default();
+        assert_eq!(u.unit, 0);
+        assert!(a.free(id, true).is_some());
+        // Unit 0 dirty again: the next unit is 1, clean.
+        let (_, u) = a.alloc(UNIT).unwrap_or_default();
+        assert_eq!((u.unit, a.is_dirty(&u)), (1, false));
+        // Units 8-15 fail their scrub: withheld, until one succeeds.
+        a.scrubbed(&Units::range(8, 8), false);
+        assert_eq!(all_available(&a), [3, 1, 0, 0, 7]);
+        a.scrubbed(&Units::range(8, 8), true);
+        assert_eq!(all_available(&a), [7, 3, 1, 0, 15]);
     }
 
     #[test]

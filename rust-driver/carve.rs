@@ -4,21 +4,64 @@
 //! no allocation): the caller serialises access; kunit/vslice_kunit.rs
 //! compiles this file in and checks it against a model.
 //!
-//! The device is cut into `units` equal units, the largest power of two
-//! that is at most its context count and `MAX_UNITS`: a unit is 1/units of
-//! the VRAM plus `contexts / units` contexts (any remainder stays idle), so
-//! VRAM and contexts are carved together. A type takes a power-of-two
-//! number of units, naturally aligned (a buddy layout): `unit` is one
-//! unit (the most instances: `units` of them), the fractions take 1/8 …
-//! all of the device, and a fraction smaller than one unit is not
-//! available on that device. Each context brings its MSI-X vector.
-//! `available(t)` is exact: it is the number of instances of `t` that
+//! The VRAM is cut into `units` equal units, the smallest power of two that
+//! is at least the context count (at most `MAX_UNITS`, which covers every
+//! context the register map has); unit `u` comes with context `u` when the
+//! device has one, so units past the last context are VRAM only. A type
+//! takes a power-of-two number of units, naturally aligned (a buddy
+//! layout): `unit` is one unit (the most instances: one per context), the
+//! fractions take 1/8 … all of the VRAM, and a fraction smaller than one
+//! unit is not available on that device. A block is offered only if it
+//! starts at a unit with a context; it gets the contexts of its units, so
+//! on a device whose context count is not a power of two the last block of
+//! a fraction has fewer contexts than the others (never none). Each
+//! context brings its MSI-X vector.
+//!
+//! Released units are dirty until the device has zeroed them (scrub.rs):
+//! a dirty unit can be allocated (its create waits for the scrub), so
+//! `available(t)` stays exact: the number of instances of `t` that
 //! `alloc(t)` would grant one after the other from the current state.
+//! Only a unit whose scrub failed (`bad`) is withheld until a scrub of it
+//! succeeds.
 
-/// Most units (and so instances) per device: the width of the unit bitmap.
-pub(crate) const MAX_UNITS: u32 = 64;
+/// Most units (and so instances) per device: the width of the unit sets,
+/// at least `regs::MAX_CONTEXTS`.
+pub(crate) const MAX_UNITS: u32 = 256;
 /// Most instances at once (each takes at least one unit).
 pub(crate) const MAX_INSTANCES: usize = MAX_UNITS as usize;
+
+const WORDS: usize = MAX_UNITS as usize / 64;
+
+/// A set of units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Units(pub(crate) [u64; WORDS]);
+
+impl Units {
+    /// Units `start .. start + n` (clipped to `MAX_UNITS`).
+    pub(crate) fn range(start: u32, n: u32) -> Self {
+        let mut s = Units::default();
+        for u in start..start.saturating_add(n).min(MAX_UNITS) {
+            s.0[u as usize / 64] |= 1 << (u % 64);
+        }
+        s
+    }
+
+    /// Whether the two sets share a unit.
+    pub(crate) fn meets(&self, o: &Units) -> bool {
+        self.0.iter().zip(o.0.iter()).any(|(a, b)| a & b != 0)
+    }
+
+    fn add(&mut self, o: &Units) {
+        self.0.iter_mut().zip(o.0.iter()).for_each(|(a, b)| *a |= b);
+    }
+
+    fn remove(&mut self, o: &Units) {
+        self.0
+            .iter_mut()
+            .zip(o.0.iter())
+            .for_each(|(a, b)| *a &= !b);
+    }
+}
 
 /// An instance type.
 #[derive(Clone, Copy, Debug)]
@@ -70,23 +113,35 @@ pub(crate) struct Alloc {
     pub(crate) unit: u32,
     /// Number of VRAM units.
     pub(crate) units: u32,
-    /// Contexts per unit on this device.
-    ctx_per_unit: u32,
+    /// One past the last context (the device's last, or the block's).
+    ctx_end: u32,
 }
 
 impl Alloc {
+    /// A block of `units` units at `unit` on a device of `contexts`
+    /// contexts.
+    pub(crate) fn block(ty: usize, unit: u32, units: u32, contexts: u32) -> Self {
+        Alloc {
+            ty,
+            unit,
+            units,
+            ctx_end: unit.saturating_add(units).min(contexts).max(unit),
+        }
+    }
+
     /// The contexts this instance owns, in order (contiguous).
     pub(crate) fn contexts(&self) -> core::ops::Range<u32> {
-        self.unit * self.ctx_per_unit..(self.unit + self.units) * self.ctx_per_unit
+        self.unit..self.ctx_end
     }
 
     /// Number of contexts.
     pub(crate) fn num_contexts(&self) -> u32 {
-        self.units * self.ctx_per_unit
+        self.ctx_end - self.unit
     }
 
-    fn mask(&self) -> u64 {
-        block_mask(self.unit, self.units)
+    /// The units it holds.
+    pub(crate) fn set(&self) -> Units {
+        Units::range(self.unit, self.units)
     }
 }
 
@@ -94,17 +149,8 @@ impl Alloc {
 pub(crate) fn device_units(contexts: u32) -> u32 {
     match contexts.min(MAX_UNITS) {
         0 => 0,
-        n => 1 << n.ilog2(),
+        n => n.next_power_of_two(),
     }
-}
-
-fn block_mask(start: u32, units: u32) -> u64 {
-    let ones = if units >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << units) - 1
-    };
-    ones << start
 }
 
 /// Why an allocation failed.
@@ -128,24 +174,38 @@ pub(crate) fn scrub_passes(len: u64, slots: u64, max: u64) -> impl Iterator<Item
 #[derive(Clone)]
 pub(crate) struct Allocator {
     units: u32,
-    ctx_per_unit: u32,
-    used: u64,
-    /// By first unit: the live instance's id and type index.
-    live: [Option<(u32, u8)>; MAX_INSTANCES],
+    contexts: u32,
+    used: Units,
+    /// Not zeroed since their last tenant (or since the device was bound).
+    dirty: Units,
+    /// Their last scrub failed: not offered until one succeeds.
+    bad: Units,
+    /// By first unit: the live instance's id (0: none) and type index.
+    ids: [u32; MAX_INSTANCES],
+    tys: [u8; MAX_INSTANCES],
     next_id: u32,
 }
 
 impl Allocator {
-    /// An allocator for a device with `contexts` contexts.
+    /// An allocator for a device with `contexts` contexts; every unit is
+    /// dirty (a bound device's VRAM holds whatever it held).
     pub(crate) fn new(contexts: u32) -> Self {
         let units = device_units(contexts);
         Allocator {
             units,
-            ctx_per_unit: if units == 0 { 0 } else { contexts / units },
-            used: 0,
-            live: [None; MAX_INSTANCES],
+            contexts: contexts.min(units),
+            used: Units::default(),
+            dirty: Units::range(0, units),
+            bad: Units::default(),
+            ids: [0; MAX_INSTANCES],
+            tys: [0; MAX_INSTANCES],
             next_id: 1,
         }
+    }
+
+    /// Number of VRAM units.
+    pub(crate) fn units(&self) -> u32 {
+        self.units
     }
 
     /// Units an instance of type `ty` takes on this device (0: not
@@ -165,93 +225,134 @@ impl Allocator {
             .min_by_key(|&t| self.units_for(t))
     }
 
-    /// Contexts instances can have: the remainder of `contexts / units`
-    /// is never carved.
+    /// Contexts instances can have: every context up to `MAX_UNITS`.
     pub(crate) fn usable_contexts(&self) -> u32 {
-        self.units * self.ctx_per_unit
+        self.contexts
     }
 
-    /// Contexts an instance of type `ty` gets.
+    /// The most contexts an instance of type `ty` gets (the first block's).
     pub(crate) fn contexts_for(&self, ty: usize) -> u32 {
-        self.units_for(ty) * self.ctx_per_unit
+        self.units_for(ty).min(self.contexts)
     }
 
-    fn block_free(&self, start: u32, units: u32) -> bool {
-        self.used & block_mask(start, units) == 0
+    fn block_free(&self, b: &Alloc) -> bool {
+        let s = b.set();
+        !s.meets(&self.used) && !s.meets(&self.bad)
     }
 
-    fn free_blocks(&self, units: u32) -> impl Iterator<Item = u32> + '_ {
-        (0..self.units)
-            .step_by(units.max(1) as usize)
-            .filter(move |&s| units != 0 && self.block_free(s, units))
+    /// The blocks of type `ty` that are offered: aligned, starting at a
+    /// unit with a context.
+    fn blocks(&self, ty: usize) -> impl Iterator<Item = Alloc> + '_ {
+        let n = self.units_for(ty);
+        (0..self.contexts)
+            .step_by(n.max(1) as usize)
+            .filter(move |_| n != 0)
+            .map(move |s| Alloc::block(ty, s, n, self.contexts))
     }
 
     /// Instances of type `ty` that could be created one after the other.
     pub(crate) fn available(&self, ty: usize) -> u32 {
-        self.free_blocks(self.units_for(ty)).count() as u32
+        self.blocks(ty).filter(|b| self.block_free(b)).count() as u32
     }
 
-    /// Allocates an instance of type `ty`; returns its id and resources.
+    /// Allocates an instance of type `ty`, a block with no dirty unit if
+    /// there is one; returns its id and resources. The caller waits for
+    /// the block's dirty units (`is_dirty`) before anyone uses it.
     pub(crate) fn alloc(&mut self, ty: usize) -> Result<(u32, Alloc), AllocError> {
         if ty >= TYPES.len() {
             return Err(AllocError::BadType);
         }
-        let units = self.units_for(ty);
-        let unit = self.free_blocks(units).next().ok_or(AllocError::NoSpace)?;
+        let a = {
+            let mut free = self.blocks(ty).filter(|b| self.block_free(b));
+            let first = free.next().ok_or(AllocError::NoSpace)?;
+            if first.set().meets(&self.dirty) {
+                free.find(|b| !b.set().meets(&self.dirty)).unwrap_or(first)
+            } else {
+                first
+            }
+        };
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let a = Alloc {
-            ty,
-            unit,
-            units,
-            ctx_per_unit: self.ctx_per_unit,
-        };
-        let slot = self
-            .live
-            .get_mut(unit as usize)
-            .ok_or(AllocError::NoSpace)?;
-        *slot = Some((id, ty as u8));
-        self.used |= a.mask();
+        let slot = a.unit as usize;
+        *self.ids.get_mut(slot).ok_or(AllocError::NoSpace)? = id;
+        *self.tys.get_mut(slot).ok_or(AllocError::NoSpace)? = ty as u8;
+        self.used.add(&a.set());
         Ok((id, a))
     }
 
-    /// Frees instance `id`'s resources; false if it holds none (already
-    /// freed), so that freeing twice is harmless.
-    pub(crate) fn free(&mut self, id: u32) -> bool {
-        let Some((_, a)) = self.live().find(|(i, _)| *i == id) else {
-            return false;
-        };
-        if let Some(slot) = self.live.get_mut(a.unit as usize) {
-            *slot = None;
+    /// Frees instance `id`'s resources, which become dirty if it `ran`
+    /// (else they stay as they were); returns them, or None if it holds
+    /// none (already freed), so that freeing twice is harmless.
+    pub(crate) fn free(&mut self, id: u32, ran: bool) -> Option<Alloc> {
+        let (_, a) = self.live().find(|(i, _)| *i == id)?;
+        if let Some(slot) = self.ids.get_mut(a.unit as usize) {
+            *slot = 0;
         }
-        self.used &= !a.mask();
-        true
+        self.used.remove(&a.set());
+        if ran {
+            self.dirty.add(&a.set());
+        }
+        Some(a)
+    }
+
+    /// Whether any of the units of `a` is dirty.
+    pub(crate) fn is_dirty(&self, a: &Alloc) -> bool {
+        a.set().meets(&self.dirty)
+    }
+
+    /// Whether any of the units of `a` is bad.
+    pub(crate) fn is_bad(&self, a: &Alloc) -> bool {
+        a.set().meets(&self.bad)
+    }
+
+    /// The device zeroed `s` (`ok`), or failed to: then the units stay
+    /// dirty and are withheld until a later scrub of them succeeds.
+    pub(crate) fn scrubbed(&mut self, s: &Units, ok: bool) {
+        if ok {
+            self.dirty.remove(s);
+            self.bad.remove(s);
+        } else {
+            let mut b = *s;
+            b.0.iter_mut()
+                .zip(self.dirty.0.iter())
+                .for_each(|(x, d)| *x &= d);
+            self.bad.add(&b);
+        }
+    }
+
+    /// Dirty units.
+    pub(crate) fn dirty(&self) -> Units {
+        self.dirty
+    }
+
+    /// Bad units.
+    pub(crate) fn bad(&self) -> Units {
+        self.bad
     }
 
     /// The live allocations: (id, resources), by first unit.
     pub(crate) fn live(&self) -> impl Iterator<Item = (u32, Alloc)> + '_ {
-        self.live.iter().enumerate().filter_map(|(unit, l)| {
-            let (id, ty) = (*l)?;
-            let ty = usize::from(ty);
-            Some((
-                id,
-                Alloc {
-                    ty,
-                    unit: unit as u32,
-                    units: self.units_for(ty),
-                    ctx_per_unit: self.ctx_per_unit,
-                },
-            ))
-        })
+        self.ids
+            .iter()
+            .zip(self.tys.iter())
+            .enumerate()
+            .filter(|(_, (&id, _))| id != 0)
+            .map(|(unit, (&id, &ty))| {
+                let ty = usize::from(ty);
+                (
+                    id,
+                    Alloc::block(ty, unit as u32, self.units_for(ty), self.contexts),
+                )
+            })
     }
 
     /// Number of live instances.
     pub(crate) fn count(&self) -> usize {
-        self.live.iter().flatten().count()
+        self.ids.iter().filter(|&&id| id != 0).count()
     }
 
-    /// Bitmap of used VRAM units.
-    pub(crate) fn units_used(&self) -> u64 {
+    /// Used VRAM units.
+    pub(crate) fn units_used(&self) -> Units {
         self.used
     }
 }

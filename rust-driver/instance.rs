@@ -61,6 +61,8 @@ pub(crate) struct Instance {
     /// Non-zero after a fatal device error until the next reset: the
     /// user must reset the function before it answers again.
     failed: Atomic<u32>,
+    /// Non-zero once the contexts are programmed (the first open).
+    programmed: Atomic<u32>,
     /// The device's translation for the instance's DMA (dma.rs).
     xlate: Pin<KBox<Mutex<Xlate>>>,
     /// Signalled when a fault answer in flight is done (dma.rs).
@@ -86,8 +88,9 @@ fn put_le32(b: &mut [u8], v: u32) {
 }
 
 impl Instance {
-    /// Carves an instance of type `ty` out of `parent` and programs its
-    /// contexts. Called with the per-parent rwsem held shared.
+    /// Carves an instance of type `ty` out of `parent` (waiting, if its
+    /// units are still being scrubbed, until they are zeroed). Called with
+    /// the per-parent rwsem held shared.
     pub(crate) fn create(
         parent: &Arc<ParentState>,
         ty: usize,
@@ -104,10 +107,9 @@ impl Instance {
         let xlate = KBox::pin_init(new_mutex!(xlate), GFP_KERNEL)?;
         let xlate_idle = KBox::pin_init(new_condvar!(), GFP_KERNEL)?;
         let cpu_log = KBox::pin_init(new_spinlock!(None), GFP_KERNEL)?;
-        let root = xlate.lock().root();
         // A full parent and one being removed are expected refusals.
         let (id, alloc) = parent.carve(ty).inspect_err(|e| {
-            if *e == ENOSPC || *e == ENODEV {
+            if *e == ENOSPC || *e == ENODEV || *e == EINTR {
                 dev_dbg!(parent.pdev(), "no type {} instance: {:?}\n", ty, e);
             } else if shim::err_ratelimit() {
                 dev_err!(
@@ -133,30 +135,15 @@ impl Instance {
             bad_offset: Atomic::new(0),
             revoked: Atomic::new(0),
             failed: Atomic::new(0),
+            programmed: Atomic::new(0),
             xlate,
             xlate_idle,
             cpu_log,
             si,
             _count: stats::INSTANCES.token(),
         });
-        // On error `inst` drops and gives the resources back.
-        let t1 = Instant::<Monotonic>::now();
-        parent.program(id, &alloc, Some(root)).inspect_err(|e| {
-            if shim::err_ratelimit() {
-                dev_err!(
-                    parent.pdev(),
-                    "cannot program instance {}'s contexts: {:?}\n",
-                    id,
-                    e
-                );
-            }
-        })?;
-        let program_ns = stats::ns_since(t1);
-        // A new tenant starts from zeroed VRAM (scrub logs its own error).
-        let t2 = Instant::<Monotonic>::now();
-        parent.scrub(&alloc)?;
-        stats::CREATE_SCRUB_NS.add(stats::ns_since(t2), Relaxed);
-        stats::CREATE_PROGRAM_NS.add(program_ns, Relaxed);
+        // The contexts are programmed at the first open; the VRAM was
+        // zeroed when its last tenant left (scrub.rs).
         stats::CREATE_NS.add(stats::ns_since(t0), Relaxed);
         stats::CREATES.add(1, Relaxed);
         dev_dbg!(
@@ -172,11 +159,46 @@ impl Instance {
     }
 
     /// Gives the resources back (the instance has no users any more, and
-    /// its last close unpinned what they had mapped).
+    /// its last close unpinned what they had mapped); its VRAM is scrubbed
+    /// in the background.
     pub(crate) fn remove(&self) {
+        let t0 = Instant::<Monotonic>::now();
         self.dma().clear();
-        self.parent.uncarve(self.id, &self.alloc);
+        self.parent.uncarve(self.id, &self.alloc, self.programmed());
         self.xlate.lock().destroy();
+        stats::REMOVE_NS.add(stats::ns_since(t0), Relaxed);
+        stats::REMOVES.add(1, Relaxed);
+    }
+
+    fn programmed(&self) -> bool {
+        self.programmed.load(Relaxed) != 0
+    }
+
+    /// Programs the contexts the first time the instance is opened: its
+    /// VRAM slice, its DMA window through its translation tables, its
+    /// vectors (from here on its interrupts are routed to it).
+    fn program(&self) -> Result {
+        if self.programmed() {
+            return Ok(());
+        }
+        let t0 = Instant::<Monotonic>::now();
+        let root = self.xlate.lock().root();
+        self.parent
+            .program(self.id, &self.alloc, Some(root))
+            .inspect_err(|e| {
+                if *e != ENODEV && shim::err_ratelimit() {
+                    dev_err!(
+                        self.parent.pdev(),
+                        "cannot program instance {}'s contexts: {:?}\n",
+                        self.id,
+                        e
+                    );
+                }
+            })?;
+        self.programmed.store(1, Relaxed);
+        stats::PROGRAM_NS.add(stats::ns_since(t0), Relaxed);
+        stats::PROGRAMS.add(1, Relaxed);
+        Ok(())
     }
 
     fn dma(&self) -> Dma<'_> {
@@ -232,8 +254,10 @@ impl Instance {
 
     /// Function reset: every context's user block and queued work (the
     /// device's per-context reset), config space, emulated registers.
-    /// The VRAM slice keeps its contents, as on the device.
+    /// The VRAM slice keeps its contents, as on the device. The first one
+    /// (the first open) programs the contexts.
     pub(crate) fn reset(&self) -> Result {
+        self.program()?;
         self.cfg.reset();
         self.failed.store(0, Relaxed);
         self.scratch.store(0, Relaxed);
@@ -546,6 +570,6 @@ impl Drop for Instance {
     fn drop(&mut self) {
         // Idempotent: after `remove` this finds nothing to free; after a
         // failed probe it returns what `create` carved.
-        self.parent.uncarve(self.id, &self.alloc);
+        self.parent.uncarve(self.id, &self.alloc, self.programmed());
     }
 }

@@ -58,32 +58,26 @@
 
 use kernel::{
     io::Io,
-    new_mutex, pci,
+    new_condvar, new_mutex, pci,
     prelude::*,
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        Arc, CondVar, Mutex,
     },
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
-use crate::carve::{self, Alloc, AllocError, Allocator, Lifecycle, TYPES};
+use crate::carve::{self, Alloc, Allocator, Lifecycle, TYPES};
 use crate::dma::{Buffer, Tables};
 use crate::regs::{self, Caps};
+use crate::scrub::{self, Scrubs};
 use crate::stats;
 
 /// Register BAR.
 pub(crate) type RegsBar = pci::DevresBar<{ regs::BAR0_SIZE as usize }>;
 
 const SELFTEST_FILL_AT: u64 = 0x1000;
-/// Ring space at the end of a slice while it is scrubbed: 64 descriptors
-/// of up to `JOB_MAX_LEN` bytes each, 4 GiB a pass; larger slices take
-/// several passes.
-const SCRUB_RING: u64 = 4096;
-/// Longest a scrub pass may take (the device fills at GiB/s; this is for a
-/// device that stopped answering).
-const SCRUB_TIMEOUT_MS: u32 = 10_000;
 const SELFTEST_LEN: u32 = 64 << 10;
 const SELFTEST_PATTERN: u32 = 0x5a5a_a5a5;
 /// The self-test's DMA pass: bytes moved each way by default, and at
@@ -98,6 +92,7 @@ const SELFTEST_DMA_VA: u64 = 0x7_0000_0000;
 pub(crate) struct Carving {
     pub(crate) alloc: Allocator,
     pub(crate) life: Lifecycle,
+    pub(crate) scrubs: Scrubs,
 }
 
 /// One bound vslice device.
@@ -109,6 +104,9 @@ pub(crate) struct ParentState {
     vram: pci::DevresBar,
     #[pin]
     pub(crate) carving: Mutex<Carving>,
+    /// Signalled under `carving` when scrubs end (scrub.rs).
+    #[pin]
+    pub(crate) scrubbed: CondVar,
     /// Interrupts handled, per MSI-X vector.
     irqs: KVec<Atomic<u64>>,
     /// Per context: the id of the instance that owns it, 0 if none. Read
@@ -143,16 +141,21 @@ impl ParentState {
         for _ in 0..caps.contexts {
             owner.push(Atomic::new(0), GFP_KERNEL)?;
         }
+        let alloc = Allocator::new(caps.contexts);
+        let mut carving = Carving {
+            scrubs: Scrubs::new(alloc.units())?,
+            alloc,
+            life: Lifecycle::Live,
+        };
+        scrub::queue_all(&mut carving, caps.contexts);
         Arc::pin_init(
             try_pin_init!(ParentState {
                 pdev,
                 caps,
                 regs,
                 vram,
-                carving <- new_mutex!(Carving {
-                    alloc: Allocator::new(caps.contexts),
-                    life: Lifecycle::Live,
-                }),
+                carving <- new_mutex!(carving),
+                scrubbed <- new_condvar!(),
                 irqs,
                 owner,
                 selftest: Atomic::new(0),
@@ -266,7 +269,7 @@ impl ParentState {
 
     /// Writes descriptors (from `regs::desc_words`) one after the other at
     /// absolute VRAM offset `at`.
-    fn write_descs(&self, at: u64, descs: &[[(usize, u32); 10]]) -> Result {
+    pub(crate) fn write_descs(&self, at: u64, descs: &[[(usize, u32); 10]]) -> Result {
         let vram = self.vram.try_access().ok_or(ENODEV)?;
         for (slot, words) in descs.iter().enumerate() {
             for &(off, v) in words {
@@ -278,7 +281,14 @@ impl ParentState {
 
     /// Points context `c`'s ring at slice offset `ring` (`slots` slots),
     /// sets its interrupt mask, queues `jobs` descriptors and rings.
-    fn start_ring(&self, c: u32, ring: u64, slots: u32, irq_mask: u32, jobs: u32) -> Result {
+    pub(crate) fn start_ring(
+        &self,
+        c: u32,
+        ring: u64,
+        slots: u32,
+        irq_mask: u32,
+        jobs: u32,
+    ) -> Result {
         for (off, v) in [
             (regs::CTX_IRQ_MASK, irq_mask),
             (regs::CTX_RING_BASE_LO, ring as u32),
@@ -292,79 +302,31 @@ impl ParentState {
         Ok(())
     }
 
-    /// One scrub pass: fill jobs zeroing `len` bytes at slice offset `off`
-    /// from the ring at slice offset `ring` on context `c`, polled to the
-    /// end. Leaves the context reset.
-    fn scrub_pass(&self, c: u32, base: u64, ring: u64, off: u64, len: u64) -> Result {
-        let max = u64::from(regs::JOB_MAX_LEN);
-        let jobs = len.div_ceil(max);
-        let mut descs = KVec::with_capacity(jobs as usize, GFP_KERNEL)?;
-        for k in 0..jobs {
-            let n = (len - k * max).min(max) as u32;
-            descs.push(
-                regs::desc_words(regs::OP_FILL, 0, 0, off + k * max, n, 0),
-                GFP_KERNEL,
-            )?;
+    /// Writes zeroes to `len` bytes at absolute VRAM offset `at` (4-byte
+    /// aligned) through the BAR.
+    pub(crate) fn vram_zero(&self, at: u64, len: u64) -> Result {
+        let vram = self.vram.try_access().ok_or(ENODEV)?;
+        for off in (0..len as usize).step_by(4) {
+            vram.try_write32(0, at as usize + off)?;
         }
-        self.write_descs(base + ring, &descs)?;
-        let done0 = self.ctx_read(c, regs::CTX_COMPLETED)?;
-        self.start_ring(
-            c,
-            ring,
-            (SCRUB_RING / regs::DESC_SIZE as u64) as u32,
-            regs::CTX_IRQ_DONE | regs::CTX_IRQ_ERROR,
-            jobs as u32,
-        )?;
-        let mut waited = 0;
-        let res = loop {
-            let done = self.ctx_read(c, regs::CTX_COMPLETED)?;
-            let status = self.ctx_read(c, regs::CTX_STATUS)?;
-            if status == u32::MAX {
-                break Err(ENODEV);
-            }
-            if done.wrapping_sub(done0) >= jobs as u32 {
-                break Ok(());
-            }
-            if status & regs::CTX_STATUS_HALTED != 0 {
-                break Err(EIO);
-            }
-            if waited >= SCRUB_TIMEOUT_MS {
-                break Err(ETIMEDOUT);
-            }
-            fsleep(Delta::from_millis(1));
-            waited += 1;
-        };
-        self.ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
-        res
+        Ok(())
     }
 
-    /// Zeroes an allocation's VRAM slice with the device's own fill engine,
-    /// so that a new tenant never reads what the last one left. Runs on
-    /// the allocation's first context, already programmed; its ring is
-    /// the slice's last `SCRUB_RING` bytes, zeroed through the BAR after.
-    /// Interrupts stay masked: this polls. Leaves the context reset.
-    pub(crate) fn scrub(&self, a: &Alloc) -> Result {
-        let c = a.contexts().next().ok_or(EINVAL)?;
-        let (base, size) = self.slice(a);
-        let ring = size.checked_sub(SCRUB_RING).ok_or(EINVAL)?;
-        let slots = SCRUB_RING / regs::DESC_SIZE as u64;
-        for (off, len) in carve::scrub_passes(ring, slots, u64::from(regs::JOB_MAX_LEN)) {
-            self.scrub_pass(c, base, ring, off, len).inspect_err(|e| {
-                if crate::shim::err_ratelimit() {
-                    dev_err!(
-                        self.pdev,
-                        "scrubbing VRAM 0x{:x}+0x{:x} on context {} failed: {:?}\n",
-                        base + off,
-                        len,
-                        c,
-                        e
-                    );
-                }
-            })?;
-        }
-        let vram = self.vram.try_access().ok_or(ENODEV)?;
-        for off in (0..SCRUB_RING as usize).step_by(4) {
-            vram.try_write32(0, (base + ring) as usize + off)?;
+    /// Takes context `c`'s slice, DMA window and tables away and leaves it
+    /// stopped: a context no instance owns reaches neither VRAM nor memory.
+    pub(crate) fn ctx_clear(&self, c: u32) -> Result {
+        for (off, v) in [
+            (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
+            (regs::CTX_CONTROL, 0),
+            (regs::CTX_VRAM_SIZE_LO, 0),
+            (regs::CTX_VRAM_SIZE_HI, 0),
+            (regs::CTX_DMA_SIZE_LO, 0),
+            (regs::CTX_DMA_SIZE_HI, 0),
+            (regs::CTX_XLATE_CTRL, 0),
+            (regs::CTX_XLATE_ROOT_LO, 0),
+            (regs::CTX_XLATE_ROOT_HI, 0),
+        ] {
+            self.ctx_write(c, off, v)?;
         }
         Ok(())
     }
@@ -373,8 +335,8 @@ impl ParentState {
     /// DMA window of every device-virtual address translated through the
     /// instance's tables at that bus address (dma.rs), else no DMA; the
     /// default vector; enabled. From here its interrupts are routed to the
-    /// instance. Called from create (and the self-test), under the
-    /// per-parent rwsem.
+    /// instance. Called at the instance's first open (and by the
+    /// self-test, under the per-parent rwsem).
     pub(crate) fn program(&self, id: u32, a: &Alloc, root: Option<u64>) -> Result {
         let (base, size) = self.slice(a);
         let (window, xlate, root) = match root {
@@ -445,45 +407,27 @@ impl ParentState {
         self.set_life(Lifecycle::Gone);
     }
 
-    /// Allocates resources of type `ty` for a new instance (or a self-test).
-    pub(crate) fn carve(&self, ty: usize) -> Result<(u32, Alloc)> {
+    /// Returns instance `id`'s resources: its contexts stop now if it
+    /// `programmed` them (before its translation tables go), and the scrub
+    /// work zeroes its VRAM and takes the contexts' windows away (the
+    /// caller kicks it through the shim). Idempotent: once freed, a second
+    /// call finds nothing and touches no context (which may belong to a
+    /// newer instance by then).
+    pub(crate) fn uncarve(&self, id: u32, a: &Alloc, programmed: bool) {
         let mut c = self.carving.lock();
-        if !c.life.may_start() {
-            return Err(ENODEV);
+        if !c.alloc.live().any(|(i, _)| i == id) {
+            return;
         }
-        c.alloc.alloc(ty).map_err(|e| match e {
-            AllocError::BadType => EINVAL,
-            AllocError::NoSpace => ENOSPC,
-        })
-    }
-
-    /// Returns instance `id`'s resources, stopping its contexts first.
-    /// Idempotent: once freed, a second call finds nothing and touches no
-    /// context (which may belong to a newer instance by then).
-    pub(crate) fn uncarve(&self, id: u32, a: &Alloc) {
-        let mut c = self.carving.lock();
-        if c.alloc.live().any(|(i, _)| i == id) {
-            for ctx in a.contexts() {
-                if let Some(o) = self.owner.get(ctx as usize) {
-                    o.store(0, Relaxed);
-                }
-                // Stop it, then take its slice, DMA window and tables
-                // away: a freed context reaches neither VRAM nor memory.
-                for (off, v) in [
-                    (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
-                    (regs::CTX_CONTROL, 0),
-                    (regs::CTX_VRAM_SIZE_LO, 0),
-                    (regs::CTX_VRAM_SIZE_HI, 0),
-                    (regs::CTX_DMA_SIZE_LO, 0),
-                    (regs::CTX_DMA_SIZE_HI, 0),
-                    (regs::CTX_XLATE_CTRL, 0),
-                    (regs::CTX_XLATE_ROOT_LO, 0),
-                    (regs::CTX_XLATE_ROOT_HI, 0),
-                ] {
-                    let _ = self.ctx_write(ctx, off, v);
-                }
+        for ctx in a.contexts() {
+            if let Some(o) = self.owner.get(ctx as usize) {
+                o.store(0, Relaxed);
             }
-            c.alloc.free(id);
+            if programmed {
+                let _ = self.ctx_write(ctx, regs::CTX_CONTROL, regs::CTX_CTRL_RESET);
+            }
+        }
+        if let Some(freed) = c.alloc.free(id, true) {
+            c.scrubs.queue(freed, programmed);
         }
     }
 
@@ -543,7 +487,8 @@ impl ParentState {
 
     /// Acknowledges what vector `vector` reports: `Irq::Fatal` for the
     /// device's fatal error (the shim then cuts every instance off),
-    /// `Irq::Handled` for anything else of ours, `Irq::None` if nothing.
+    /// `Irq::Scrub` for a context of no instance's, `Irq::Handled` for
+    /// anything else of ours, `Irq::None` if nothing.
     fn ack(&self, vector: u32) -> Irq {
         let Some(bar) = self.regs.try_access() else {
             return Irq::None;
@@ -574,6 +519,11 @@ impl ParentState {
         }
         if vector == 0 && status & regs::GIRQ_XLATE_FAULT != 0 {
             return Irq::Xlate;
+        }
+        // A context no instance owns runs a scrub (or the self-test, which
+        // counts its interrupts and leaves the scrub work nothing to do).
+        if vector > 0 {
+            return Irq::Scrub;
         }
         Irq::Handled
     }
@@ -635,7 +585,7 @@ impl ParentState {
         let res = self
             .run_selftest(&a)
             .and_then(|()| self.selftest_dma(&a, dma_len));
-        self.uncarve(id, &a);
+        self.uncarve(id, &a, true);
         self.selftest
             .store(if res.is_ok() { 1 } else { 2 }, Relaxed);
         res
@@ -845,6 +795,8 @@ pub(crate) enum Irq {
     Fatal = 3,
     /// Contexts wait on translation faults: the shim's work answers them.
     Xlate = 4,
+    /// A scrub's jobs completed or failed: the shim's scrub work goes on.
+    Scrub = 5,
 }
 
 /// Number of instance types.

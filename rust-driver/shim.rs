@@ -16,6 +16,7 @@ use crate::instance::Instance;
 use crate::migrate::{self, Stream};
 use crate::parent::{Irq, ParentState, NUM_TYPES};
 use crate::regs;
+use crate::scrub;
 use crate::stats;
 use crate::vdev;
 
@@ -201,14 +202,18 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
     let (selftest, selftest_irqs, selftest_checksum) = state.selftest_info();
     let (selftest_dma_bytes, selftest_dma_in_ns, selftest_dma_out_ns) = state.selftest_dma_info();
     let (live_id, fatal_errors) = state.health();
-    let (life, instances, units_used, free_ctx) = {
+    let (life, instances, units, used, dirty, bad, pending, free_ctx) = {
         let c = state.carving.lock();
-        let used: u32 = c.alloc.live().map(|(_, a)| a.num_contexts()).sum();
+        let taken: u32 = c.alloc.live().map(|(_, a)| a.num_contexts()).sum();
         (
             c.life,
             c.alloc.count() as u32,
+            c.alloc.units(),
             c.alloc.units_used(),
-            c.alloc.usable_contexts().saturating_sub(used),
+            scrub::count(&c.alloc.dirty()),
+            scrub::count(&c.alloc.bad()),
+            c.scrubs.pending(),
+            c.alloc.usable_contexts().saturating_sub(taken),
         )
     };
     let st = match life {
@@ -233,7 +238,11 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
             selftest_dma_out_ns,
             state: st,
             instances,
-            units_used,
+            units,
+            units_used: used.0,
+            units_dirty: dirty,
+            units_bad: bad,
+            scrubs_pending: pending,
             free_contexts: free_ctx,
             unit_bytes: state.unit_bytes(),
             live_id,
@@ -934,6 +943,35 @@ pub(crate) unsafe extern "C" fn vslice_rs_selftest(
     }
 }
 
+/// The shim's scrub work: advances the scrubs; the milliseconds after
+/// which to run again, 0 if none runs.
+///
+/// # Safety
+///
+/// `rs` as for [`parent`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_scrub_work(rs: *const ffi::vslice_rs_parent) -> u32 {
+    // SAFETY: per the contract.
+    if unsafe { parent(rs) }.scrub_work() {
+        scrub::WATCHDOG_MS
+    } else {
+        0
+    }
+}
+
+/// Whether a scrub is queued on a live parent (the shim then kicks the
+/// scrub work).
+///
+/// # Safety
+///
+/// `rs` as for [`parent`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_scrub_wanted(rs: *const ffi::vslice_rs_parent) -> u32 {
+    // SAFETY: per the contract.
+    let c = unsafe { parent(rs) }.carving.lock();
+    u32::from(c.life == Lifecycle::Live && c.scrubs.pending() > 0)
+}
+
 /// Module-wide object counts for debugfs `vslice/stats`.
 ///
 /// # Safety
@@ -956,8 +994,14 @@ pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
             dma_faults_refused: stats::DMA_FAULTS_REFUSED.load(Relaxed),
             creates: stats::CREATES.load(Relaxed),
             create_ns: stats::CREATE_NS.load(Relaxed),
-            create_program_ns: stats::CREATE_PROGRAM_NS.load(Relaxed),
-            create_scrub_ns: stats::CREATE_SCRUB_NS.load(Relaxed),
+            create_wait_ns: stats::CREATE_WAIT_NS.load(Relaxed),
+            removes: stats::REMOVES.load(Relaxed),
+            remove_ns: stats::REMOVE_NS.load(Relaxed),
+            programs: stats::PROGRAMS.load(Relaxed),
+            program_ns: stats::PROGRAM_NS.load(Relaxed),
+            scrubs: stats::SCRUBS.load(Relaxed),
+            scrub_ns: stats::SCRUB_NS.load(Relaxed),
+            scrub_failures: stats::SCRUB_FAILURES.load(Relaxed),
             mig_jobs_moved: stats::MIG_JOBS_MOVED.load(Relaxed),
             mig_jobs_resumed: stats::MIG_JOBS_RESUMED.load(Relaxed),
         })
@@ -968,6 +1012,10 @@ pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
 // extern declaration and ours coerce to one fn-pointer type or fail to build.
 const _: [unsafe extern "C" fn(*mut ffi::vslice_stats); 2] =
     [ffi::vslice_rs_stats, vslice_rs_stats];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> u32; 2] =
+    [ffi::vslice_rs_scrub_work, vslice_rs_scrub_work];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> u32; 2] =
+    [ffi::vslice_rs_scrub_wanted, vslice_rs_scrub_wanted];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, *mut ffi::vslice_parent_info); 2] =
     [ffi::vslice_rs_parent_info, vslice_rs_parent_info];
 const _: [unsafe extern "C" fn(
@@ -1099,6 +1147,8 @@ const _: () = assert!(Irq::Handled as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_HAN
 const _: () = assert!(Irq::Route as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_ROUTE);
 const _: () = assert!(Irq::Fatal as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_FATAL);
 const _: () = assert!(Irq::Xlate as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_XLATE);
+const _: () = assert!(Irq::Scrub as u32 == ffi::vslice_irq_kind_VSLICE_IRQ_SCRUB);
 // The seam's limits agree with Rust's.
 const _: () = assert!(TYPES.len() <= ffi::VSLICE_MAX_TYPES as usize);
 const _: () = assert!(regs::MAX_CONTEXTS as usize <= 256);
+const _: () = assert!(regs::MAX_CONTEXTS <= crate::carve::MAX_UNITS);

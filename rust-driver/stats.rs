@@ -2,7 +2,8 @@
 //! Module-wide object counts: every `Instance` and `ParentState` holds a
 //! `Token` from its `Count`, so "made - released" is the number alive;
 //! the VRAM mapping faults served, the tenant pages pinned for DMA, where
-//! a create's time goes, and the jobs migration moved.
+//! a create's and a remove's time goes, the scrubs, and the jobs
+//! migration moved.
 //! debugfs `vslice/stats` shows them; the reliability suite checks after
 //! every cycle that they match what sysfs shows (no leaked references).
 //! Lock-free: relaxed atomics, read without a lock (a snapshot).
@@ -60,13 +61,24 @@ pub(crate) static DMA_FAULTS_RESOLVED: Atomic<u64> = Atomic::new(0);
 /// Translation faults refused: the job failed (FAULT_ABORT).
 pub(crate) static DMA_FAULTS_REFUSED: Atomic<u64> = Atomic::new(0);
 /// Creates that succeeded, and where their time went in the driver (ns):
-/// all of it (allocations and carving included), programming the
-/// contexts, scrubbing the slice. What a create costs beyond this is the
+/// all of it (allocations and carving included), and of it the wait for
+/// units still being scrubbed. What a create costs beyond this is the
 /// mdev and VFIO cores' (the bench sets the two against each other).
 pub(crate) static CREATES: Atomic<u64> = Atomic::new(0);
 pub(crate) static CREATE_NS: Atomic<u64> = Atomic::new(0);
-pub(crate) static CREATE_PROGRAM_NS: Atomic<u64> = Atomic::new(0);
-pub(crate) static CREATE_SCRUB_NS: Atomic<u64> = Atomic::new(0);
+pub(crate) static CREATE_WAIT_NS: Atomic<u64> = Atomic::new(0);
+/// Removes, and their time in the driver (ns).
+pub(crate) static REMOVES: Atomic<u64> = Atomic::new(0);
+pub(crate) static REMOVE_NS: Atomic<u64> = Atomic::new(0);
+/// Instances whose contexts were programmed (at their first open), and
+/// the time that took (ns).
+pub(crate) static PROGRAMS: Atomic<u64> = Atomic::new(0);
+pub(crate) static PROGRAM_NS: Atomic<u64> = Atomic::new(0);
+/// Scrubs done (time from the release to zeroed, ns, in the background)
+/// and failed.
+pub(crate) static SCRUBS: Atomic<u64> = Atomic::new(0);
+pub(crate) static SCRUB_NS: Atomic<u64> = Atomic::new(0);
+pub(crate) static SCRUB_FAILURES: Atomic<u64> = Atomic::new(0);
 
 /// Nanoseconds since `t0`.
 pub(crate) fn ns_since(t0: Instant<Monotonic>) -> u64 {

@@ -13,6 +13,7 @@ mod instance;
 mod migrate;
 mod parent;
 mod regs;
+mod scrub;
 mod shim;
 mod stats;
 mod vdev;
