@@ -169,7 +169,7 @@ static struct mdev_driver vslice_mdev_driver;
 static void vslice_scrub_kick(struct vslice_shim_parent *sp)
 {
 	if (vslice_rs_scrub_wanted(sp->rs))
-		mod_delayed_work(system_wq, &sp->scrub_work, 0);
+		mod_delayed_work(system_dfl_wq, &sp->scrub_work, 0);
 }
 
 /* ---- debugfs ----------------------------------------------------------- */
@@ -233,6 +233,7 @@ static int vslice_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "programs: %llu\nprogram_ns: %llu\n", st.programs, st.program_ns);
 	seq_printf(s, "scrubs: %llu\nscrub_ns: %llu\nscrub_failures: %llu\n",
 		   st.scrubs, st.scrub_ns, st.scrub_failures);
+	seq_printf(s, "driver_bytes: %llu\n", st.driver_bytes);
 	seq_printf(s, "mig_jobs_moved: %llu\nmig_jobs_resumed: %llu\n",
 		   st.mig_jobs_moved, st.mig_jobs_resumed);
 	return 0;
@@ -296,7 +297,7 @@ static irqreturn_t vslice_shim_irq(int irq, void *data)
 		schedule_work(&v->sp->xlate_work);
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_SCRUB:
-		mod_delayed_work(system_wq, &v->sp->scrub_work, 0);
+		mod_delayed_work(system_dfl_wq, &v->sp->scrub_work, 0);
 		return IRQ_HANDLED;
 	case VSLICE_IRQ_HANDLED:
 		return IRQ_HANDLED;
@@ -499,7 +500,7 @@ static void vslice_scrub_work(struct work_struct *work)
 	u32 ms = vslice_rs_scrub_work(sp->rs);
 
 	if (ms)
-		schedule_delayed_work(&sp->scrub_work, msecs_to_jiffies(ms));
+		queue_delayed_work(system_dfl_wq, &sp->scrub_work, msecs_to_jiffies(ms));
 }
 
 static void vslice_xlate_work(struct work_struct *work)

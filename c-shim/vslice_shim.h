@@ -99,6 +99,8 @@ struct vslice_stats {
 	u64 scrubs;
 	u64 scrub_ns;
 	u64 scrub_failures;
+	/* Bytes the driver holds for its instances (not the device model's). */
+	u64 driver_bytes;
 	/* Jobs loaded migration states carried; of them, resumed part-done. */
 	u64 mig_jobs_moved;
 	u64 mig_jobs_resumed;

@@ -19,6 +19,7 @@ t() {
 	name=$1
 	shift
 	ktap_n=$((ktap_n + 1))
+	t0=$(date +%s)
 	if out=$("$@" 2>&1); then
 		echo "    ok $ktap_n $name"
 	else
@@ -26,6 +27,8 @@ t() {
 		ktap_failed=$((ktap_failed + 1))
 		echo "$out" | tail -n 20 | sed 's/^/    # /'
 	fi
+	# Where a suite's time goes (diagnostic only).
+	echo "    # $name: $(($(date +%s) - t0)) s"
 }
 ktap_end() {
 	if [ "$ktap_failed" = 0 ] && [ "$ktap_n" = "$ktap_plan" ]; then

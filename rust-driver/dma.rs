@@ -65,11 +65,13 @@ impl Page {
     /// A zeroed page mapped for `pdev`.
     pub(crate) fn new(pdev: &pci::Device) -> Result<Page> {
         let (cpu, dma) = shim::coherent_alloc(pdev, PAGE)?;
+        stats::DRIVER_BYTES.add(PAGE, Relaxed);
         Ok(Page { cpu, dma })
     }
 
     fn free(self, pdev: &pci::Device) {
         shim::coherent_free(pdev, PAGE, self.cpu, self.dma);
+        stats::DRIVER_BYTES.fetch_sub(PAGE, Relaxed);
     }
 }
 
@@ -140,8 +142,9 @@ impl Drop for Buffer {
 /// coherent memory of the parent. Callers serialise access.
 pub(crate) struct Tables {
     pdev: ARef<pci::Device>,
-    /// Allocated with the tree, freed by `free` or drop, so a context
-    /// always walks a valid table.
+    /// Allocated with the tree (an instance's: before its contexts are
+    /// first programmed), freed by `free` or drop, so a context always
+    /// walks a valid table.
     root: Option<Page>,
     /// Lower-level tables, made on demand.
     tables: KVec<Page>,
@@ -167,6 +170,15 @@ impl Tables {
             root: Some(Page::new(pdev)?),
             tables: KVec::new(),
         })
+    }
+
+    /// A tree without its top-level table yet (`root_alloc` makes it).
+    fn unallocated(pdev: &pci::Device) -> Tables {
+        Tables {
+            pdev: pdev.into(),
+            root: None,
+            tables: KVec::new(),
+        }
     }
 
     /// Bus address of the top-level table (0 once freed).
@@ -291,11 +303,13 @@ struct Leaf {
 }
 
 impl Xlate {
-    /// Translation for a new instance of `pdev`: an empty top-level table.
+    /// Translation for a new instance of `pdev`; its top-level table
+    /// comes with the first programming of its contexts (`root_alloc`),
+    /// so an instance never opened holds no table page.
     pub(crate) fn new(si: ShimInstance, pdev: &pci::Device) -> Result<Xlate> {
         Ok(Xlate {
             si,
-            t: Tables::new(pdev)?,
+            t: Tables::unallocated(pdev),
             pinned: 0,
             resolving: false,
             gen: 0,
@@ -305,9 +319,12 @@ impl Xlate {
         })
     }
 
-    /// Bus address of the top-level table (0 once removed).
-    pub(crate) fn root(&self) -> u64 {
-        self.t.root()
+    /// Bus address of the top-level table, made empty if there is none.
+    pub(crate) fn root_alloc(&mut self) -> Result<u64> {
+        if self.t.root.is_none() {
+            self.t.root = Some(Page::new(&self.t.pdev)?);
+        }
+        Ok(self.t.root())
     }
 
     /// Instance removal, after `clear` and with the contexts freed: the

@@ -88,6 +88,12 @@ fn put_le32(b: &mut [u8], v: u32) {
 }
 
 impl Instance {
+    /// Memory an instance holds in its own allocations.
+    const BYTES: u64 = (size_of::<Instance>()
+        + size_of::<Mutex<Xlate>>()
+        + size_of::<CondVar>()
+        + size_of::<SpinLock<Option<Arc<PageLog>>>>()) as u64;
+
     /// Carves an instance of type `ty` out of `parent` (waiting, if its
     /// units are still being scrubbed, until they are zeroed). Called with
     /// the per-parent rwsem held shared.
@@ -107,6 +113,12 @@ impl Instance {
         let xlate = KBox::pin_init(new_mutex!(xlate), GFP_KERNEL)?;
         let xlate_idle = KBox::pin_init(new_condvar!(), GFP_KERNEL)?;
         let cpu_log = KBox::pin_init(new_spinlock!(None), GFP_KERNEL)?;
+        // A device that no longer answers gets no new instance (nothing
+        // else on the create path touches it).
+        if parent.health().0 == u32::MAX {
+            dev_dbg!(parent.pdev(), "no instance: the device does not answer\n");
+            return Err(ENODEV);
+        }
         // A full parent and one being removed are expected refusals.
         let (id, alloc) = parent.carve(ty).inspect_err(|e| {
             if *e == ENOSPC || *e == ENODEV || *e == EINTR {
@@ -142,6 +154,7 @@ impl Instance {
             si,
             _count: stats::INSTANCES.token(),
         });
+        stats::DRIVER_BYTES.add(Instance::BYTES, Relaxed);
         // The contexts are programmed at the first open; the VRAM was
         // zeroed when its last tenant left (scrub.rs).
         stats::CREATE_NS.add(stats::ns_since(t0), Relaxed);
@@ -182,7 +195,7 @@ impl Instance {
             return Ok(());
         }
         let t0 = Instant::<Monotonic>::now();
-        let root = self.xlate.lock().root();
+        let root = self.xlate.lock().root_alloc()?;
         self.parent
             .program(self.id, &self.alloc, Some(root))
             .inspect_err(|e| {
@@ -568,6 +581,7 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        stats::DRIVER_BYTES.fetch_sub(Instance::BYTES, Relaxed);
         // Idempotent: after `remove` this finds nothing to free; after a
         // failed probe it returns what `create` carved.
         self.parent.uncarve(self.id, &self.alloc, self.programmed());

@@ -23,14 +23,18 @@
 //! Child create (mdev probe, under the core's `unreg_sem` shared): C takes
 //! the per-parent rwsem shared with trylock (-ENODEV while a removal holds
 //! it), then Rust allocates under `carving` and fails with -ENODEV unless
-//! Live, -ENOSPC if the type is exhausted (nothing half-created).
+//! Live, -ENOSPC if the type is exhausted (nothing half-created); given
+//! units still being scrubbed, it waits for the scrub work (scrub.rs) with
+//! the rwsem still shared, so an unbind waits for it too (at most the
+//! scrub timeout: the scrub work runs on while Live).
 //! Self-test (debugfs): the same trylock, then `carve` like a create.
 //! Child remove (mdev remove, under the core's `unreg_sem` shared for a
 //! user's remove, exclusive during unbind step 2): C waits for the
 //! instance's users to close (`vfio_unregister_group_dev`, which calls the
 //! VFIO `request` op to ask them) holding no lock of ours, then Rust stops
-//! the instance's contexts and returns the capacity under `carving`;
-//! `available_instances` agrees from that moment. It takes no rwsem.
+//! the instance's contexts and returns the capacity under `carving`
+//! (dirty, queued for its scrub); `available_instances` agrees from that
+//! moment. It takes no rwsem.
 //!
 //! PCI unbind (`vslice_shim_parent_remove`, in this order):
 //! 1. rwsem exclusive, held until step 3 ends: waits for in-flight creates
@@ -46,9 +50,11 @@
 //!    at our trylock.
 //! 3. quiesce: device reset (all contexts stop, interrupts masked); Gone;
 //!    release the rwsem.
-//! 4. free the IRQs (waits for running handlers), cancel the fatal-error
-//!    work they may have queued, remove debugfs (waits for readers),
-//!    unregister the parent device.
+//! 4. free the IRQs (waits for running handlers), cancel the fatal-error,
+//!    translation and scrub work they may have queued (the scrub work
+//!    starts nothing unless Live, and nothing kicks it once the parent is
+//!    not), remove debugfs (waits for readers), unregister the parent
+//!    device.
 //! 5. Rust drops the driver data; Devres revokes the BARs (waits for
 //!    in-flight MMIO readers, which hold only RCU).
 //!

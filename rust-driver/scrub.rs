@@ -14,8 +14,10 @@
 //! allocated nor offered as clean), then records the outcome under the
 //! lock and wakes the creates that wait (`scrubbed`). Releases only
 //! append. The work runs on the scrub context's interrupt, on every
-//! queueing (the shim kicks it), and every `WATCHDOG_MS` while a scrub
-//! runs, in case an interrupt is lost.
+//! queueing (the shim kicks it), every `WATCHDOG_MS` while a scrub runs
+//! (in case an interrupt is lost) and every `RETRY_MS` while one failed: a
+//! failed scrub (a device that stopped answering, say) leaves its units
+//! bad, withheld from `available_instances`, until a retry succeeds.
 
 use kernel::{
     prelude::*,
@@ -37,6 +39,8 @@ pub(crate) const SCRUB_RING: u64 = 4096;
 pub(crate) const SCRUB_TIMEOUT_MS: u32 = 10_000;
 /// How often the scrub work looks at running scrubs without an interrupt.
 pub(crate) const WATCHDOG_MS: u32 = 100;
+/// How often it retries a failed scrub.
+pub(crate) const RETRY_MS: u32 = 1000;
 
 #[derive(Clone, Copy)]
 enum Phase {
@@ -50,8 +54,7 @@ enum Phase {
         done0: u32,
         since: Instant<Monotonic>,
     },
-    /// It failed; its units are bad until a retry (the next release)
-    /// succeeds.
+    /// It failed; its units are bad until a retry succeeds.
     Failed,
 }
 
@@ -90,14 +93,9 @@ impl Scrubs {
     }
 
     /// Queues a scrub of `block`, whose units were just freed (`clear`: an
-    /// instance programmed its contexts); failed scrubs are queued again.
-    /// The caller kicks the scrub work (through the shim).
+    /// instance programmed its contexts). The caller kicks the scrub work
+    /// (through the shim).
     pub(crate) fn queue(&mut self, block: Alloc, clear: bool) {
-        for s in self.list.iter_mut() {
-            if matches!(s.phase, Phase::Failed) {
-                s.phase = Phase::Queued;
-            }
-        }
         if self.list.iter().any(|s| s.block.set().meets(&block.set())) {
             // Freed units are never being scrubbed: nothing to add.
             return;
@@ -124,15 +122,17 @@ impl Scrubs {
 
 impl ParentState {
     /// The shim's scrub work: ends the scrubs whose jobs completed (or
-    /// failed), starts the queued ones. Returns whether one still runs
-    /// (the shim then comes back after `WATCHDOG_MS`).
-    pub(crate) fn scrub_work(&self) -> bool {
+    /// failed), starts the queued ones, retries the failed ones. Returns
+    /// the milliseconds after which to run again even without an
+    /// interrupt: `WATCHDOG_MS` while a scrub runs, `RETRY_MS` while one
+    /// failed, 0 if none is left (or the parent is going).
+    pub(crate) fn scrub_work(&self) -> u32 {
         let mut snapshot = KVec::new();
         let live = {
             let c = self.carving.lock();
             for s in c.scrubs.list.iter() {
                 if snapshot.push(*s, GFP_KERNEL).is_err() {
-                    return true;
+                    return WATCHDOG_MS;
                 }
             }
             c.life == Lifecycle::Live
@@ -140,14 +140,16 @@ impl ParentState {
         let mut outcomes = KVec::new();
         for s in snapshot.iter() {
             let o = match (s.phase, live) {
-                (Phase::Failed, _) => continue,
                 // The device is going: its removal resets every context.
                 (_, false) => Outcome::Failed(ENODEV),
                 (Phase::Queued, true) => self.scrub_start(s),
+                // Retried while the device answers (it may be back).
+                (Phase::Failed, true) if self.health().0 != u32::MAX => self.scrub_start(s),
+                (Phase::Failed, true) => continue,
                 (Phase::Running { .. }, true) => self.scrub_check(s),
             };
             if outcomes.push((s.block.unit, o), GFP_KERNEL).is_err() {
-                return true;
+                return WATCHDOG_MS;
             }
         }
         let mut c = self.carving.lock();
@@ -197,11 +199,15 @@ impl ParentState {
         if changed {
             self.scrubbed.notify_all();
         }
-        c.scrubs
-            .list
-            .iter()
-            .any(|s| !matches!(s.phase, Phase::Failed))
-            && live
+        if !live {
+            0
+        } else if c.scrubs.pending() > 0 {
+            WATCHDOG_MS
+        } else if !c.scrubs.list.is_empty() {
+            RETRY_MS
+        } else {
+            0
+        }
     }
 
     /// Programs the block's first context for its scrub (its VRAM, no DMA,

@@ -952,11 +952,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_selftest(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vslice_rs_scrub_work(rs: *const ffi::vslice_rs_parent) -> u32 {
     // SAFETY: per the contract.
-    if unsafe { parent(rs) }.scrub_work() {
-        scrub::WATCHDOG_MS
-    } else {
-        0
-    }
+    unsafe { parent(rs) }.scrub_work()
 }
 
 /// Whether a scrub is queued on a live parent (the shim then kicks the
@@ -1002,6 +998,7 @@ pub(crate) unsafe extern "C" fn vslice_rs_stats(out: *mut ffi::vslice_stats) {
             scrubs: stats::SCRUBS.load(Relaxed),
             scrub_ns: stats::SCRUB_NS.load(Relaxed),
             scrub_failures: stats::SCRUB_FAILURES.load(Relaxed),
+            driver_bytes: stats::DRIVER_BYTES.load(Relaxed),
             mig_jobs_moved: stats::MIG_JOBS_MOVED.load(Relaxed),
             mig_jobs_resumed: stats::MIG_JOBS_RESUMED.load(Relaxed),
         })

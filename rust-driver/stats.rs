@@ -80,6 +80,13 @@ pub(crate) static SCRUBS: Atomic<u64> = Atomic::new(0);
 pub(crate) static SCRUB_NS: Atomic<u64> = Atomic::new(0);
 pub(crate) static SCRUB_FAILURES: Atomic<u64> = Atomic::new(0);
 
+/// Bytes of memory the driver itself holds now for its instances: each
+/// `Instance` with the boxes it owns, and every coherent page (translation
+/// tables; the self-test's buffers while it runs). The kernel's device
+/// model (mdev, VFIO device, sysfs) is not in it: the bench sets the two
+/// apart.
+pub(crate) static DRIVER_BYTES: Atomic<u64> = Atomic::new(0);
+
 /// Nanoseconds since `t0`.
 pub(crate) fn ns_since(t0: Instant<Monotonic>) -> u64 {
     t0.elapsed().as_nanos().max(0) as u64

@@ -63,7 +63,7 @@ fault_surprise_removal() {
 unbind_removed() {
 	wait_field "$P1" live_id 0xffffffff || return 1
 	# The driver notices the device is gone: a new instance is refused
-	# (its VRAM scrub reads all-ones), nothing is left half-created.
+	# (its registers read all-ones), nothing is left half-created.
 	out=$( (create "$P1" eighth 32) 2>&1) && { echo "create on a removed device succeeded"; return 1; }
 	echo "$out" | grep -q 'No such device' || { echo "create: $out"; return 1; }
 	[ ! -e "/sys/bus/mdev/devices/$(uuid 32)" ] || return 1

@@ -6,9 +6,23 @@ uuid() { printf '%s%02x' "$U" "$1"; }
 types_dir() { echo "/sys/class/mdev_bus/$1/mdev_supported_types"; }
 avail() { cat "$(types_dir "$1")/vslice-$2/available_instances"; }
 avail_all() { echo "$(avail "$1" eighth) $(avail "$1" quarter) $(avail "$1" half) $(avail "$1" full) $(avail "$1" unit)"; }
-create() { echo "$(uuid "$3")" >"$(types_dir "$1")/vslice-$2/create"; }
+# settle BDF: released VRAM is scrubbed in the background, and a create
+# takes clean units before dirty ones; tests that expect exact placement
+# wait until every unit is clean (or the device stopped answering).
+settle() {
+	k=0
+	while [ -r "/sys/kernel/debug/vslice/$1/state" ] && [ $k -lt 100 ] &&
+		[ "$(state_field "$1" vram_units_dirty)" != 0 ] &&
+		[ "$(state_field "$1" live_id)" != 0xffffffff ]; do
+		sleep 0.1
+		k=$((k + 1))
+	done
+}
+create_now() { echo "$(uuid "$3")" >"$(types_dir "$1")/vslice-$2/create"; }
+create() { settle "$1"; create_now "$@"; }
 remove() { echo 1 >"/sys/bus/mdev/devices/$(uuid "$1")/remove"; }
 expect_avail() {
+	settle "$1"
 	got=$(avail_all "$1")
 	[ "$got" = "$2" ] || { echo "available_instances (eighth quarter half full unit) = '$got', want '$2'"; return 1; }
 }
@@ -85,7 +99,7 @@ mdevctl_start_list_stop() {
 
 remove_racing_create() {
 	# One loop creates the same UUID over and over, the other removes it.
-	(i=0; while [ $i -lt 60 ]; do create "$P1" eighth 9 2>/dev/null; i=$((i + 1)); done) &
+	(i=0; while [ $i -lt 60 ]; do create_now "$P1" eighth 9 2>/dev/null; i=$((i + 1)); done) &
 	(i=0; while [ $i -lt 60 ]; do remove 9 2>/dev/null; i=$((i + 1)); done) &
 	wait
 	remove 9 2>/dev/null
@@ -125,7 +139,7 @@ pci_remove_under_load() {
 		for w in 0 1 2; do
 			(i=0; while [ $i -lt 40 ]; do
 				t=$(echo "eighth quarter half" | cut -d' ' -f$((w + 1)))
-				create "$P1" $t $((64 + w)) 2>/dev/null
+				create_now "$P1" $t $((64 + w)) 2>/dev/null
 				remove $((64 + w)) 2>/dev/null
 				i=$((i + 1))
 			done) &
@@ -215,7 +229,7 @@ two_parents_are_independent() {
 	expect_avail "$P2" "5 2 1 0 10" || return 1
 	expect_avail "$P1" "8 4 2 1 16" || return 1
 	# Unbind P1 while P2 is being used; P2 keeps its instances and works.
-	(i=0; while [ $i -lt 30 ]; do create "$P2" eighth 22 2>/dev/null; remove 22 2>/dev/null; i=$((i + 1)); done) &
+	(i=0; while [ $i -lt 30 ]; do create_now "$P2" eighth 22 2>/dev/null; remove 22 2>/dev/null; i=$((i + 1)); done) &
 	echo "$P1" >/sys/bus/pci/drivers/vslice/unbind || return 1
 	wait
 	[ -e "/sys/bus/mdev/devices/$(uuid 20)" ] || { echo "P2 lost an instance"; return 1; }
@@ -244,11 +258,47 @@ selftest_dma_through_translation() {
 	expect_avail "$P1" "8 4 2 1 16"
 }
 
+# Released units count as available while the device scrubs them: a
+# create given them waits for the scrub, so right after a remove (no
+# settling; shell builtins only, so the scrub is still running)
+# available > 0 <=> create succeeds, for the whole device and for a
+# parent's worth of units, and never a transient ENOSPC.
+available_counts_units_being_scrubbed() {
+	d=$(types_dir "$P1")
+	w0=$(stats_field create_wait_ns)
+	for round in 1 2; do
+		create "$P1" full 40 || return 1
+		remove 40 || return 1
+		read -r n <"$d/vslice-full/available_instances"
+		create_now "$P1" full 40 || { echo "round $round: full: available $n, create failed"; return 1; }
+		[ "$n" = 1 ] || { echo "round $round: full: available $n right after the remove"; return 1; }
+		[ "$(avail_all "$P1")" = "0 0 0 0 0" ] || { echo "round $round: available $(avail_all "$P1") with the device taken"; return 1; }
+		remove 40 || return 1
+		i=0
+		while [ $i -lt 16 ]; do
+			read -r n <"$d/vslice-unit/available_instances"
+			[ "$n" = $((16 - i)) ] || { echo "round $round: $n units available after $i creates"; return 1; }
+			create_now "$P1" unit $((41 + i)) || { echo "round $round: unit #$i: available, create failed"; return 1; }
+			i=$((i + 1))
+		done
+		read -r n <"$d/vslice-unit/available_instances"
+		[ "$n" = 0 ] || return 1
+		i=0
+		while [ $i -lt 16 ]; do remove $((41 + i)) || return 1; i=$((i + 1)); done
+	done
+	waited=$(($(stats_field create_wait_ns) - w0))
+	echo "creates waited for scrubs $((waited / 1000)) us in all"
+	# The rounds test nothing if every scrub ended before its create.
+	[ "$waited" -gt 0 ] || { echo "no create found its units being scrubbed"; return 1; }
+	expect_avail "$P1" "8 4 2 1 16" && [ "$(state_field "$P1" vram_units_bad)" = 0 ]
+}
+
 run_lifecycle_suite() {
-ktap_begin vslice_lifecycle 14
+ktap_begin vslice_lifecycle 15
 t types_are_described types_are_described
 t available_is_exact_for_mixed_sequences available_is_exact_for_mixed_sequences
 t every_available_slot_can_be_used every_available_slot_can_be_used
+t available_counts_units_being_scrubbed available_counts_units_being_scrubbed
 t duplicate_uuid_is_eexist duplicate_uuid_is_eexist
 t malformed_uuid_is_einval malformed_uuid_is_einval
 t mdevctl_start_list_stop mdevctl_start_list_stop

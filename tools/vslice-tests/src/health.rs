@@ -143,12 +143,23 @@ pub struct DriverStats {
     /// Translation faults answered by mapping, and refused.
     pub dma_faults_resolved: u64,
     pub dma_faults_refused: u64,
-    /// Creates that succeeded; ns they spent in the driver, programming
-    /// the contexts and scrubbing the slice.
+    /// Creates that succeeded; ns they spent in the driver, and of it
+    /// waiting for units being scrubbed.
     pub creates: u64,
     pub create_ns: u64,
-    pub create_program_ns: u64,
-    pub create_scrub_ns: u64,
+    pub create_wait_ns: u64,
+    /// Removes; ns they spent in the driver.
+    pub removes: u64,
+    pub remove_ns: u64,
+    /// Instances programmed at their first open; ns doing it.
+    pub programs: u64,
+    pub program_ns: u64,
+    /// Background scrubs done (ns from release to zeroed), and failed.
+    pub scrubs: u64,
+    pub scrub_ns: u64,
+    pub scrub_failures: u64,
+    /// Bytes the driver holds for its instances now (its own share).
+    pub driver_bytes: u64,
     /// Jobs loaded migration states carried, and those resumed part-done.
     pub mig_jobs_moved: u64,
     pub mig_jobs_resumed: u64,
@@ -202,8 +213,15 @@ impl DriverStats {
             dma_faults_refused: get("dma_faults_refused")?,
             creates: get("creates")?,
             create_ns: get("create_ns")?,
-            create_program_ns: get("create_program_ns")?,
-            create_scrub_ns: get("create_scrub_ns")?,
+            create_wait_ns: get("create_wait_ns")?,
+            removes: get("removes")?,
+            remove_ns: get("remove_ns")?,
+            programs: get("programs")?,
+            program_ns: get("program_ns")?,
+            scrubs: get("scrubs")?,
+            scrub_ns: get("scrub_ns")?,
+            scrub_failures: get("scrub_failures")?,
+            driver_bytes: get("driver_bytes")?,
             mig_jobs_moved: get("mig_jobs_moved")?,
             mig_jobs_resumed: get("mig_jobs_resumed")?,
         })

@@ -83,7 +83,7 @@ pub fn p1(
             }
         }
         if let Some(b) = before {
-            create_phases(&b, &DriverStats::read()?, &cv, res);
+            phases(&b, &DriverStats::read()?, &cv, &rv, res);
         }
         let mut rates = Vec::new();
         for _ in 0..reps.div_ceil(10).max(2) {
@@ -109,29 +109,36 @@ pub fn p1(
     Ok(())
 }
 
-/// Where a vslice create's time goes, per create (us), from the driver's
-/// counters over the measured creates (`cv`, their latencies): its
-/// programming of the contexts, its scrub, the rest of the driver's
-/// create, and what the sysfs write costs beyond the driver (the mdev and
-/// VFIO cores).
-fn create_phases(b: &DriverStats, a: &DriverStats, cv: &[f64], res: &mut Results) {
+/// Where a vslice create's and remove's time goes, per operation (us),
+/// from the driver's counters over the measured pairs (`cv`, `rv`: their
+/// latencies): the driver's own part (of a create: the wait for units
+/// still being scrubbed apart), what the sysfs write costs beyond the
+/// driver (the mdev and VFIO cores), and the background scrub of each
+/// released unit (release to zeroed, off both paths).
+fn phases(b: &DriverStats, a: &DriverStats, cv: &[f64], rv: &[f64], res: &mut Results) {
     let k = a.creates - b.creates;
-    if k != cv.len() as u64 || cv.is_empty() {
+    let kr = a.removes - b.removes;
+    if k != cv.len() as u64 || kr != rv.len() as u64 || cv.is_empty() {
         res.problems.push(format!(
-            "P1: the driver counted {k} creates, the bench made {}",
+            "P1: the driver counted {k} creates and {kr} removes, the bench made {}",
             cv.len()
         ));
         return;
     }
-    let per = |x: u64, y: u64| (x - y) as f64 / k as f64 / 1e3;
-    let total = per(a.create_ns, b.create_ns);
-    let program = per(a.create_program_ns, b.create_program_ns);
-    let scrub = per(a.create_scrub_ns, b.create_scrub_ns);
-    let mean = cv.iter().sum::<f64>() / cv.len() as f64;
-    res.fact("p1.create_us.driver_program", program);
-    res.fact("p1.create_us.driver_scrub", scrub);
-    res.fact("p1.create_us.driver_other", total - program - scrub);
-    res.fact("p1.create_us.outside_driver", mean - total);
+    let per = |x: u64, y: u64, n: u64| (x - y) as f64 / n.max(1) as f64 / 1e3;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let create = per(a.create_ns, b.create_ns, k);
+    let wait = per(a.create_wait_ns, b.create_wait_ns, k);
+    let remove = per(a.remove_ns, b.remove_ns, kr);
+    res.fact("p1.create_us.driver", create - wait);
+    res.fact("p1.create_us.driver_scrub_wait", wait);
+    res.fact("p1.create_us.outside_driver", mean(cv) - create);
+    res.fact("p1.remove_us.driver", remove);
+    res.fact("p1.remove_us.outside_driver", mean(rv) - remove);
+    res.fact(
+        "p1.scrub_us.background",
+        per(a.scrub_ns, b.scrub_ns, a.scrubs - b.scrubs),
+    );
 }
 
 fn parallel_rate(t: &Target, threads: usize, secs: f64) -> io::Result<f64> {
