@@ -262,6 +262,35 @@ static ssize_t vslice_selftest_write(struct file *file, const char __user *buf,
 	return ret ? ret : count;
 }
 
+/*
+ * <root>/<bdf>/scrub_hold: writing 1 makes queued VRAM scrubs wait, 0 lets
+ * them go (tests create on units that are certainly still dirty).
+ */
+static ssize_t vslice_scrub_hold_write(struct file *file, const char __user *buf,
+				       size_t count, loff_t *ppos)
+{
+	struct vslice_shim_parent *sp = file->private_data;
+	bool on;
+	int ret;
+
+	ret = kstrtobool_from_user(buf, count, &on);
+	if (ret)
+		return ret;
+	if (!down_read_trylock(&sp->rwsem))
+		return -ENODEV;
+	vslice_rs_scrub_hold(sp->rs, on);
+	vslice_scrub_kick(sp);
+	up_read(&sp->rwsem);
+	return count;
+}
+
+static const struct file_operations vslice_scrub_hold_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = vslice_scrub_hold_write,
+	.llseek = noop_llseek,
+};
+
 static const struct file_operations vslice_selftest_fops = {
 	.owner = THIS_MODULE,
 	.open = simple_open,
@@ -1697,6 +1726,7 @@ int vslice_shim_parent_register(struct vslice_shim_parent *sp)
 	sp->dir = debugfs_create_dir(pci_name(sp->pdev), vslice_debugfs_root);
 	debugfs_create_file("state", 0444, sp->dir, sp, &vslice_state_fops);
 	debugfs_create_file("selftest", 0200, sp->dir, sp, &vslice_selftest_fops);
+	debugfs_create_file("scrub_hold", 0200, sp->dir, sp, &vslice_scrub_hold_fops);
 	/* The VRAM of a device just bound is zeroed before anyone gets it. */
 	vslice_scrub_kick(sp);
 	ret = mdev_register_parent(&sp->parent, &sp->dev, &vslice_mdev_driver,

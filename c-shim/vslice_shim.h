@@ -283,6 +283,8 @@ int vslice_rs_selftest(const struct vslice_rs_parent *rs, u64 dma_len);
  */
 u32 vslice_rs_scrub_work(const struct vslice_rs_parent *rs);
 u32 vslice_rs_scrub_wanted(const struct vslice_rs_parent *rs);
+/* debugfs scrub_hold: queued scrubs wait while @on (for tests). */
+void vslice_rs_scrub_hold(const struct vslice_rs_parent *rs, u32 on);
 
 /*
  * Migration (VFIO migration v2), process context. The shim walks the FSM

@@ -295,18 +295,26 @@ mod carve_tests {
 
     #[test]
     fn exhaustive_small_sequences() {
-        // Paths explored, as a model of the tree computes them: 16
-        // contexts (16 units), 3 (4 units, the last without a context), 1
-        // (1 unit: full and unit take it in turns). A different count
+        // Paths explored, as a model of the tree computes them: every
+        // sequence of 4 creates and removes on 16 contexts (16 units), 3
+        // (4 units, the last without a context) and 1 (1 unit: full and
+        // unit take it in turns), of 3 on the largest devices (255: 256
+        // units, the last without a context; 192). A different count
         // means the search changed.
-        for (contexts, paths) in EXHAUSTIVE_PATHS {
+        for (contexts, depth, paths) in EXHAUSTIVE_PATHS {
             let mut visited = 0;
-            explore(&clean(contexts), contexts, 4, &mut visited);
+            explore(&clean(contexts), contexts, depth, &mut visited);
             assert_eq!((contexts, visited), (contexts, paths));
         }
     }
 
-    const EXHAUSTIVE_PATHS: [(u32, u32); 3] = [(16, 1329), (3, 518), (1, 31)];
+    const EXHAUSTIVE_PATHS: [(u32, u32, u32); 5] = [
+        (16, 4, 1329),
+        (3, 4, 518),
+        (1, 4, 31),
+        (255, 3, 200),
+        (192, 3, 195),
+    ];
 
     #[test]
     fn long_random_sequences_match_the_model() {

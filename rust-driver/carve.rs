@@ -180,10 +180,12 @@ pub(crate) struct Allocator {
     dirty: Units,
     /// Their last scrub failed: not offered until one succeeds.
     bad: Units,
-    /// By first unit: the live instance's id (0: none) and type index.
-    ids: [u32; MAX_INSTANCES],
+    /// By first unit: the live instance's id (0: none) and type index
+    /// (16 bits hold an id for every instance there can be: the allocator
+    /// is copied whole by the KUnit model).
+    ids: [u16; MAX_INSTANCES],
     tys: [u8; MAX_INSTANCES],
-    next_id: u32,
+    next_id: u16,
 }
 
 impl Allocator {
@@ -271,20 +273,24 @@ impl Allocator {
                 first
             }
         };
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
+        // The next id no live instance has (there are fewer than 2^16).
+        let mut id = self.next_id;
+        while id == 0 || self.ids.contains(&id) {
+            id = id.wrapping_add(1);
+        }
+        self.next_id = id.wrapping_add(1);
         let slot = a.unit as usize;
         *self.ids.get_mut(slot).ok_or(AllocError::NoSpace)? = id;
         *self.tys.get_mut(slot).ok_or(AllocError::NoSpace)? = ty as u8;
         self.used.add(&a.set());
-        Ok((id, a))
+        Ok((u32::from(id), a))
     }
 
     /// Frees instance `id`'s resources, which become dirty if it `ran`
     /// (else they stay as they were); returns them, or None if it holds
     /// none (already freed), so that freeing twice is harmless.
     pub(crate) fn free(&mut self, id: u32, ran: bool) -> Option<Alloc> {
-        let (_, a) = self.live().find(|(i, _)| *i == id)?;
+        let (_, a) = self.live().find(|(i, _)| *i == id && id != 0)?;
         if let Some(slot) = self.ids.get_mut(a.unit as usize) {
             *slot = 0;
         }
@@ -340,7 +346,7 @@ impl Allocator {
             .map(|(unit, (&id, &ty))| {
                 let ty = usize::from(ty);
                 (
-                    id,
+                    u32::from(id),
                     Alloc::block(ty, unit as u32, self.units_for(ty), self.contexts),
                 )
             })

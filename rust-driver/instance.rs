@@ -63,6 +63,9 @@ pub(crate) struct Instance {
     failed: Atomic<u32>,
     /// Non-zero once the contexts are programmed (the first open).
     programmed: Atomic<u32>,
+    /// Non-zero once `remove` gave the resources back (ids are reused,
+    /// so the drop must not look them up again).
+    removed: Atomic<u32>,
     /// The device's translation for the instance's DMA (dma.rs).
     xlate: Pin<KBox<Mutex<Xlate>>>,
     /// Signalled when a fault answer in flight is done (dma.rs).
@@ -148,6 +151,7 @@ impl Instance {
             revoked: Atomic::new(0),
             failed: Atomic::new(0),
             programmed: Atomic::new(0),
+            removed: Atomic::new(0),
             xlate,
             xlate_idle,
             cpu_log,
@@ -178,6 +182,7 @@ impl Instance {
         let t0 = Instant::<Monotonic>::now();
         self.dma().clear();
         self.parent.uncarve(self.id, &self.alloc, self.programmed());
+        self.removed.store(1, Relaxed);
         self.xlate.lock().destroy();
         stats::REMOVE_NS.add(stats::ns_since(t0), Relaxed);
         stats::REMOVES.add(1, Relaxed);
@@ -582,8 +587,9 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         stats::DRIVER_BYTES.fetch_sub(Instance::BYTES, Relaxed);
-        // Idempotent: after `remove` this finds nothing to free; after a
-        // failed probe it returns what `create` carved.
-        self.parent.uncarve(self.id, &self.alloc, self.programmed());
+        // After a failed probe this returns what `create` carved.
+        if self.removed.load(Relaxed) == 0 {
+            self.parent.uncarve(self.id, &self.alloc, self.programmed());
+        }
     }
 }

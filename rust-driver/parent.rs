@@ -308,12 +308,12 @@ impl ParentState {
         Ok(())
     }
 
-    /// Writes zeroes to `len` bytes at absolute VRAM offset `at` (4-byte
+    /// Writes zeroes to `len` bytes at absolute VRAM offset `at` (8-byte
     /// aligned) through the BAR.
     pub(crate) fn vram_zero(&self, at: u64, len: u64) -> Result {
         let vram = self.vram.try_access().ok_or(ENODEV)?;
-        for off in (0..len as usize).step_by(4) {
-            vram.try_write32(0, at as usize + off)?;
+        for off in (0..len as usize).step_by(8) {
+            vram.try_write64(0, at as usize + off)?;
         }
         Ok(())
     }

@@ -73,6 +73,9 @@ struct Scrub {
 /// The scrubs of one parent, under `carving`.
 pub(crate) struct Scrubs {
     list: KVec<Scrub>,
+    /// Queued scrubs wait while set (debugfs `scrub_hold`: lets a test
+    /// create on units that are certainly still dirty).
+    pub(crate) held: bool,
 }
 
 /// What the work found a scrub to be.
@@ -89,6 +92,7 @@ impl Scrubs {
     pub(crate) fn new(units: u32) -> Result<Self> {
         Ok(Scrubs {
             list: KVec::with_capacity(units.max(1) as usize, GFP_KERNEL)?,
+            held: false,
         })
     }
 
@@ -128,20 +132,21 @@ impl ParentState {
     /// failed, 0 if none is left (or the parent is going).
     pub(crate) fn scrub_work(&self) -> u32 {
         let mut snapshot = KVec::new();
-        let live = {
+        let (live, held) = {
             let c = self.carving.lock();
             for s in c.scrubs.list.iter() {
                 if snapshot.push(*s, GFP_KERNEL).is_err() {
                     return WATCHDOG_MS;
                 }
             }
-            c.life == Lifecycle::Live
+            (c.life == Lifecycle::Live, c.scrubs.held)
         };
         let mut outcomes = KVec::new();
         for s in snapshot.iter() {
             let o = match (s.phase, live) {
                 // The device is going: its removal resets every context.
                 (_, false) => Outcome::Failed(ENODEV),
+                (Phase::Queued, true) if held => continue,
                 (Phase::Queued, true) => self.scrub_start(s),
                 // Retried while the device answers (it may be back).
                 (Phase::Failed, true) if self.health().0 != u32::MAX => self.scrub_start(s),
@@ -211,23 +216,31 @@ impl ParentState {
     }
 
     /// Programs the block's first context for its scrub (its VRAM, no DMA,
-    /// its own vector, interrupts on) and starts the first pass.
+    /// its own vector, enabled) and starts the first pass. A context an
+    /// instance programmed, or one a failed scrub left, is reset and
+    /// reprogrammed whole; any other is reset already, with no DMA (a
+    /// device reset, or the end of its last scrub, left it so), and only
+    /// gets its slice.
     fn scrub_start(&self, s: &Scrub) -> Outcome {
         let c = s.block.unit;
         let (base, size) = self.slice(&s.block);
-        let prog = [
+        let whole = s.clear || matches!(s.phase, Phase::Failed);
+        let reset = [
             (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
+            (regs::CTX_XLATE_CTRL, 0),
+            (regs::CTX_DMA_SIZE_LO, 0),
+            (regs::CTX_DMA_SIZE_HI, 0),
+        ];
+        let slice = [
             (regs::CTX_VRAM_BASE_LO, base as u32),
             (regs::CTX_VRAM_BASE_HI, (base >> 32) as u32),
             (regs::CTX_VRAM_SIZE_LO, size as u32),
             (regs::CTX_VRAM_SIZE_HI, (size >> 32) as u32),
-            (regs::CTX_XLATE_CTRL, 0),
-            (regs::CTX_DMA_SIZE_LO, 0),
-            (regs::CTX_DMA_SIZE_HI, 0),
             (regs::CTX_VECTOR, c + 1),
             (regs::CTX_CONTROL, regs::CTX_CTRL_ENABLE),
         ];
-        for (off, v) in prog {
+        let prog = Iterator::chain(reset.iter().filter(|_| whole), slice.iter());
+        for &(off, v) in prog {
             if let Err(e) = self.ctx_write(c, off, v) {
                 return Outcome::Failed(e);
             }
@@ -266,17 +279,17 @@ impl ParentState {
             }
             self.write_descs(base + ring, &descs)?;
             if pass > 0 {
-                // The next pass starts the ring over.
+                // The next pass starts the ring over (a context reset
+                // keeps the programming and clears the user block).
                 self.ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
-                self.ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_ENABLE)?;
             }
-            let done0 = self.ctx_read(c, regs::CTX_COMPLETED)?;
             let since = Instant::now();
             self.start_ring(c, ring, slots as u32, 0, jobs as u32)?;
+            // The user block was reset: `CTX_COMPLETED` counts from 0.
             Ok(Outcome::Running(Phase::Running {
                 pass,
                 jobs: jobs as u32,
-                done0,
+                done0: 0,
                 since,
             }))
         })();
@@ -322,21 +335,19 @@ impl ParentState {
         }
     }
 
-    /// The fill jobs are done: the ring goes (zeroed through the BAR), the
-    /// context stops, and an instance's contexts lose their windows and
-    /// tables.
+    /// The fill jobs are done: the context stops (reset: no ring, nothing
+    /// queued; only the driver reaches a context no instance owns), the
+    /// ring goes (zeroed through the BAR), and an instance's contexts lose
+    /// their windows and tables.
     fn scrub_finish(&self, s: &Scrub) -> Outcome {
         let (base, size) = self.slice(&s.block);
         let res = (|| -> Result {
             self.ctx_write(s.block.unit, regs::CTX_CONTROL, regs::CTX_CTRL_RESET)?;
             self.vram_zero(base + size - SCRUB_RING, SCRUB_RING)?;
-            let ctxs = if s.clear {
-                s.block.contexts()
-            } else {
-                s.block.unit..s.block.unit + 1
-            };
-            for c in ctxs {
-                self.ctx_clear(c)?;
+            if s.clear {
+                for c in s.block.contexts() {
+                    self.ctx_clear(c)?;
+                }
             }
             Ok(())
         })();

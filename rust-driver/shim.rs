@@ -968,6 +968,18 @@ pub(crate) unsafe extern "C" fn vslice_rs_scrub_wanted(rs: *const ffi::vslice_rs
     u32::from(c.life == Lifecycle::Live && c.scrubs.pending() > 0)
 }
 
+/// debugfs `scrub_hold`: queued scrubs wait (`on`) or go (the shim then
+/// kicks the scrub work).
+///
+/// # Safety
+///
+/// `rs` as for [`parent`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vslice_rs_scrub_hold(rs: *const ffi::vslice_rs_parent, on: u32) {
+    // SAFETY: per the contract.
+    unsafe { parent(rs) }.carving.lock().scrubs.held = on != 0;
+}
+
 /// Module-wide object counts for debugfs `vslice/stats`.
 ///
 /// # Safety
@@ -1011,6 +1023,8 @@ const _: [unsafe extern "C" fn(*mut ffi::vslice_stats); 2] =
     [ffi::vslice_rs_stats, vslice_rs_stats];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> u32; 2] =
     [ffi::vslice_rs_scrub_work, vslice_rs_scrub_work];
+const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, u32); 2] =
+    [ffi::vslice_rs_scrub_hold, vslice_rs_scrub_hold];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent) -> u32; 2] =
     [ffi::vslice_rs_scrub_wanted, vslice_rs_scrub_wanted];
 const _: [unsafe extern "C" fn(*const ffi::vslice_rs_parent, *mut ffi::vslice_parent_info); 2] =

@@ -2,7 +2,8 @@
 # bench.sh: `make bench [RUNS=N]` (docs/benchmarks.md). Boots the perf
 # kernel (no debug options) N times (VSLICE_BENCH_RUNS, default 3), each
 # with one simulated device configured for the most instances (hw-sim
-# --contexts 64: 64 units), loads the mdev samples (mtty, mdpy, mbochs) in
+# --contexts 255 --vram-mib 1024: every context the register map has, 255
+# `unit` instances of 4 MiB), loads the mdev samples (mtty, mdpy, mbochs) in
 # the same guest and runs vslice-bench: P1-P8, each against its peer.
 # Then vslice-bench-report (tools/bench-report) puts the runs together:
 # every value and ratio as the median across runs with its range, each
@@ -44,7 +45,7 @@ for k in $(seq "$runs"); do
 	log "bench: run $k of $runs"
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	b0=$(host_busy) o0=$(ours) t0=$(date +%s%N)
-	VSLICE_HWSIM_ARGS="--contexts 64 ${VSLICE_HWSIM_ARGS:-}" "$VSLICE_TOP/scripts/vm-run.sh" --script "$tmp/bench.sh" \
+	VSLICE_HWSIM_ARGS="--contexts 255 --vram-mib 1024 ${VSLICE_HWSIM_ARGS:-}" "$VSLICE_TOP/scripts/vm-run.sh" --script "$tmp/bench.sh" \
 		--name bench --devices 1 --kernel perf --timeout 3600 || rc=$?
 	b1=$(host_busy) o1=$(ours) t1=$(date +%s%N)
 	dir=$(cat "$VSLICE_WORK/results/last")

@@ -10,10 +10,18 @@ avail_all() { echo "$(avail "$1" eighth) $(avail "$1" quarter) $(avail "$1" half
 # takes clean units before dirty ones; tests that expect exact placement
 # wait until every unit is clean (or the device stopped answering).
 settle() {
+	f=/sys/kernel/debug/vslice/$1/state
 	k=0
-	while [ -r "/sys/kernel/debug/vslice/$1/state" ] && [ $k -lt 100 ] &&
-		[ "$(state_field "$1" vram_units_dirty)" != 0 ] &&
-		[ "$(state_field "$1" live_id)" != 0xffffffff ]; do
+	# Shell builtins only: this runs before every create.
+	while [ -r "$f" ] && [ $k -lt 100 ]; do
+		d='' l=''
+		while read -r key val; do
+			case $key in
+			vram_units_dirty:) d=$val ;;
+			live_id:) l=$val ;;
+			esac
+		done <"$f"
+		[ "$d" != 0 ] && [ "$l" != 0xffffffff ] || return 0
 		sleep 0.1
 		k=$((k + 1))
 	done
@@ -259,37 +267,52 @@ selftest_dma_through_translation() {
 }
 
 # Released units count as available while the device scrubs them: a
-# create given them waits for the scrub, so right after a remove (no
-# settling; shell builtins only, so the scrub is still running)
-# available > 0 <=> create succeeds, for the whole device and for a
-# parent's worth of units, and never a transient ENOSPC.
+# create given them waits for the scrub, so right after a remove
+# available > 0 <=> create succeeds, and never a transient ENOSPC. The
+# scrubs are held (debugfs scrub_hold) so that the units are certainly
+# still dirty when available is read and while the create runs.
 available_counts_units_being_scrubbed() {
-	d=$(types_dir "$P1")
+	h=/sys/kernel/debug/vslice/$P1/scrub_hold
+	create "$P1" full 40 || return 1
+	echo 1 >"$h" || return 1
+	remove 40 || { echo 0 >"$h"; return 1; }
+	dirty=$(state_field "$P1" vram_units_dirty)
+	got=$(avail_all "$P1")
 	w0=$(stats_field create_wait_ns)
-	for round in 1 2; do
-		create "$P1" full 40 || return 1
-		remove 40 || return 1
-		read -r n <"$d/vslice-full/available_instances"
-		create_now "$P1" full 40 || { echo "round $round: full: available $n, create failed"; return 1; }
-		[ "$n" = 1 ] || { echo "round $round: full: available $n right after the remove"; return 1; }
-		[ "$(avail_all "$P1")" = "0 0 0 0 0" ] || { echo "round $round: available $(avail_all "$P1") with the device taken"; return 1; }
-		remove 40 || return 1
-		i=0
-		while [ $i -lt 16 ]; do
-			read -r n <"$d/vslice-unit/available_instances"
-			[ "$n" = $((16 - i)) ] || { echo "round $round: $n units available after $i creates"; return 1; }
-			create_now "$P1" unit $((41 + i)) || { echo "round $round: unit #$i: available, create failed"; return 1; }
-			i=$((i + 1))
-		done
-		read -r n <"$d/vslice-unit/available_instances"
-		[ "$n" = 0 ] || return 1
-		i=0
-		while [ $i -lt 16 ]; do remove $((41 + i)) || return 1; i=$((i + 1)); done
+	create_now "$P1" full 40 &
+	cp=$!
+	sleep 1
+	waiting=0
+	kill -0 $cp 2>/dev/null && waiting=1
+	echo 0 >"$h"
+	wait $cp || { echo "full: available, create failed after the scrub"; return 1; }
+	waited=$((($(stats_field create_wait_ns) - w0) / 1000000))
+	echo "$dirty units dirty, available '$got'; the create waited $waited ms"
+	[ "$dirty" = 16 ] || return 1
+	[ "$got" = "8 4 2 1 16" ] || return 1
+	[ $waiting = 1 ] && [ $waited -ge 500 ] || { echo "the create did not wait for the held scrub"; return 1; }
+	[ "$(avail_all "$P1")" = "0 0 0 0 0" ] || return 1
+	remove 40 || return 1
+	# A parent's worth of units, released with the scrubs held, then
+	# created again at once (the scrubs go): each one available is created.
+	i=0
+	while [ $i -lt 16 ]; do create "$P1" unit $((41 + i)) || return 1; i=$((i + 1)); done
+	echo 1 >"$h"
+	i=0
+	while [ $i -lt 16 ]; do remove $((41 + i)) || { echo 0 >"$h"; return 1; }; i=$((i + 1)); done
+	got=$(avail_all "$P1")
+	echo 0 >"$h"
+	[ "$got" = "8 4 2 1 16" ] || { echo "available '$got' with 16 released units held dirty"; return 1; }
+	i=0
+	while [ $i -lt 16 ]; do
+		n=$(avail "$P1" unit)
+		[ "$n" = $((16 - i)) ] || { echo "$n units available after $i creates"; return 1; }
+		create_now "$P1" unit $((41 + i)) || { echo "unit #$i: available, create failed"; return 1; }
+		i=$((i + 1))
 	done
-	waited=$(($(stats_field create_wait_ns) - w0))
-	echo "creates waited for scrubs $((waited / 1000)) us in all"
-	# The rounds test nothing if every scrub ended before its create.
-	[ "$waited" -gt 0 ] || { echo "no create found its units being scrubbed"; return 1; }
+	[ "$(avail "$P1" unit)" = 0 ] || return 1
+	i=0
+	while [ $i -lt 16 ]; do remove $((41 + i)) || return 1; i=$((i + 1)); done
 	expect_avail "$P1" "8 4 2 1 16" && [ "$(state_field "$P1" vram_units_bad)" = 0 ]
 }
 

@@ -344,9 +344,10 @@ fn kmem_kib() -> io::Result<BTreeMap<String, f64>> {
 /// Fills `t` until it refuses (ENOSPC, EUSERS) or `cap`; returns the
 /// create times and the KiB of kernel memory per instance, by source (slab
 /// cache or meminfo field). The instances are removed again.
-fn fill_up(t: &Target, cap: u32) -> io::Result<(Vec<f64>, BTreeMap<String, f64>)> {
+fn fill_up(t: &Target, cap: u32) -> io::Result<(Vec<f64>, BTreeMap<String, f64>, f64)> {
     thread::sleep(Duration::from_millis(200));
     let before = kmem_kib()?;
+    let own0 = DriverStats::read()?.driver_bytes;
     let (mut uu, mut lat) = (Vec::new(), Vec::new());
     let end = loop {
         if uu.len() as u32 >= cap {
@@ -365,9 +366,11 @@ fn fill_up(t: &Target, cap: u32) -> io::Result<(Vec<f64>, BTreeMap<String, f64>)
     };
     thread::sleep(Duration::from_millis(200));
     let after = kmem_kib();
+    let own = DriverStats::read()?.driver_bytes;
     remove_all(&uu)?;
     end?;
     let n = uu.len().max(1) as f64;
+    let own = own.saturating_sub(own0) as f64 / n / 1024.0;
     let per = after?
         .into_iter()
         .map(|(k, v)| {
@@ -376,7 +379,7 @@ fn fill_up(t: &Target, cap: u32) -> io::Result<(Vec<f64>, BTreeMap<String, f64>)
         })
         .filter(|(_, d)| *d != 0.0)
         .collect();
-    Ok((lat, per))
+    Ok((lat, per, own))
 }
 
 /// P5: how many instances one parent takes, whether creating stays flat
@@ -387,10 +390,12 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
     let mut by_source = BTreeMap::new();
     let mut max = 0;
     println!("P5: fill {} until it refuses, x{reps}", vslice.parent);
+    let mut own = Vec::new();
     for _ in 0..reps {
-        let (lat, per) = fill_up(vslice, u32::MAX)?;
+        let (lat, per, o) = fill_up(vslice, u32::MAX)?;
         max = lat.len();
         mem.push(per.values().sum());
+        own.push(o);
         by_source = per;
         for (i, l) in lat.into_iter().enumerate() {
             by_index.entry(i).or_default().push(l);
@@ -405,6 +410,15 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
             (v * 100.0).round() / 100.0,
         );
     }
+    // The driver's own share (its allocations, as it counts them) and the
+    // rest: the kernel's device model (mdev, VFIO device, sysfs).
+    let own = vslice_tests::measure::percentile(&own, 50.0);
+    let total = vslice_tests::measure::percentile(&mem, 50.0);
+    res.fact(format!("p5.{}_kib_per_instance_share.driver", vslice.label), own);
+    res.fact(
+        format!("p5.{}_kib_per_instance_share.device_model", vslice.label),
+        total - own,
+    );
     res.fact(format!("p5.max_instances.{}", vslice.label), max as f64);
     if max == 0 {
         return Err(io::Error::other(format!(
@@ -452,7 +466,7 @@ pub fn p5(vslice: &Target, peers: &[Target], reps: usize, res: &mut Results) -> 
         let mut v = Vec::new();
         let mut n = 0;
         for _ in 0..reps {
-            let (lat, per) = fill_up(p, 64)?;
+            let (lat, per, _) = fill_up(p, 64)?;
             n = lat.len();
             v.push(per.values().sum());
         }

@@ -42,10 +42,10 @@ struct Cli {
     /// write the results as JSON to FILE
     #[argh(option, arg_name = "FILE")]
     json: Option<String>,
-    /// fail unless the parent has N units (default 64, with --smoke 0)
+    /// fail unless the parent has N units (default 255, with --smoke 0)
     #[argh(option, arg_name = "N")]
     need_units: Option<u32>,
-    /// P4's instance counts (default 8,32,64, with --smoke 2,4)
+    /// P4's instance counts (default 8,64,255, with --smoke 2,4)
     #[argh(option, arg_name = "A,B")]
     p4_sizes: Option<List<u32>>,
     /// only these measurements (default: all)
@@ -135,7 +135,7 @@ fn run(o: &Opts, res: &mut Results, meta: &mut BTreeMap<String, String>) -> io::
     meta.insert("units".into(), units.to_string());
     if units < o.need_units {
         return Err(io::Error::other(format!(
-            "{bdf} has {units} units, the bench needs {} (hw-sim --contexts {})",
+            "{bdf} has {units} units, the bench needs {} (hw-sim --contexts {} --vram-mib 1024)",
             o.need_units, o.need_units
         )));
     }
@@ -226,10 +226,10 @@ fn main() -> ExitCode {
     let o = Opts {
         reps: cli.reps.unwrap_or(if smoke { 3 } else { 50 }).max(1),
         smoke,
-        need_units: cli.need_units.unwrap_or(if smoke { 0 } else { 64 }),
+        need_units: cli.need_units.unwrap_or(if smoke { 0 } else { 255 }),
         p4_sizes: cli
             .p4_sizes
-            .map_or(if smoke { vec![2, 4] } else { vec![8, 32, 64] }, |l| l.0),
+            .map_or(if smoke { vec![2, 4] } else { vec![8, 64, 255] }, |l| l.0),
         only: cli.only.map(|l| l.0).unwrap_or_default(),
     };
     let mut res = Results::default();
