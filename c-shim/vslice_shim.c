@@ -162,14 +162,20 @@ static const struct class vslice_class = { .name = "vslice" };
 static struct mdev_driver vslice_mdev_driver;
 
 /*
- * Runs the scrub work now if Rust queued a scrub (a release, the
- * self-test, the bind). Callers hold sp->rwsem shared or are part of the
- * removal before the work is cancelled, so it never runs after that.
+ * Runs the scrub work if Rust queued a scrub: @now (the bind, the hold
+ * let go) at once, else (a release) within the batching window Rust
+ * gives, which a later release does not push back. Callers hold
+ * sp->rwsem shared or are part of the removal before the work is
+ * cancelled, so it never runs after that.
  */
-static void vslice_scrub_kick(struct vslice_shim_parent *sp)
+static void vslice_scrub_kick(struct vslice_shim_parent *sp, bool now)
 {
-	if (vslice_rs_scrub_wanted(sp->rs))
+	u32 ms = vslice_rs_scrub_wanted(sp->rs);
+
+	if (ms && now)
 		mod_delayed_work(system_dfl_wq, &sp->scrub_work, 0);
+	else if (ms)
+		queue_delayed_work(system_dfl_wq, &sp->scrub_work, msecs_to_jiffies(ms));
 }
 
 /* ---- debugfs ----------------------------------------------------------- */
@@ -257,7 +263,7 @@ static ssize_t vslice_selftest_write(struct file *file, const char __user *buf,
 	if (!down_read_trylock(&sp->rwsem))
 		return -ENODEV;
 	ret = vslice_rs_selftest(sp->rs, len);
-	vslice_scrub_kick(sp);
+	vslice_scrub_kick(sp, false);
 	up_read(&sp->rwsem);
 	return ret ? ret : count;
 }
@@ -279,7 +285,7 @@ static ssize_t vslice_scrub_hold_write(struct file *file, const char __user *buf
 	if (!down_read_trylock(&sp->rwsem))
 		return -ENODEV;
 	vslice_rs_scrub_hold(sp->rs, on);
-	vslice_scrub_kick(sp);
+	vslice_scrub_kick(sp, true);
 	up_read(&sp->rwsem);
 	return count;
 }
@@ -1593,7 +1599,7 @@ static int vslice_mdev_probe(struct mdev_device *mdev)
 put:
 	vfio_put_device(&inst->vdev);
 	/* Its release gave back what it carved. */
-	vslice_scrub_kick(sp);
+	vslice_scrub_kick(sp, false);
 out:
 	up_read(&sp->rwsem);
 	return ret;
@@ -1614,7 +1620,7 @@ static void vslice_mdev_remove(struct mdev_device *mdev)
 	list_del(&inst->node);
 	mutex_unlock(&inst->sp->inst_lock);
 	vslice_rs_instance_remove(inst->rs);
-	vslice_scrub_kick(inst->sp);
+	vslice_scrub_kick(inst->sp, false);
 	vfio_put_device(&inst->vdev);
 }
 
@@ -1728,7 +1734,7 @@ int vslice_shim_parent_register(struct vslice_shim_parent *sp)
 	debugfs_create_file("selftest", 0200, sp->dir, sp, &vslice_selftest_fops);
 	debugfs_create_file("scrub_hold", 0200, sp->dir, sp, &vslice_scrub_hold_fops);
 	/* The VRAM of a device just bound is zeroed before anyone gets it. */
-	vslice_scrub_kick(sp);
+	vslice_scrub_kick(sp, true);
 	ret = mdev_register_parent(&sp->parent, &sp->dev, &vslice_mdev_driver,
 				   sp->type_ptrs, sp->ntypes);
 	if (!ret)

@@ -278,8 +278,10 @@ int vslice_rs_irq(const struct vslice_rs_parent *rs, u32 vector);
 int vslice_rs_selftest(const struct vslice_rs_parent *rs, u64 dma_len);
 /*
  * The scrub work (process context): advance the VRAM scrubs; returns the
- * milliseconds after which to run again, 0 if no scrub runs. wanted: a
- * scrub is queued and the parent is live (then kick the work).
+ * milliseconds after which to run again, 0 if no scrub runs. wanted: 0
+ * unless a scrub is queued and the parent is live; then the window (ms)
+ * within which a release's scrub starts, so that releases close together
+ * are scrubbed as one.
  */
 u32 vslice_rs_scrub_work(const struct vslice_rs_parent *rs);
 u32 vslice_rs_scrub_wanted(const struct vslice_rs_parent *rs);

@@ -435,6 +435,21 @@ mod carve_tests {
     }
 
     #[test]
+    fn adjacent_blocks_merge_for_one_scrub() {
+        let a = Alloc::block(UNIT, 4, 1, 255);
+        let b = Alloc::block(UNIT, 5, 1, 255);
+        let m = a.merged(&b).unwrap_or_default();
+        assert_eq!((m.unit, m.units, m.contexts()), (4, 2, 4..6));
+        assert!(b.merged(&a).is_none());
+        assert!(a.merged(&Alloc::block(UNIT, 6, 1, 255)).is_none());
+        // The last eighth of a 255-context device has 31 contexts.
+        let e6 = Alloc::block(0, 192, 32, 255);
+        let e7 = Alloc::block(0, 224, 32, 255);
+        assert_eq!(e7.contexts(), 224..255);
+        assert_eq!(e6.merged(&e7).map(|m| m.contexts()), Some(192..255));
+    }
+
+    #[test]
     fn dirty_units_are_offered_and_bad_ones_withheld() {
         let mut a = Allocator::new(16);
         // Bound: everything dirty, everything offered.

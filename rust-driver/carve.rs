@@ -143,6 +143,22 @@ impl Alloc {
     pub(crate) fn set(&self) -> Units {
         Units::range(self.unit, self.units)
     }
+
+    /// This block and `next` as one, if `next` starts where this one ends:
+    /// its units and contexts are both blocks' (scrubs of adjacent blocks
+    /// go as one).
+    pub(crate) fn merged(&self, next: &Alloc) -> Option<Alloc> {
+        (self.unit + self.units == next.unit).then_some(Alloc {
+            ty: self.ty,
+            unit: self.unit,
+            units: self.units + next.units,
+            ctx_end: if next.ctx_end > next.unit {
+                next.ctx_end
+            } else {
+                self.ctx_end
+            },
+        })
+    }
 }
 
 /// Units of a device with `contexts` contexts (see the top of the file).

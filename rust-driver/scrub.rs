@@ -13,8 +13,9 @@
 //! scrubbing context belongs to nobody else: its block is neither
 //! allocated nor offered as clean), then records the outcome under the
 //! lock and wakes the creates that wait (`scrubbed`). Releases only
-//! append. The work runs on the scrub context's interrupt, on every
-//! queueing (the shim kicks it), every `WATCHDOG_MS` while a scrub runs
+//! append. The work runs on the scrub context's interrupt, within
+//! `BATCH_MS` of a release (the shim kicks it; releases in that window are
+//! scrubbed together), at once at bind, every `WATCHDOG_MS` while a scrub runs
 //! (in case an interrupt is lost) and every `RETRY_MS` while one failed: a
 //! failed scrub (a device that stopped answering, say) leaves its units
 //! bad, withheld from `available_instances`, until a retry succeeds.
@@ -41,6 +42,10 @@ pub(crate) const SCRUB_TIMEOUT_MS: u32 = 10_000;
 pub(crate) const WATCHDOG_MS: u32 = 100;
 /// How often it retries a failed scrub.
 pub(crate) const RETRY_MS: u32 = 1000;
+/// A release's scrub starts within this window, with every other release
+/// in it (`Scrubs::coalesce`): a create that finds only dirty units waits
+/// for it, at most this much longer.
+pub(crate) const BATCH_MS: u32 = 20;
 
 #[derive(Clone, Copy)]
 enum Phase {
@@ -115,6 +120,44 @@ impl Scrubs {
         }
     }
 
+    /// Queued scrubs of adjacent blocks become one (one context zeroes
+    /// them, one interrupt ends it): releases close together cost the
+    /// device one scrub.
+    fn coalesce(&mut self) {
+        // By first unit; an insertion sort: the list is nearly in order
+        // (releases append) and short.
+        for i in 1..self.list.len() {
+            let mut j = i;
+            while j > 0 && self.list[j - 1].block.unit > self.list[j].block.unit {
+                self.list.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        let mut i = 0;
+        while let (Some(a), Some(b)) = (self.list.get(i), self.list.get(i + 1)) {
+            let queued = matches!(a.phase, Phase::Queued) && matches!(b.phase, Phase::Queued);
+            match a.block.merged(&b.block).filter(|_| queued) {
+                Some(block) => {
+                    let s = Scrub {
+                        block,
+                        clear: a.clear || b.clear,
+                        queued: if a.queued.elapsed().as_nanos() > b.queued.elapsed().as_nanos() {
+                            a.queued
+                        } else {
+                            b.queued
+                        },
+                        phase: Phase::Queued,
+                    };
+                    if let Some(x) = self.list.get_mut(i) {
+                        *x = s;
+                    }
+                    let _ = self.list.remove(i + 1);
+                }
+                None => i += 1,
+            }
+        }
+    }
+
     /// Scrubs queued or running (not failed).
     pub(crate) fn pending(&self) -> u32 {
         self.list
@@ -133,7 +176,10 @@ impl ParentState {
     pub(crate) fn scrub_work(&self) -> u32 {
         let mut snapshot = KVec::new();
         let (live, held) = {
-            let c = self.carving.lock();
+            let mut c = self.carving.lock();
+            if !c.scrubs.held {
+                c.scrubs.coalesce();
+            }
             for s in c.scrubs.list.iter() {
                 if snapshot.push(*s, GFP_KERNEL).is_err() {
                     return WATCHDOG_MS;

@@ -955,8 +955,8 @@ pub(crate) unsafe extern "C" fn vslice_rs_scrub_work(rs: *const ffi::vslice_rs_p
     unsafe { parent(rs) }.scrub_work()
 }
 
-/// Whether a scrub is queued on a live parent (the shim then kicks the
-/// scrub work).
+/// 0 unless a scrub is queued on a live parent; then the window (ms)
+/// within which the shim runs the scrub work after a release.
 ///
 /// # Safety
 ///
@@ -965,7 +965,11 @@ pub(crate) unsafe extern "C" fn vslice_rs_scrub_work(rs: *const ffi::vslice_rs_p
 pub(crate) unsafe extern "C" fn vslice_rs_scrub_wanted(rs: *const ffi::vslice_rs_parent) -> u32 {
     // SAFETY: per the contract.
     let c = unsafe { parent(rs) }.carving.lock();
-    u32::from(c.life == Lifecycle::Live && c.scrubs.pending() > 0)
+    if c.life == Lifecycle::Live && c.scrubs.pending() > 0 {
+        scrub::BATCH_MS
+    } else {
+        0
+    }
 }
 
 /// debugfs `scrub_hold`: queued scrubs wait (`on`) or go (the shim then
