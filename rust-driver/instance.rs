@@ -116,9 +116,9 @@ impl Instance {
         let xlate = KBox::pin_init(new_mutex!(xlate), GFP_KERNEL)?;
         let xlate_idle = KBox::pin_init(new_condvar!(), GFP_KERNEL)?;
         let cpu_log = KBox::pin_init(new_spinlock!(None), GFP_KERNEL)?;
-        // A device that no longer answers gets no new instance (nothing
-        // else on the create path touches it).
-        if parent.health().0 == u32::MAX {
+        // A device seen not answering gets no new instance (the create
+        // path does not touch it).
+        if !parent.answered() {
             dev_dbg!(parent.pdev(), "no instance: the device does not answer\n");
             return Err(ENODEV);
         }

@@ -129,6 +129,8 @@ pub(crate) struct ParentState {
     selftest_dma: [Atomic<u64>; 3],
     /// Device-level errors reported by the global vector.
     fatal_errors: Atomic<u32>,
+    /// Non-zero if `REG_ID` read all-ones the last time `health` asked.
+    silent: Atomic<u32>,
     _count: stats::Token,
 }
 
@@ -169,6 +171,7 @@ impl ParentState {
                 selftest_checksum: Atomic::new(0),
                 selftest_dma: [Atomic::new(0), Atomic::new(0), Atomic::new(0)],
                 fatal_errors: Atomic::new(0),
+                silent: Atomic::new(0),
                 _count: stats::PARENTS.token(),
             }),
             GFP_KERNEL,
@@ -535,14 +538,22 @@ impl ParentState {
     }
 
     /// `REG_ID` read now (all-ones if the device does not answer) and the
-    /// number of fatal errors reported.
+    /// number of fatal errors reported. Remembers whether it answered.
     pub(crate) fn health(&self) -> (u32, u32) {
         let id = self
             .regs
             .try_access()
             .and_then(|b| b.try_read32(regs::REG_ID).ok())
             .unwrap_or(u32::MAX);
+        self.silent.store(u32::from(id == u32::MAX), Relaxed);
         (id, self.fatal_errors.load(Relaxed))
+    }
+
+    /// Whether the device answered the last time `health` asked (debugfs
+    /// `state`, the self-test, the scrub work ask): a create does not
+    /// touch the device, so this is how it refuses one that is gone.
+    pub(crate) fn answered(&self) -> bool {
+        self.silent.load(Relaxed) == 0
     }
 
     /// Runs a fill and a checksum job on a context carved like the

@@ -358,7 +358,12 @@ impl ParentState {
             let done = self.ctx_read(c, regs::CTX_COMPLETED)?;
             let status = self.ctx_read(c, regs::CTX_STATUS)?;
             if status == u32::MAX {
-                return Err(ENODEV);
+                // Gone, or the context broke: `health` tells (and
+                // remembers for the creates).
+                if self.health().0 == u32::MAX {
+                    return Err(ENODEV);
+                }
+                return Err(EIO);
             }
             if done.wrapping_sub(done0) >= jobs {
                 return Ok(true);
