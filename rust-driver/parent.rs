@@ -25,8 +25,9 @@
 //! it), then Rust allocates under `carving` and fails with -ENODEV unless
 //! Live, -ENOSPC if the type is exhausted (nothing half-created); given
 //! units still being scrubbed, it waits for the scrub work (scrub.rs) with
-//! the rwsem still shared, so an unbind waits for it too (at most the
-//! scrub timeout: the scrub work runs on while Live).
+//! the rwsem still shared, so an unbind waits for it too (while the scrub
+//! progresses: the scrub work runs on while Live, and fails a scrub that
+//! stops).
 //! Self-test (debugfs): the same trylock, then `carve` like a create.
 //! Child remove (mdev remove, under the core's `unreg_sem` shared for a
 //! user's remove, exclusive during unbind step 2): C waits for the

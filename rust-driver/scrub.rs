@@ -35,9 +35,13 @@ use crate::stats;
 /// of up to `JOB_MAX_LEN` bytes each, 4 GiB a pass; larger blocks take
 /// several passes. Zeroed through the BAR at the end.
 pub(crate) const SCRUB_RING: u64 = 4096;
-/// Longest a scrub pass may take (the device fills at GiB/s; this is for a
-/// device that stopped answering).
+/// Longest a scrub may go without a job completing (a job fills at most
+/// `JOB_MAX_LEN`; this is for a device that stopped working).
 pub(crate) const SCRUB_TIMEOUT_MS: u32 = 10_000;
+/// Longest a create waits for its units' scrub: a safety net (a scrub
+/// that stops progressing fails after `SCRUB_TIMEOUT_MS`, and so does the
+/// create's wait).
+const CREATE_WAIT_MAX_MS: i64 = 600_000;
 /// How often the scrub work looks at running scrubs without an interrupt.
 pub(crate) const WATCHDOG_MS: u32 = 100;
 /// How often it retries a failed scrub.
@@ -52,11 +56,13 @@ enum Phase {
     /// Waiting for the scrub work to start it.
     Queued,
     /// Pass `pass` runs: `jobs` fill jobs queued when `CTX_COMPLETED` was
-    /// `done0`.
+    /// `done0`; `seen` of them were done at `since`, the last time one
+    /// completed (or the pass started).
     Running {
         pass: u32,
         jobs: u32,
         done0: u32,
+        seen: u32,
         since: Instant<Monotonic>,
     },
     /// It failed; its units are bad until a retry succeeds.
@@ -336,6 +342,7 @@ impl ParentState {
                 pass,
                 jobs: jobs as u32,
                 done0: 0,
+                seen: 0,
                 since,
             }))
         })();
@@ -348,13 +355,14 @@ impl ParentState {
             pass,
             jobs,
             done0,
+            seen,
             since,
         } = s.phase
         else {
             return Outcome::Running(s.phase);
         };
         let c = s.block.unit;
-        let res = (|| -> Result<bool> {
+        let res = (|| -> Result<Option<u32>> {
             let done = self.ctx_read(c, regs::CTX_COMPLETED)?;
             let status = self.ctx_read(c, regs::CTX_STATUS)?;
             if status == u32::MAX {
@@ -365,20 +373,31 @@ impl ParentState {
                 }
                 return Err(EIO);
             }
-            if done.wrapping_sub(done0) >= jobs {
-                return Ok(true);
+            let now = done.wrapping_sub(done0);
+            if now >= jobs {
+                return Ok(None);
             }
             if status & regs::CTX_STATUS_HALTED != 0 {
                 return Err(EIO);
             }
-            if since.elapsed().as_millis() > i64::from(SCRUB_TIMEOUT_MS) {
+            // A large scrub takes as long as it takes (a fresh 4 GiB pass
+            // first touches all of the device's memory); one that stopped
+            // completing jobs has failed.
+            if now == seen && since.elapsed().as_millis() > i64::from(SCRUB_TIMEOUT_MS) {
                 return Err(ETIMEDOUT);
             }
-            Ok(false)
+            Ok(Some(now))
         })();
         match res {
-            Ok(true) => self.scrub_pass(s, pass + 1),
-            Ok(false) => Outcome::Running(s.phase),
+            Ok(None) => self.scrub_pass(s, pass + 1),
+            Ok(Some(now)) if now != seen => Outcome::Running(Phase::Running {
+                pass,
+                jobs,
+                done0,
+                seen: now,
+                since: Instant::now(),
+            }),
+            Ok(Some(_)) => Outcome::Running(s.phase),
             Err(e) => {
                 let _ = self.ctx_write(c, regs::CTX_CONTROL, regs::CTX_CTRL_RESET);
                 Outcome::Failed(e)
@@ -432,7 +451,7 @@ impl ParentState {
             if c.alloc.is_bad(&a) {
                 break Err(EIO);
             }
-            if t0.elapsed().as_millis() > i64::from(SCRUB_TIMEOUT_MS + WATCHDOG_MS) {
+            if t0.elapsed().as_millis() > CREATE_WAIT_MAX_MS {
                 break Err(ETIMEDOUT);
             }
             let slice = kernel::time::msecs_to_jiffies(WATCHDOG_MS);

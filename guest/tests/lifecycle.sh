@@ -13,7 +13,7 @@ settle() {
 	f=/sys/kernel/debug/vslice/$1/state
 	k=0
 	# Shell builtins only: this runs before every create.
-	while [ -r "$f" ] && [ $k -lt 100 ]; do
+	while [ -r "$f" ] && [ $k -lt 200 ]; do
 		d='' l=''
 		while read -r key val; do
 			case $key in
@@ -22,7 +22,7 @@ settle() {
 			esac
 		done <"$f"
 		[ "$d" != 0 ] && [ "$l" != 0xffffffff ] || return 0
-		sleep 0.1
+		sleep 0.05
 		k=$((k + 1))
 	done
 }

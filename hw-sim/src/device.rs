@@ -1356,7 +1356,13 @@ impl Shared {
             dev.step();
             // Let register accesses and resets in between chunks: every
             // accessor already waiting goes first (bounded, so that a
-            // stream of accesses cannot stop the engine).
+            // stream of accesses cannot stop the engine). With nobody
+            // waiting the engine keeps the lock and the CPU: a yield per
+            // chunk on a busy host costs a scheduler slice each, which
+            // made a 256 MiB fill take most of a second.
+            if self.waiting.load(Ordering::Acquire) == 0 {
+                continue;
+            }
             drop(dev);
             std::thread::yield_now();
             for _ in 0..1000 {
