@@ -141,7 +141,7 @@ bind_unbind_many_times() {
 # Creator/remover loops on P1 while the PCI device itself is removed
 # (echo 1 > remove), then rescanned and rebound, several times.
 pci_remove_under_load() {
-	cycles=${VSLICE_CYCLES:-3}
+	cycles=${VSLICE_CYCLES:-2}
 	c=0
 	while [ $c -lt "$cycles" ]; do
 		for w in 0 1 2; do
