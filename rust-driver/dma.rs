@@ -355,9 +355,20 @@ impl Dma<'_> {
         // Faults read after a reset or close started are the new user's;
         // an answer to one read before must not pin for the old.
         let gen = self.xlate.lock().gen;
+        // Each pending word covers 32 contexts: read once per pass (a fault
+        // that comes after the read raises its own interrupt).
+        let mut pending: Option<(usize, Result<u32>)> = None;
         for c in self.contexts.clone() {
             let word = regs::REG_FAULT_PENDING + 4 * (c as usize / 32);
-            match self.parent.reg_read(word) {
+            let w = match pending {
+                Some((at, w)) if at == word => w,
+                _ => {
+                    let w = self.parent.reg_read(word);
+                    pending = Some((word, w));
+                    w
+                }
+            };
+            match w {
                 Ok(w) if w != u32::MAX && w & (1 << (c % 32)) != 0 => {}
                 _ => continue,
             }
