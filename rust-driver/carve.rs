@@ -46,6 +46,11 @@ impl Units {
         s
     }
 
+    /// Number of units in the set.
+    pub(crate) fn count(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+
     /// Whether the two sets share a unit.
     pub(crate) fn meets(&self, o: &Units) -> bool {
         self.0.iter().zip(o.0.iter()).any(|(a, b)| a & b != 0)

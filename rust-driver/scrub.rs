@@ -26,7 +26,7 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-use crate::carve::{self, Alloc, Lifecycle, Units};
+use crate::carve::{self, Alloc, Lifecycle};
 use crate::parent::{Carving, ParentState};
 use crate::regs;
 use crate::stats;
@@ -480,9 +480,4 @@ pub(crate) fn queue_all(c: &mut Carving, contexts: u32) {
     if units > 0 && contexts > 0 {
         c.scrubs.queue(Alloc::block(0, 0, units, contexts), false);
     }
-}
-
-/// The units a block covers (for the debugfs view).
-pub(crate) fn count(u: &Units) -> u32 {
-    u.0.iter().map(|w| w.count_ones()).sum()
 }

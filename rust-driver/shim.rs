@@ -210,8 +210,8 @@ pub(crate) unsafe extern "C" fn vslice_rs_parent_info(
             c.alloc.count() as u32,
             c.alloc.units(),
             c.alloc.units_used(),
-            scrub::count(&c.alloc.dirty()),
-            scrub::count(&c.alloc.bad()),
+            c.alloc.dirty().count(),
+            c.alloc.bad().count(),
             c.scrubs.pending(),
             c.alloc.usable_contexts().saturating_sub(taken),
         )
