@@ -29,7 +29,9 @@
  * nothing the core calls meanwhile (child probe: trylock; child remove
  * and the VFIO callbacks: not at all) waits for it.
  * Per parent too: inst_lock (the instance list), taken before any
- * instance's memory_lock.
+ * instance's memory_lock; vec_lock (which MSI-X vectors exist), a leaf
+ * taken by whatever programs a context (an instance's reset, under its
+ * locks below; the scrub work; the self-test) and by unbind.
  * Per instance: igate (REQ trigger, MSI-X routes), then memory_lock
  * (shared by BAR accesses and VRAM mapping faults, which run under the
  * mm's mmap_lock; exclusive by whatever stops the BARs decoding, which
@@ -103,7 +105,10 @@ struct vslice_shim_parent {
 	struct pci_dev *pdev;
 	const struct vslice_rs_parent *rs;
 	struct dentry *dir;
+	/* vecs (freed at unbind) and which vectors exist and are requested. */
+	struct mutex vec_lock;
 	u32 nvec;
+	u32 nvec_alloc;
 	struct vslice_shim_vec *vecs;
 	u32 ntypes;
 	struct vslice_shim_type types[VSLICE_MAX_TYPES];
@@ -341,30 +346,69 @@ static irqreturn_t vslice_shim_irq(int irq, void *data)
 	}
 }
 
-/* Frees whatever vslice_shim_irqs_enable() set up; unbind path, no locks. */
+/*
+ * A vector costs the platform work to set up and tear down (under a
+ * hypervisor, an exit per MSI-X table write), and a 255-context device
+ * has 256 of them, most unused at any moment. So where MSI-X allows it
+ * (pci_msix_can_alloc_dyn()), probe allocates only the global vector and
+ * a context's vector is allocated and requested when the context is first
+ * programmed (vslice_shim_irq_use()), then kept until unbind. Elsewhere
+ * probe requests them all.
+ */
+
+/* Allocates (if need be) and requests vector @i. */
+static int vslice_shim_vec_request(struct vslice_shim_parent *sp, u32 i)
+{
+	struct vslice_shim_vec *v = &sp->vecs[i];
+	struct msi_map map = { .index = i };
+	int ret;
+
+	lockdep_assert_held(&sp->vec_lock);
+	if (v->requested)
+		return 0;
+	if (i >= sp->nvec_alloc) {
+		map = pci_msix_alloc_irq_at(sp->pdev, i, NULL);
+		if (map.index < 0)
+			return map.index;
+	} else {
+		map.virq = pci_irq_vector(sp->pdev, i);
+	}
+	ret = request_irq(map.virq, vslice_shim_irq, 0, v->name, v);
+	if (ret) {
+		if (i >= sp->nvec_alloc)
+			pci_msix_free_irq(sp->pdev, map);
+		return ret;
+	}
+	v->requested = true;
+	return 0;
+}
+
+/* Frees whatever vslice_shim_irqs_enable() and _irq_use() set up. */
 static void vslice_shim_irqs_free(struct vslice_shim_parent *sp)
 {
 	u32 i;
 
-	if (!sp->vecs)
-		return;
-	for (i = 0; i < sp->nvec; i++)
-		if (sp->vecs[i].requested)
-			free_irq(pci_irq_vector(sp->pdev, i), &sp->vecs[i]);
-	pci_free_irq_vectors(sp->pdev);
-	kfree(sp->vecs);
-	sp->vecs = NULL;
+	mutex_lock(&sp->vec_lock);
+	if (sp->vecs) {
+		for (i = 0; i < sp->nvec; i++)
+			if (sp->vecs[i].requested)
+				free_irq(pci_irq_vector(sp->pdev, i), &sp->vecs[i]);
+		pci_free_irq_vectors(sp->pdev);
+		kfree(sp->vecs);
+		sp->vecs = NULL;
+	}
+	mutex_unlock(&sp->vec_lock);
 }
 
-/* Called from the Rust probe: exactly @nvec MSI-X vectors. */
+/* Called from the Rust probe: @nvec MSI-X vectors, requested now or on use. */
 int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec)
 {
 	struct pci_dev *pdev = sp->pdev;
 	int ret, have = pci_msix_vec_count(pdev);
-	u32 i;
+	u32 i, now;
 
 	/* The device's register and its capability must agree. */
-	if (have < 0 || nvec > have) {
+	if (have < 0 || nvec > have || !nvec) {
 		pci_err(pdev, "device reports %u vectors but its MSI-X capability has %d\n",
 			nvec, have);
 		return -EINVAL;
@@ -372,13 +416,15 @@ int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec)
 	sp->vecs = kcalloc(nvec, sizeof(*sp->vecs), GFP_KERNEL);
 	if (!sp->vecs)
 		return -ENOMEM;
-	ret = pci_alloc_irq_vectors(pdev, nvec, nvec, PCI_IRQ_MSIX);
+	now = pci_msix_can_alloc_dyn(pdev) ? 1 : nvec;
+	ret = pci_alloc_irq_vectors(pdev, now, now, PCI_IRQ_MSIX);
 	if (ret < 0) {
 		kfree(sp->vecs);
 		sp->vecs = NULL;
 		return ret;
 	}
 	sp->nvec = nvec;
+	sp->nvec_alloc = now;
 	for (i = 0; i < nvec; i++) {
 		sp->vecs[i].sp = sp;
 		sp->vecs[i].index = i;
@@ -389,15 +435,26 @@ int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec)
 		else
 			snprintf(sp->vecs[i].name, sizeof(sp->vecs[i].name), "vslice[%s]:global",
 				 pci_name(pdev));
-		ret = request_irq(pci_irq_vector(pdev, i), vslice_shim_irq, 0,
-				  sp->vecs[i].name, &sp->vecs[i]);
-		if (ret) {
-			vslice_shim_irqs_free(sp);
-			return ret;
-		}
-		sp->vecs[i].requested = true;
 	}
-	return 0;
+	mutex_lock(&sp->vec_lock);
+	for (i = 0, ret = 0; i < now && !ret; i++)
+		ret = vslice_shim_vec_request(sp, i);
+	mutex_unlock(&sp->vec_lock);
+	if (ret)
+		vslice_shim_irqs_free(sp);
+	return ret;
+}
+
+/* Called from Rust before it programs a context to raise vector @h. */
+int vslice_shim_irq_use(struct vslice_shim_parent *sp, u32 h)
+{
+	int ret = -ENODEV;
+
+	mutex_lock(&sp->vec_lock);
+	if (sp->vecs)
+		ret = h < sp->nvec ? vslice_shim_vec_request(sp, h) : -EINVAL;
+	mutex_unlock(&sp->vec_lock);
+	return ret;
 }
 
 /* ---- instances: VFIO device --------------------------------------------- */
@@ -1691,6 +1748,7 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 	sp->rs = rs;
 	init_rwsem(&sp->rwsem);
 	mutex_init(&sp->inst_lock);
+	mutex_init(&sp->vec_lock);
 	INIT_LIST_HEAD(&sp->instances);
 	INIT_WORK(&sp->fatal_work, vslice_fatal_work);
 	INIT_WORK(&sp->xlate_work, vslice_xlate_work);

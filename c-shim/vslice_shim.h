@@ -159,6 +159,8 @@ int vslice_shim_parent_add(struct pci_dev *pdev,
 			   const struct vslice_rs_parent *rs,
 			   struct vslice_shim_parent **out);
 int vslice_shim_irqs_enable(struct vslice_shim_parent *sp, u32 nvec);
+/* Makes MSI-X vector @h ready to be raised (idempotent; sleeps). */
+int vslice_shim_irq_use(struct vslice_shim_parent *sp, u32 h);
 int vslice_shim_parent_register(struct vslice_shim_parent *sp);
 void vslice_shim_parent_remove(struct vslice_shim_parent *sp);
 /*

@@ -51,7 +51,8 @@
 //!    at our trylock.
 //! 3. quiesce: device reset (all contexts stop, interrupts masked); Gone;
 //!    release the rwsem.
-//! 4. free the IRQs (waits for running handlers), cancel the fatal-error,
+//! 4. free the IRQs (waits for running handlers; a context's vector is
+//!    allocated when the context is first programmed, see the shim), cancel the fatal-error,
 //!    translation and scrub work they may have queued (the scrub work
 //!    starts nothing unless Live, and nothing kicks it once the parent is
 //!    not), remove debugfs (waits for readers), unregister the parent
@@ -70,7 +71,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, CondVar, Mutex,
+        Arc, CondVar, Mutex, SetOnce,
     },
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
@@ -79,6 +80,7 @@ use crate::carve::{self, Alloc, Allocator, Lifecycle, TYPES};
 use crate::dma::{Buffer, Tables};
 use crate::regs::{self, Caps};
 use crate::scrub::{self, Scrubs};
+use crate::shim::ShimVectors;
 use crate::stats;
 
 /// Register BAR.
@@ -132,6 +134,8 @@ pub(crate) struct ParentState {
     fatal_errors: Atomic<u32>,
     /// Non-zero if `REG_ID` read all-ones the last time `health` asked.
     silent: Atomic<u32>,
+    /// The shim's side of the vectors, from the shim parent's creation on.
+    vectors: SetOnce<ShimVectors>,
     _count: stats::Token,
 }
 
@@ -173,6 +177,7 @@ impl ParentState {
                 selftest_dma: [Atomic::new(0), Atomic::new(0), Atomic::new(0)],
                 fatal_errors: Atomic::new(0),
                 silent: Atomic::new(0),
+                vectors: SetOnce::new(),
                 _count: stats::PARENTS.token(),
             }),
             GFP_KERNEL,
@@ -341,6 +346,18 @@ impl ParentState {
         Ok(())
     }
 
+    /// Called once, by the shim parent's creation.
+    pub(crate) fn attach_vectors(&self, v: ShimVectors) {
+        self.vectors.populate(v);
+    }
+
+    /// Context `c`'s MSI-X vector, made ready to be raised (sleeps).
+    pub(crate) fn ctx_vector(&self, c: u32) -> Result<u32> {
+        let h = c + 1;
+        self.vectors.as_ref().ok_or(ENODEV)?.use_vector(h)?;
+        Ok(h)
+    }
+
     /// Programs instance `id`'s contexts: its VRAM slice; with `root`, a
     /// DMA window of every device-virtual address translated through the
     /// instance's tables at that bus address (dma.rs), else no DMA; the
@@ -354,6 +371,7 @@ impl ParentState {
             None => (0, 0, 0),
         };
         for c in a.contexts() {
+            let vector = self.ctx_vector(c)?;
             for (off, v) in [
                 (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
                 (regs::CTX_VRAM_BASE_LO, base as u32),
@@ -368,7 +386,7 @@ impl ParentState {
                 (regs::CTX_DMA_SIZE_LO, window as u32),
                 (regs::CTX_DMA_SIZE_HI, (window >> 32) as u32),
                 (regs::CTX_WEIGHT, crate::vdev::CONTEXT_WEIGHT),
-                (regs::CTX_VECTOR, c + 1),
+                (regs::CTX_VECTOR, vector),
                 (regs::CTX_CONTROL, regs::CTX_CTRL_ENABLE),
             ] {
                 self.ctx_write(c, off, v)?;

@@ -277,6 +277,10 @@ impl ParentState {
         let c = s.block.unit;
         let (base, size) = self.slice(&s.block);
         let whole = s.clear || matches!(s.phase, Phase::Failed);
+        let vector = match self.ctx_vector(c) {
+            Ok(v) => v,
+            Err(e) => return Outcome::Failed(e),
+        };
         let reset = [
             (regs::CTX_CONTROL, regs::CTX_CTRL_RESET),
             (regs::CTX_XLATE_CTRL, 0),
@@ -288,7 +292,7 @@ impl ParentState {
             (regs::CTX_VRAM_BASE_HI, (base >> 32) as u32),
             (regs::CTX_VRAM_SIZE_LO, size as u32),
             (regs::CTX_VRAM_SIZE_HI, (size >> 32) as u32),
-            (regs::CTX_VECTOR, c + 1),
+            (regs::CTX_VECTOR, vector),
             (regs::CTX_CONTROL, regs::CTX_CTRL_ENABLE),
         ];
         let prog = Iterator::chain(reset.iter().filter(|_| whole), slice.iter());

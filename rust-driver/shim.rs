@@ -120,6 +120,31 @@ impl ShimInstance {
     }
 }
 
+/// A parent's C side as the owner of its MSI-X vectors, kept by
+/// `ParentState` to make a context's vector ready before programming it.
+#[derive(Clone, Copy)]
+pub(crate) struct ShimVectors(*mut ffi::vslice_shim_parent);
+
+// SAFETY: `vslice_shim_irq_use` may be called from any thread; it takes the
+// shim's own lock.
+unsafe impl Send for ShimVectors {}
+// SAFETY: as for `Send`; the pointer itself never changes.
+unsafe impl Sync for ShimVectors {}
+
+impl ShimVectors {
+    /// Makes the parent's MSI-X vector `h` ready to be raised: allocated
+    /// and its handler requested (once; the shim keeps it until unbind).
+    /// Sleeps.
+    pub(crate) fn use_vector(self, h: u32) -> Result {
+        // SAFETY: the shim parent is freed only by its device's release,
+        // after `vslice_shim_parent_remove`, by when nothing that programs a
+        // context runs any more (instances removed, self-test excluded by
+        // the rwsem and `Gone`, scrub work cancelled); the call refuses
+        // with ENODEV once unbind freed the vectors.
+        kernel::error::to_result(unsafe { ffi::vslice_shim_irq_use(self.0, h) })
+    }
+}
+
 /// A parent's C side. Dropping it runs the removal protocol (parent.rs).
 pub(crate) struct ShimParent(*mut ffi::vslice_shim_parent);
 
@@ -142,10 +167,12 @@ impl ShimParent {
         // that C releases through `vslice_rs_parent_put` (also on failure);
         // `sp` is a valid out pointer.
         kernel::error::to_result(unsafe { ffi::vslice_shim_parent_add(raw, rs, &mut sp) })?;
+        state.attach_vectors(ShimVectors(sp));
         Ok(ShimParent(sp))
     }
 
-    /// Allocates `nvec` MSI-X vectors with the shim's handler on each.
+    /// Enables MSI-X with `nvec` vectors, each requested with the shim's
+    /// handler now or by [`ShimVectors::use_vector`].
     pub(crate) fn enable_irqs(&self, nvec: u32) -> Result {
         // SAFETY: `self.0` is a live shim parent (type invariant).
         kernel::error::to_result(unsafe { ffi::vslice_shim_irqs_enable(self.0, nvec) })
