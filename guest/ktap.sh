@@ -30,6 +30,8 @@ t() {
 	# Where a suite's time goes (diagnostic only).
 	echo "    # $name: $(($(date +%s) - t0)) s"
 }
+# mark NAME: where the run's time goes (diagnostic only).
+mark() { echo "# uptime $(cut -d' ' -f1 /proc/uptime) s: $1"; }
 ktap_end() {
 	if [ "$ktap_failed" = 0 ] && [ "$ktap_n" = "$ktap_plan" ]; then
 		echo "ok 1 $ktap_suite"

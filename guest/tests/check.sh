@@ -105,12 +105,16 @@ t mtty_instance_create_remove mtty_create_remove
 t mdevctl_lists_mtty_types mdevctl_sees_mtty
 ktap_end
 
+mark lifecycle
 . /guest/tests/lifecycle.sh
 run_lifecycle_suite
+mark faults
 . /guest/tests/faults.sh
 run_faults_suite
+mark vfio
 . /guest/tests/vfio.sh
 run_vfio_suite
+mark vfio_selftests
 # The kernel's own VFIO selftests with our driver (scripts/vfio-selftests.sh
 # built them into /extra).
 if [ -r /extra/vfio-selftests.sh ]; then
@@ -122,11 +126,14 @@ else
 	t vfio_selftests_built sh -c 'echo "no /extra/vfio-selftests.sh: the build failed"; false'
 	ktap_end
 fi
+mark reliability
 . /guest/tests/reliability.sh
 run_reliability_suite
+mark bench_smoke
 . /guest/tests/bench.sh
 run_bench_smoke_suite
 
+mark kunit
 insmod /vslice/kunit/vslice_shim_kunit.ko
 insmod /vslice/kunit/vslice_kunit.ko
 kunit_results vslice_shim
@@ -135,4 +142,5 @@ kunit_results vslice_carve
 kunit_results vslice_vdev
 kunit_results vslice_scrub
 rmmod vslice_kunit vslice_shim_kunit
+mark end
 exit 0

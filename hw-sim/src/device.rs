@@ -1273,12 +1273,18 @@ impl Device {
         };
         let trigger = flags & VFIO_IRQ_SET_ACTION_TRIGGER != 0;
         if trigger && flags & VFIO_IRQ_SET_DATA_EVENTFD != 0 {
-            if fds.len() != count as usize {
+            // An fd of -1 cannot travel over the socket: a client (QEMU)
+            // sends a run of them as the vectors with no fd at all, which
+            // de-assigns them, as -1 does in VFIO's SET_IRQS.
+            if fds.is_empty() {
+                (start..end).for_each(|v| self.irqs[v as usize] = None);
+            } else if fds.len() != count as usize {
                 warn!("set_irqs: {count} vectors but {} fds", fds.len());
                 return Err(std::io::ErrorKind::InvalidInput.into());
-            }
-            for (v, fd) in (start..end).zip(fds) {
-                self.irqs[v as usize] = Some(fd);
+            } else {
+                for (v, fd) in (start..end).zip(fds) {
+                    self.irqs[v as usize] = Some(fd);
+                }
             }
         } else if trigger && flags & VFIO_IRQ_SET_DATA_NONE != 0 {
             if count == 0 {

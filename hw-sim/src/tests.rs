@@ -570,6 +570,26 @@ fn interrupts_follow_mask_and_vector() {
     assert_eq!(count(&e3), 0);
 }
 
+/// QEMU's vfio-user client sends fds of -1 (a vector released, as when
+/// the guest masks it) as a run of vectors with no fd: they are
+/// de-assigned, the others stay.
+#[test]
+fn set_irqs_without_fds_deassigns() {
+    let mut r = Rig::new();
+    r.setup(2, 0, MIB);
+    let (e3, e4) = (eventfd(), eventfd());
+    r.set_irq(3, &e3);
+    r.set_irq(4, &e4);
+    let trig = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    r.b.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 3, 1, vec![]).unwrap();
+    for v in [3, 4] {
+        r.cwr(2, CTX_VECTOR, v);
+        r.submit(2, fill(0x1000, 4, 0));
+        r.run();
+    }
+    assert_eq!((count(&e3), count(&e4)), (0, 1));
+}
+
 #[test]
 fn set_irqs_rejects_bad_requests() {
     let mut r = Rig::new();
