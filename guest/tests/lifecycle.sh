@@ -128,7 +128,7 @@ remove_racing_create() {
 bind_unbind_many_times() {
 	create "$P1" half 10 || return 1
 	i=0
-	while [ $i -lt 8 ]; do
+	while [ $i -lt 4 ]; do
 		echo "$P1" >/sys/bus/pci/drivers/vslice/unbind || return 1
 		[ "$(instances)" = 0 ] || { echo "instance survived unbind"; return 1; }
 		[ ! -e "/sys/class/mdev_bus/$P1" ] || return 1
@@ -141,7 +141,7 @@ bind_unbind_many_times() {
 # Creator/remover loops on P1 while the PCI device itself is removed
 # (echo 1 > remove), then rescanned and rebound, several times.
 pci_remove_under_load() {
-	cycles=${VSLICE_CYCLES:-2}
+	cycles=${VSLICE_CYCLES:-1}
 	c=0
 	while [ $c -lt "$cycles" ]; do
 		for w in 0 1 2; do

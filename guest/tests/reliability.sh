@@ -13,12 +13,12 @@ scenario() {
 }
 
 load_under_pci_remove() {
-	scenario load load --cycles "${VSLICE_CYCLES:-6}" --run-ms "${VSLICE_RUN_MS:-1500}" \
+	scenario load load --cycles "${VSLICE_CYCLES:-4}" --run-ms "${VSLICE_RUN_MS:-1500}" \
 		--seed "${VSLICE_SEED:-1}" --parents 2 --max-seconds "${VSLICE_MAX_SECONDS:-0}"
 }
 
 fuzz_seeded() {
-	scenario fuzz fuzz --seeds "${VSLICE_FUZZ_SEEDS:-1,2,3}" --iterations "${VSLICE_FUZZ_STEPS:-300}"
+	scenario fuzz fuzz --seeds "${VSLICE_FUZZ_SEEDS:-1,2,3}" --iterations "${VSLICE_FUZZ_STEPS:-200}"
 }
 
 fault_injection_create_open_dma_probe() {
