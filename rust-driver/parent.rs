@@ -65,9 +65,10 @@
 //! here sleeps while holding one.
 
 use kernel::{
-    io::Io,
+    io::{Io, IoBackend, IoBase, MmioBackend},
     new_condvar, new_mutex, pci,
     prelude::*,
+    ptr::KnownSize,
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
@@ -231,31 +232,17 @@ impl ParentState {
         self.pdev.resource_start(regs::BAR_VRAM)
     }
 
-    /// Reads or writes `buf` at absolute VRAM offset `at`, in naturally
-    /// aligned pieces. The caller has checked the range against a slice.
+    /// Reads or writes `buf` at absolute VRAM offset `at`: up to 8 bytes in
+    /// naturally aligned pieces (a user's register-sized access), more as
+    /// one block copy. The caller has checked the range against a slice.
     pub(crate) fn vram_rw(&self, at: u64, buf: &mut [u8], write: bool) -> Result {
         let vram = self.vram.try_access().ok_or(ENODEV)?;
+        if buf.len() > 8 {
+            return vram_copy(&vram, at, buf, write);
+        }
         let mut done = 0;
         while done < buf.len() {
             let off = at + done as u64;
-            // Aligned 64-bit words in a tight loop: the bulk of a large
-            // access (a migration stream) goes as fast as the BAR allows.
-            let words = (buf.len() - done) / 8;
-            if off % 8 == 0 && words > 1 {
-                let b = buf.get_mut(done..done + words * 8).ok_or(EINVAL)?;
-                for (i, w) in b.chunks_exact_mut(8).enumerate() {
-                    let o = off as usize + 8 * i;
-                    if write {
-                        let mut v = [0u8; 8];
-                        v.copy_from_slice(w);
-                        vram.try_write64(u64::from_le_bytes(v), o)?;
-                    } else {
-                        w.copy_from_slice(&vram.try_read64(o)?.to_le_bytes());
-                    }
-                }
-                done += words * 8;
-                continue;
-            }
             let n = crate::vdev::piece(off, buf.len() - done);
             let b = buf.get_mut(done..done + n).ok_or(EINVAL)?;
             let o = off as usize;
@@ -837,3 +824,27 @@ pub(crate) enum Irq {
 
 /// Number of instance types.
 pub(crate) const NUM_TYPES: usize = TYPES.len();
+
+/// Copies `buf` to (`write`) or from VRAM at `at` with the kernel's
+/// `memcpy_toio`/`memcpy_fromio` (string moves), not an access per word:
+/// a migration stream carries whole slices through here.
+fn vram_copy(vram: &pci::Bar<'_>, at: u64, buf: &mut [u8], write: bool) -> Result {
+    let view = vram.as_view();
+    let base = MmioBackend::as_ptr(view);
+    let start = usize::try_from(at).map_err(|_| EINVAL)?;
+    start
+        .checked_add(buf.len())
+        .filter(|&end| end <= KnownSize::size(base))
+        .ok_or(EINVAL)?;
+    let part =
+        core::ptr::slice_from_raw_parts_mut(base.cast::<u8>().wrapping_add(start), buf.len());
+    // SAFETY: `part` is `[start, start + buf.len())` of the region `base`
+    // spans, checked above: a projection of `view`.
+    let part = unsafe { MmioBackend::project_view(view, part) };
+    if write {
+        part.copy_from_slice(buf);
+    } else {
+        part.copy_to_slice(buf);
+    }
+    Ok(())
+}
