@@ -52,11 +52,11 @@
 //! 3. quiesce: device reset (all contexts stop, interrupts masked); Gone;
 //!    release the rwsem.
 //! 4. free the IRQs (waits for running handlers; a context's vector is
-//!    allocated when the context is first programmed, see the shim), cancel the fatal-error,
-//!    translation and scrub work they may have queued (the scrub work
-//!    starts nothing unless Live, and nothing kicks it once the parent is
-//!    not), remove debugfs (waits for readers), unregister the parent
-//!    device.
+//!    allocated when the context is first programmed, see the shim),
+//!    cancel the fatal-error, translation and scrub work they may have
+//!    queued (the scrub work starts nothing unless Live, and nothing kicks
+//!    it once the parent is not), remove debugfs (waits for readers),
+//!    unregister the parent device.
 //! 5. Rust drops the driver data; Devres revokes the BARs (waits for
 //!    in-flight MMIO readers, which hold only RCU).
 //!
