@@ -27,7 +27,7 @@ exec 8>>"$VSLICE_CACHE/busy.lock"
 flock -x -n 8 || die "bench: a VM run or kernel build of ours is running (it holds $VSLICE_CACHE/busy.lock; fuser -v shows it): a benchmark beside it measures the two together"
 export VSLICE_BUSY_HELD=1
 stage "build the report tool" cargo build --release --manifest-path "$VSLICE_TOP/Cargo.toml" -p vslice-bench-report
-report=$VSLICE_TOP/target/release/vslice-bench-report
+report=$CARGO_TARGET_DIR/release/vslice-bench-report
 # The perf kernel before the first run, so that no run includes its build.
 "$VSLICE_TOP/scripts/kernel.sh" perf >/dev/null
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cache-prune.sh: deletes cached build roots and kernel trees whose key no
 # longer matches this checkout (old pins, config fragments or kernel
-# patches), unpacked sources no kept tree uses, and all but
-# the newest 20 results directories. Never touches the current ones.
+# patches), unpacked sources no kept tree uses, all but the newest 20
+# results directories, and cargo's output once it is over 8 GiB. Never
+# touches the current ones.
 . "$(dirname "$0")/lib.sh"
 need_root
 keep_root=$(root_dir)
@@ -37,5 +38,12 @@ prune() {
 		rm -rf "$d"
 	done
 	ls -1dt "$VSLICE_WORK"/results/*/ 2>/dev/null | tail -n +21 | xargs -r rm -rf
+	# Cargo's output grows by the workspace's own crates for every clone
+	# path it was built from: dropped whole past 8 GiB (rebuilt on use).
+	if [ -d "$VSLICE_CACHE/cargo" ] &&
+		[ "$(du -s --block-size=1G "$VSLICE_CACHE/cargo" | cut -f1)" -gt 8 ]; then
+		log "removing cargo's output in $VSLICE_CACHE/cargo (over 8 GiB)"
+		rm -rf "$VSLICE_CACHE/cargo"
+	fi
 }
 with_lock build prune

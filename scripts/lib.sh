@@ -19,6 +19,14 @@ VSLICE_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VSLICE_CACHE=${VSLICE_CACHE:-${HOME:-/root}/.cache/vslice}
 VSLICE_WORK=$VSLICE_CACHE/work
 export VSLICE_TOP VSLICE_CACHE VSLICE_WORK
+# Cargo's output lives in the cache, not the work tree, so that a fresh
+# clone (CI) reuses what an earlier one compiled; cargo's fingerprints
+# decide what is stale. The guest tools' static build has its own
+# directory (other flags). One make check or bench per cache at a time:
+# two clones building at once would share the final binaries' paths.
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$VSLICE_CACHE/cargo/host}
+VSLICE_GUEST_TARGET=$VSLICE_CACHE/cargo/guest
+export CARGO_TARGET_DIR VSLICE_GUEST_TARGET
 # The nested-QEMU run's device: more than 128 contexts (an instance's
 # MSI-X table then outgrows the old fixed PBA offset) and more than 4 GiB
 # of VRAM (the whole-device slice takes several scrub passes).

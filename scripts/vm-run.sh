@@ -52,13 +52,13 @@ kdir=$("$VSLICE_TOP/scripts/kernel.sh" "$variant")
 stage "build vslice modules and initramfs ($variant)" \
 	"$VSLICE_TOP/scripts/initramfs.sh" "$variant" "$run/base.cpio.gz"
 stage "build hw-sim" cargo build --release --manifest-path "$VSLICE_TOP/Cargo.toml" -p vslice-hw-sim
-hwsim=$VSLICE_TOP/target/release/vslice-hw-sim
+hwsim=$CARGO_TARGET_DIR/release/vslice-hw-sim
 # The client runs in the guest: a static binary, its own target dir so
 # that the host build's flags and cache stay apart.
 stage "build the client and guest test tools (static)" env RUSTFLAGS='-C target-feature=+crt-static' \
-	CARGO_TARGET_DIR="$VSLICE_TOP/target/guest" cargo build --release \
+	CARGO_TARGET_DIR="$VSLICE_GUEST_TARGET" cargo build --release \
 	--manifest-path "$VSLICE_TOP/Cargo.toml" -p vslice -p vslice-tests --target x86_64-unknown-linux-gnu
-guestbin=$VSLICE_TOP/target/guest/x86_64-unknown-linux-gnu/release
+guestbin=$VSLICE_GUEST_TARGET/x86_64-unknown-linux-gnu/release
 
 # The per-run archive: script, environment, FILES.
 mkdir -p "$run/extra-root/run" "$run/extra-root/extra" "$run/extra-root/usr/bin"
