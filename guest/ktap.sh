@@ -60,5 +60,8 @@ vslice_devices() {
 state_field() { sed -n "s/^$2: //p" "/sys/kernel/debug/vslice/$1/state"; }
 # stats_field FIELD: a field of the driver's debugfs stats file.
 stats_field() { sed -n "s/^$1: //p" /sys/kernel/debug/vslice/stats; }
+# irq_count PATTERN: interrupts taken, over all CPUs, by the vectors whose
+# /proc/interrupts line matches PATTERN (grep).
+irq_count() { grep "$1" /proc/interrupts | awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }'; }
 # pinned_pages: tenant pages the driver holds pinned now.
 pinned_pages() { stats_field pinned_pages; }

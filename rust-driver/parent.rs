@@ -618,10 +618,10 @@ impl ParentState {
         let pdev = &*self.pdev;
         let n = a.contexts().next().ok_or(EINVAL)?;
         let (base, _) = self.slice(a);
-        let vector = n as usize + 1;
         // Programmed like an instance's context, but owned by no instance
         // (id 0), so its interrupts stay the driver's.
         self.program(0, a, None)?;
+        let vector = self.ctx_vector(n)? as usize;
         let jobs = [
             regs::desc_words(
                 regs::OP_FILL,

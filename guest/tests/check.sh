@@ -72,7 +72,7 @@ selftest_job_and_msix() {
 	done
 	# The vectors are real MSI-X interrupts of the guest kernel.
 	grep vslice /proc/interrupts | head -n 20
-	total=$(grep vslice /proc/interrupts | awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }')
+	total=$(irq_count vslice)
 	[ "$total" -ge 1 ] || { echo "no vslice interrupt counted in /proc/interrupts"; return 1; }
 	# Each vector is named after its device and role.
 	for b in $(vslice_devices); do
